@@ -1,0 +1,250 @@
+"""FFmpeg input/output: find the binary, probe a video, read and write frames, copy audio.
+
+Everything goes through ffmpeg-python with argument lists (never a shell string), so paths with spaces,
+quotes or unicode work. ffprobe is not required: the `imageio-ffmpeg` binary ships without it, so
+`probe` reads what `ffmpeg -v verbose` prints.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import ffmpeg
+import numpy as np
+
+
+class MediaError(RuntimeError):
+    """A video or image that cannot be used; the message names the file and the problem."""
+
+
+def ffmpeg_exe() -> str:
+    """System ffmpeg if on PATH (or $ARTIFY_FFMPEG), else the binary from the imageio-ffmpeg wheel."""
+    exe = os.environ.get("ARTIFY_FFMPEG") or shutil.which("ffmpeg")
+    if exe:
+        return exe
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+@dataclass
+class VideoMeta:
+    path: str
+    fps: str  # exact fraction, e.g. "24000/1001"
+    width: int  # display size, after rotation
+    height: int
+    rotation: int  # degrees, as the display matrix says; frames are read already rotated
+    frames: int
+    audio: bool
+    audio_codec: str | None
+    duration: float
+
+    @property
+    def fps_fraction(self) -> Fraction:
+        return Fraction(self.fps)
+
+    def save(self, path) -> None:
+        atomic_write_text(path, json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path) -> "VideoMeta":
+        return cls(**json.loads(Path(path).read_text()))
+
+
+def atomic_write_text(path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def tmp_path(path) -> Path:
+    """A sibling name to write to before renaming into place, keeping the extension for ffmpeg."""
+    path = Path(path)
+    return path.with_name(f".tmp.{path.name}")
+
+
+def _run(args, path) -> str:
+    proc = subprocess.run([ffmpeg_exe(), *args], capture_output=True, text=True, errors="replace")
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+        raise MediaError(f"{path}: ffmpeg failed: {lines[-1] if lines else 'no message'}")
+    return proc.stderr
+
+
+_FRAME_RATE = re.compile(r" fr:(\d+)/(\d+)")
+_STREAM_VIDEO = re.compile(r"Stream #0:(\d+)[^:]*: Video: (\w+).*?, (\d{2,5})x(\d{2,5})")
+_STREAM_AUDIO = re.compile(r"Stream #0:\d+[^:]*: Audio: (\w+)")
+_ROTATION = re.compile(r"rotation of (-?[\d.]+) degrees")
+_FRAME_COUNT = re.compile(r"Output stream #0:0 \(video\): (\d+) frames encoded")
+_DURATION = re.compile(r"Duration: (\d+):(\d+):([\d.]+)")
+
+
+def probe(path) -> VideoMeta:
+    """Exact fps, display size and rotation, frame count and audio presence of a video."""
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(f"{path}: no such file")
+    # Decoding the whole video once gives the true frame count (container counts lie or are missing)
+    # and the filter graph line with the exact frame rate as a fraction.
+    err = _run(["-hide_banner", "-v", "verbose", "-nostats", "-i", str(path), "-map", "0:v:0",
+                "-f", "null", "-"], path) if _has_video(path) else None
+    if err is None:
+        raise MediaError(f"{path}: not a video (no video stream found)")
+    video = _STREAM_VIDEO.search(err)
+    rate = _FRAME_RATE.search(err)
+    counts = _FRAME_COUNT.findall(err)
+    if not (video and rate and counts) or int(counts[-1]) == 0:
+        raise MediaError(f"{path}: could not read frames (corrupt or unsupported video)")
+    width, height = int(video.group(3)), int(video.group(4))
+    rot = _ROTATION.search(err)
+    rotation = int(round(float(rot.group(1)))) % 360 if rot else 0
+    if rotation in (90, 270):
+        width, height = height, width
+    audio = _STREAM_AUDIO.search(err)
+    dur = _DURATION.search(err)
+    duration = int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3)) if dur else 0.0
+    fps = Fraction(int(rate.group(1)), int(rate.group(2)))
+    return VideoMeta(str(path), str(fps) if fps.denominator != 1 else f"{fps.numerator}/1", width, height,
+                     rotation, int(counts[-1]), audio is not None, audio.group(1) if audio else None, duration)
+
+
+def _has_video(path) -> bool:
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True,
+                          errors="replace")
+    if "Invalid data found" in proc.stderr or "could not find codec" in proc.stderr.lower():
+        raise MediaError(f"{path}: corrupt or not a media file")
+    return bool(re.search(r"Stream #0:\d+[^:]*: Video:", proc.stderr))
+
+
+def processing_size(width: int, height: int, size: int) -> tuple[int, int]:
+    """Scale so the long side is `size` (0 = keep), both sides even (yuv420p needs it)."""
+    if size <= 0:
+        size = max(width, height)
+    scale = size / max(width, height)
+    w = max(2, int(round(width * scale / 2)) * 2)
+    h = max(2, int(round(height * scale / 2)) * 2)
+    return w, h
+
+
+def read_frames(path, start: int = 0, count: int | None = None, size: tuple[int, int] | None = None,
+                fps: Fraction | None = None) -> np.ndarray:
+    """Frames [start, start+count) as uint8 RGB (N, H, W, 3), resized to `size` (w, h) when given.
+
+    Seeking uses the frame's timestamp (needs `fps`) and then selects by frame number from there, which is
+    exact for constant-frame-rate video; reading from 0 needs neither.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(f"{path}: no such file")
+    input_args = {}
+    if start > 0:
+        if fps is None:
+            raise ValueError("seeking needs the video's fps")
+        # Seek to half a frame before the wanted one: ffmpeg then starts on exactly that frame.
+        input_args["ss"] = f"{(start - 0.5) / fps:.6f}"
+    stream = ffmpeg.input(str(path), **input_args).video
+    if size is not None:
+        stream = stream.filter("scale", size[0], size[1], flags="bicubic")
+    out_args = {"format": "rawvideo", "pix_fmt": "rgb24"}
+    if count is not None:
+        out_args["frames:v"] = count
+    try:
+        raw, _ = ffmpeg.output(stream, "pipe:", **out_args).run(cmd=ffmpeg_exe(), capture_stdout=True,
+                                                                   capture_stderr=True)
+    except ffmpeg.Error as e:
+        last = e.stderr.decode(errors="replace").strip().splitlines()
+        raise MediaError(f"{path}: ffmpeg could not decode: {last[-1] if last else ''}") from None
+    if size is None:
+        meta = probe(path)
+        size = (meta.width, meta.height)
+    frame_bytes = size[0] * size[1] * 3
+    n = len(raw) // frame_bytes
+    return np.frombuffer(raw[: n * frame_bytes], np.uint8).reshape(n, size[1], size[0], 3)
+
+
+def write_frames_lossless(path, frames: np.ndarray, fps: Fraction) -> None:
+    """FFV1 in Matroska: lossless, compact, exact frame count; written atomically."""
+    _write(path, frames, fps, vcodec="ffv1", pix_fmt="bgr0", extra={"level": 3})
+
+
+def write_frames_h264(path, frames, fps: Fraction, crf: int = 18, audio=None, audio_copy=True,
+                      duration: float | None = None) -> None:
+    """H.264 yuv420p (plays everywhere), optional audio muxed from `audio`; written atomically."""
+    _write(path, frames, fps, vcodec="libx264", pix_fmt="yuv420p",
+           extra={"crf": crf, "preset": "medium", "movflags": "+faststart"}, audio=audio,
+           audio_copy=audio_copy, duration=duration)
+
+
+def _write(path, frames, fps, vcodec, pix_fmt, extra, audio=None, audio_copy=True, duration=None):
+    """`frames` is an array (N, H, W, 3) or an iterable of (H, W, 3) arrays (streamed, never all in memory)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_path(path)
+    it = iter(frames)
+    first = next(it, None)
+    if first is None:
+        raise MediaError(f"{path}: no frames to write")
+    h, w = first.shape[:2]
+    video = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{w}x{h}", framerate=str(fps))
+    streams = [video]
+    out_args = {"vcodec": vcodec, "pix_fmt": pix_fmt, "r": str(fps), **extra}
+    if audio is not None:
+        streams.append(ffmpeg.input(str(audio)).audio)
+        out_args["acodec"] = "copy" if audio_copy else "aac"
+        if not audio_copy:
+            out_args["audio_bitrate"] = "192k"
+        if duration is not None:
+            out_args["t"] = f"{duration:.6f}"
+    proc = (ffmpeg.output(*streams, str(tmp), **out_args).overwrite_output()
+            .run_async(cmd=ffmpeg_exe(), pipe_stdin=True, pipe_stderr=True, quiet=False))
+    import threading
+
+    err_chunks = []
+    reader = threading.Thread(target=lambda: err_chunks.append(proc.stderr.read()), daemon=True)
+    reader.start()
+    try:
+        for frame in _chain(first, it):
+            if frame.shape[:2] != (h, w):
+                raise MediaError(f"{path}: frame size changed from {w}x{h} to {frame.shape[1]}x{frame.shape[0]}")
+            proc.stdin.write(np.ascontiguousarray(frame, dtype=np.uint8).tobytes())
+    except BrokenPipeError:
+        pass
+    finally:
+        proc.stdin.close()
+        rc = proc.wait()
+        reader.join()
+    if rc != 0:
+        tmp.unlink(missing_ok=True)
+        last = b"".join(err_chunks).decode(errors="replace").strip().splitlines()
+        raise MediaError(f"{path}: ffmpeg could not write: {last[-1] if last else ''}")
+    os.replace(tmp, path)
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
+
+
+# Audio codecs that an .mp4 can carry as they are; anything else is re-encoded to AAC.
+MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
+
+
+def extract_audio(video, out) -> str:
+    """Copy the first audio stream into a Matroska audio file (holds any codec); returns its codec."""
+    meta = probe(video)
+    if not meta.audio:
+        raise MediaError(f"{video}: has no audio stream")
+    tmp = tmp_path(out)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    _run(["-hide_banner", "-y", "-i", str(video), "-map", "0:a:0", "-vn", "-c:a", "copy", "-f", "matroska",
+          str(tmp)], video)
+    os.replace(tmp, out)
+    return meta.audio_codec or ""

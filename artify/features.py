@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.resources
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -162,10 +163,10 @@ def gram_distance(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> tor
 
 def to_tensor(frames, device="cpu") -> torch.Tensor:
     """uint8 RGB array (H, W, 3) or (N, H, W, 3) -> float tensor (N, 3, H, W) in [0, 1]."""
-    t = torch.as_tensor(frames)
+    t = torch.from_numpy(np.array(frames, dtype=np.uint8, copy=True))
     if t.dim() == 3:
         t = t[None]
-    return t.permute(0, 3, 1, 2).to(device=device, dtype=torch.float32) / 255.0
+    return t.permute(0, 3, 1, 2).contiguous().to(device=device, dtype=torch.float32) / 255.0
 
 
 def to_uint8(rgb: torch.Tensor):

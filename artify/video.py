@@ -71,7 +71,8 @@ def tmp_path(path) -> Path:
     return path.with_name(f".tmp.{path.name}")
 
 
-def _run(args, path) -> str:
+def run_ffmpeg(args, path) -> str:
+    """Run ffmpeg with an argument list; a failure raises MediaError naming `path`."""
     proc = subprocess.run([ffmpeg_exe(), *args], capture_output=True, text=True, errors="replace")
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
@@ -94,7 +95,7 @@ def probe(path) -> VideoMeta:
         raise MediaError(f"{path}: no such file")
     # Decoding the whole video once gives the true frame count (container counts lie or are missing)
     # and the filter graph line with the exact frame rate as a fraction.
-    err = _run(["-hide_banner", "-v", "verbose", "-nostats", "-i", str(path), "-map", "0:v:0",
+    err = run_ffmpeg(["-hide_banner", "-v", "verbose", "-nostats", "-i", str(path), "-map", "0:v:0",
                 "-f", "null", "-"], path) if _has_video(path) else None
     if err is None:
         raise MediaError(f"{path}: not a video (no video stream found)")
@@ -121,6 +122,8 @@ def _has_video(path) -> bool:
                           errors="replace")
     if "Invalid data found" in proc.stderr or "could not find codec" in proc.stderr.lower():
         raise MediaError(f"{path}: corrupt or not a media file")
+    if re.search(r"Input #0, (image2|\w+_pipe),", proc.stderr):
+        return False  # a still image decodes as a one-frame video; it is not one
     return bool(re.search(r"Stream #0:\d+[^:]*: Video:", proc.stderr))
 
 
@@ -149,10 +152,11 @@ def read_frames(path, start: int = 0, count: int | None = None, size: tuple[int,
         if fps is None:
             raise ValueError("seeking needs the video's fps")
         # Seek to half a frame before the wanted one: ffmpeg then starts on exactly that frame.
-        input_args["ss"] = f"{(start - 0.5) / fps:.6f}"
+        input_args["ss"] = f"{float((start - Fraction(1, 2)) / fps):.6f}"
     stream = ffmpeg.input(str(path), **input_args).video
     if size is not None:
-        stream = stream.filter("scale", size[0], size[1], flags="bicubic")
+        # the same filter chain as extract_chunk, so both give identical pixels
+        stream = stream.filter("scale", size[0], size[1], flags="bicubic").filter("format", "rgb24")
     out_args = {"format": "rawvideo", "pix_fmt": "rgb24"}
     if count is not None:
         out_args["frames:v"] = count
@@ -202,7 +206,7 @@ def _write(path, frames, fps, vcodec, pix_fmt, extra, audio=None, audio_copy=Tru
         if not audio_copy:
             out_args["audio_bitrate"] = "192k"
         if duration is not None:
-            out_args["t"] = f"{duration:.6f}"
+            out_args["t"] = f"{float(duration):.6f}"
     proc = (ffmpeg.output(*streams, str(tmp), **out_args).overwrite_output()
             .run_async(cmd=ffmpeg_exe(), pipe_stdin=True, pipe_stderr=True, quiet=False))
     import threading
@@ -244,7 +248,7 @@ def extract_audio(video, out) -> str:
         raise MediaError(f"{video}: has no audio stream")
     tmp = tmp_path(out)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    _run(["-hide_banner", "-y", "-i", str(video), "-map", "0:a:0", "-vn", "-c:a", "copy", "-f", "matroska",
+    run_ffmpeg(["-hide_banner", "-y", "-i", str(video), "-map", "0:a:0", "-vn", "-c:a", "copy", "-f", "matroska",
           str(tmp)], video)
     os.replace(tmp, out)
     return meta.audio_codec or ""

@@ -1,0 +1,5 @@
+import sys
+
+from artify.cli import main
+
+sys.exit(main())

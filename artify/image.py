@@ -1,0 +1,24 @@
+"""Stylize one picture: `artify image content.jpg style.jpg -o out.png` (no Snakemake needed)."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from artify.features import vgg19
+from artify.stylize import load_image, pick_device
+
+
+def stylize_image(content, style, out, settings: dict, size: int = 512) -> np.ndarray:
+    from artify.methods.gatys import stylize_frames
+
+    torch.manual_seed(settings["seed"])
+    device = pick_device(settings["device"])
+    image = load_image(content, size)
+    h, w = image.shape[:2]
+    image = cv2.resize(image, (w - w % 2, h - h % 2), interpolation=cv2.INTER_AREA)
+    style_image = load_image(style, settings["style_size"])
+    (result,) = stylize_frames(vgg19(device), image[None], np.ones((1, 1)), [style_image], settings, device)
+    if not cv2.imwrite(str(out), cv2.cvtColor(result, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"{out}: could not write the image (unknown extension or unwritable folder)")
+    return result

@@ -1,0 +1,80 @@
+"""The chunk driver: a chunk's frames x the schedule's weights -> the chosen method -> a lossless chunk file."""
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+
+from artify.chunks import read_chunks
+from artify.features import vgg19
+from artify.schedule import StyleSchedule
+from artify.video import MediaError, read_frames, write_frames_lossless
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device: cuda was asked for, but torch sees no CUDA device")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device)
+
+
+def set_threads(threads: int | None) -> None:
+    """Torch threads follow the job's `threads`, so parallel jobs don't fight over cores."""
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def load_image(path, long_side: int | None = None) -> np.ndarray:
+    """An image file as uint8 RGB, optionally resized so its long side is `long_side`."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise MediaError(f"{path}: not a readable image")
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    if long_side:
+        h, w = rgb.shape[:2]
+        scale = long_side / max(h, w)
+        rgb = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return rgb
+
+
+def load_keyframes(keyframes_tsv, keyframe_dir, long_side: int) -> list[np.ndarray]:
+    table = pd.read_csv(keyframes_tsv, sep="\t")
+    return [load_image(Path(keyframe_dir) / name, long_side) for name in table["file"]]
+
+
+def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_tsv, keyframe_dir, out,
+                  settings: dict, fps: Fraction, threads: int | None = None) -> None:
+    """Stylize frames [read_start, stop) of one chunk and write them losslessly to `out`."""
+    set_threads(threads)
+    torch.manual_seed(settings["seed"])
+    device = pick_device(settings["device"])
+    row = read_chunks(chunks_tsv).set_index("chunk").loc[chunk]
+    frames = read_frames(frames_video)
+    if len(frames) != row.stop - row.read_start:
+        raise MediaError(f"{frames_video}: has {len(frames)} frames, chunk {chunk} needs {row.stop - row.read_start}")
+    weights = StyleSchedule.load(schedule_tsv).weights_range(int(row.read_start), int(row.stop))
+    keyframes = load_keyframes(keyframes_tsv, keyframe_dir, settings["style_size"])
+    if weights.shape[1] != len(keyframes):
+        raise ValueError(f"{schedule_tsv}: {weights.shape[1]} styles scheduled but {len(keyframes)} keyframes")
+    method = settings["method"]
+    if method == "gatys":
+        from artify.methods.gatys import stylize_frames
+
+        stylized = stylize_frames(vgg19(device), frames, weights, keyframes, settings, device)
+    else:
+        raise NotImplementedError(f"method {method!r} is not available yet")
+    write_frames_lossless(out, _progress(stylized, len(frames), f"chunk {chunk}"), fps)
+
+
+def _progress(frames, total: int, label: str):
+    from tqdm import tqdm
+
+    # Logs are files, not terminals: one line per frame keeps them readable and shows where a run is.
+    yield from tqdm(frames, total=total, desc=label, unit="frame", mininterval=0, ascii=True,
+                    disable=os.environ.get("ARTIFY_PROGRESS") == "0")

@@ -1,0 +1,99 @@
+"""ffmpeg IO: probing without ffprobe, exact frame access, lossless round trips, clear errors."""
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from artify.chunks import extract_chunk, plan_chunks, write_chunks
+from artify.video import MediaError, extract_audio, probe, processing_size, read_frames, write_frames_lossless
+
+
+def test_probe_real_clip(bunny_clip):
+    meta = probe(bunny_clip)
+    assert (meta.fps, meta.width, meta.height, meta.frames) == ("24/1", 640, 360, 240)
+    assert meta.audio and meta.audio_codec == "aac" and meta.rotation == 0
+
+
+def test_probe_ntsc_rate_and_no_audio(tmp_path):
+    from artify.video import write_frames_h264
+    from tests.conftest import textured_video
+
+    path = tmp_path / "ntsc.mp4"
+    write_frames_h264(path, textured_video(10), Fraction(30000, 1001))
+    meta = probe(path)
+    assert meta.fps == "30000/1001" and meta.frames == 10 and not meta.audio
+
+
+def test_probe_reports_rotation(tmp_path, small_video):
+    from artify.video import ffmpeg_exe
+    import subprocess
+
+    rotated = tmp_path / "rotated.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-display_rotation", "90", "-i", str(small_video), "-c", "copy",
+                    str(rotated)], check=True)
+    meta = probe(rotated)
+    assert meta.rotation in (90, 270) and (meta.width, meta.height) == (64, 96)
+    assert read_frames(rotated, 0, 1).shape == (1, 96, 64, 3)  # frames come out displayed-upright
+
+
+@pytest.mark.parametrize("content", [b"", b"not a video at all" * 100])
+def test_corrupt_or_missing_video_names_the_file(tmp_path, content):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(content)
+    with pytest.raises(MediaError, match="broken.mp4"):
+        probe(bad)
+    with pytest.raises(MediaError, match="nothing.mp4: no such file"):
+        probe(tmp_path / "nothing.mp4")
+
+
+def test_image_is_not_a_video(tmp_path, painting):
+    with pytest.raises(MediaError, match="not a video"):
+        probe(painting)
+
+
+def test_processing_size_is_even_and_keeps_aspect():
+    assert processing_size(640, 360, 256) == (256, 144)
+    assert processing_size(1202, 512, 256) == (256, 110)
+    w, h = processing_size(101, 37, 64)
+    assert w % 2 == 0 and h % 2 == 0
+
+
+def test_lossless_round_trip(tmp_path):
+    frames = np.random.default_rng(0).integers(0, 256, (5, 32, 48, 3), dtype=np.uint8)
+    write_frames_lossless(tmp_path / "x.mkv", frames, Fraction(25))
+    assert np.array_equal(read_frames(tmp_path / "x.mkv"), frames)
+
+
+@pytest.mark.parametrize("clip", ["adain_cutBunny.mp4", "moviepy_big_buck_bunny_0_30.webm", "ccpl_content.avi",
+                                  "moviepy_chaplin.mp4"])
+def test_chunks_concatenate_to_the_full_decode(tmp_path, clip):
+    """Seeking per chunk must give exactly the frames a straight decode gives: no dropped or doubled frame."""
+    from tests.conftest import require_shared
+
+    bunny_clip = require_shared("videos", clip)
+    meta = probe(bunny_clip)
+    size = processing_size(meta.width, meta.height, 128)
+    full = read_frames(bunny_clip, 0, 45, size=size)
+    chunks = plan_chunks(meta.frames, chunk_frames=16, chunk_overlap=3, max_frames=45)
+    write_chunks(chunks, tmp_path / "chunks.tsv")
+    for row in chunks.itertuples():
+        out = tmp_path / f"c{row.chunk}.mkv"
+        assert extract_chunk(bunny_clip, tmp_path / "chunks.tsv", row.chunk, size, Fraction(meta.fps), out) == row.stop - row.read_start
+        got = read_frames(out)
+        assert np.array_equal(got, full[row.read_start: row.stop]), f"chunk {row.chunk}"
+
+
+def test_extract_audio_copies_the_stream(tmp_path, bunny_clip):
+    assert extract_audio(bunny_clip, tmp_path / "a.mka") == "aac"
+    assert (tmp_path / "a.mka").stat().st_size > 10_000
+
+
+def test_extract_audio_without_audio_is_an_error(tmp_path):
+    from artify.video import write_frames_h264
+    from tests.conftest import textured_video
+
+    silent = tmp_path / "silent.mp4"
+    write_frames_h264(silent, textured_video(4), Fraction(24))
+    with pytest.raises(MediaError, match="silent.mp4: has no audio"):
+        extract_audio(silent, tmp_path / "a.mka")
+    assert not (tmp_path / "a.mka").exists()

@@ -1,0 +1,73 @@
+# Loads and validates config + jobs table before any work; helpers that turn a job's settings into
+# each stage's command-line options (so a changed setting reruns exactly the stages that read it).
+import os
+import shlex
+import sys
+
+sys.path.insert(0, workflow.basedir)  # the artify library lives beside the Snakefile
+
+from artify.config import ConfigError, load_jobs, load_schema, validate_config
+from artify.settings import stage_options
+
+_schemas = os.path.join(workflow.basedir, "workflow", "schemas")
+try:
+    validate_config(config, load_schema(os.path.join(_schemas, "config.schema.yaml")), "config")
+    JOBS = load_jobs(
+        config["jobs"],
+        config,
+        load_schema(os.path.join(_schemas, "jobs.schema.yaml")),
+        load_schema(os.path.join(_schemas, "config.schema.yaml")),
+    )
+except ConfigError as e:
+    raise WorkflowError(f"invalid configuration: {e}") from None
+
+# Rules run the library through its command line, with the same Python that runs Snakemake
+# (under --use-conda the rule's env provides python and artify's dependencies instead).
+ARTIFY = "PYTHONPATH={}${{PYTHONPATH:+:$PYTHONPATH}} python -m artify".format(shlex.quote(workflow.basedir))
+
+wildcard_constraints:
+    job="[A-Za-z0-9][A-Za-z0-9_.-]*",
+    chunk="[0-9]+",
+
+
+def job(wildcards):
+    return JOBS[wildcards.job]
+
+
+def options(stage):
+    """params: function giving `stage`'s options for a job, as one shell-quoted string."""
+    return lambda wildcards: shlex.join(stage_options(stage, JOBS[wildcards.job]))
+
+
+def content_video(wildcards):
+    return JOBS[wildcards.job]["content"]
+
+
+def style_source(wildcards):
+    return JOBS[wildcards.job]["style"]
+
+
+def chunk_ids(wildcards):
+    """After the plan_chunks checkpoint: the chunk numbers of a job."""
+    import pandas as pd
+
+    table = pd.read_csv(checkpoints.plan_chunks.get(job=wildcards.job).output[0], sep="\t")
+    return [int(c) for c in table["chunk"]]
+
+
+def stylized_chunks(wildcards):
+    return [f"results/{wildcards.job}/chunks/stylized_{c:04d}.mkv" for c in chunk_ids(wildcards)]
+
+
+def audio_input(wildcards):
+    """The extracted audio, only when the content has audio and the job keeps it."""
+    import json
+
+    meta = json.loads(open(checkpoints.probe.get(job=wildcards.job).output[0]).read())
+    if meta["audio"] and JOBS[wildcards.job]["audio"] != "none":
+        return {"audio": f"results/{wildcards.job}/audio.mka"}
+    return {}
+
+
+def gpu_count(wildcards):
+    return 1 if JOBS[wildcards.job]["device"] in ("auto", "cuda") else 0

@@ -1,0 +1,105 @@
+# Content video in, stylized video out: probe, chunk plan, frame and audio extraction, assembly.
+
+
+checkpoint probe:
+    input:
+        content_video,
+    output:
+        "results/{job}/meta.json",
+    log:
+        "logs/probe/{job}.log",
+    benchmark:
+        "benchmarks/probe/{job}.tsv"
+    conda:
+        "../../envs/video.yaml"
+    resources:
+        mem_mb=500,
+        runtime=10,
+    shell:
+        "{ARTIFY} probe {input:q} -o {output:q} > {log:q} 2>&1"
+
+
+checkpoint plan_chunks:
+    input:
+        "results/{job}/meta.json",
+    output:
+        "results/{job}/chunks.tsv",
+    params:
+        options=options("plan_chunks"),
+    log:
+        "logs/plan_chunks/{job}.log",
+    benchmark:
+        "benchmarks/plan_chunks/{job}.tsv"
+    conda:
+        "../../envs/video.yaml"
+    resources:
+        mem_mb=500,
+        runtime=5,
+    shell:
+        "{ARTIFY} plan-chunks --meta {input:q} -o {output:q} {params.options} > {log:q} 2>&1"
+
+
+rule extract_chunk:
+    input:
+        video=content_video,
+        meta="results/{job}/meta.json",
+        chunks="results/{job}/chunks.tsv",
+    output:
+        temp("results/{job}/chunks/frames_{chunk}.mkv"),
+    params:
+        options=options("extract_chunk"),
+    log:
+        "logs/extract_chunk/{job}_{chunk}.log",
+    benchmark:
+        "benchmarks/extract_chunk/{job}_{chunk}.tsv"
+    conda:
+        "../../envs/video.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "{ARTIFY} extract-chunk {input.video:q} --meta {input.meta:q} --chunks {input.chunks:q}"
+        " --chunk {wildcards.chunk} -o {output:q} {params.options} > {log:q} 2>&1"
+
+
+rule extract_audio:
+    input:
+        content_video,
+    output:
+        "results/{job}/audio.mka",
+    log:
+        "logs/extract_audio/{job}.log",
+    benchmark:
+        "benchmarks/extract_audio/{job}.tsv"
+    conda:
+        "../../envs/video.yaml"
+    resources:
+        mem_mb=500,
+        runtime=10,
+    shell:
+        "{ARTIFY} extract-audio {input:q} -o {output:q} > {log:q} 2>&1"
+
+
+rule assemble:
+    input:
+        unpack(audio_input),
+        stylized=stylized_chunks,
+        meta="results/{job}/meta.json",
+        chunks="results/{job}/chunks.tsv",
+    output:
+        "results/{job}/stylized.mp4",
+    params:
+        options=options("assemble"),
+        audio=lambda wildcards, input: f"--audio-file {shlex.quote(input.audio)}" if "audio" in input.keys() else "",
+    log:
+        "logs/assemble/{job}.log",
+    benchmark:
+        "benchmarks/assemble/{job}.tsv"
+    conda:
+        "../../envs/video.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    shell:
+        "{ARTIFY} assemble {input.stylized:q} --meta {input.meta:q} --chunks {input.chunks:q}"
+        " {params.audio} -o {output:q} {params.options} > {log:q} 2>&1"

@@ -30,7 +30,8 @@ def plan_chunks(n_frames: int, chunk_frames: int = 24, chunk_overlap: int = 4, m
         rows.append({"chunk": i, "read_start": max(0, start - chunk_overlap), "start": start, "stop": stop})
     # A last chunk shorter than the overlap would be all blend: fold it into the one before.
     if len(rows) > 1 and rows[-1]["stop"] - rows[-1]["start"] <= chunk_overlap:
-        rows[-2]["stop"] = rows.pop()["stop"]
+        last = rows.pop()
+        rows[-1]["stop"] = last["stop"]
     return pd.DataFrame(rows, columns=["chunk", "read_start", "start", "stop"])
 
 

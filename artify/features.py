@@ -161,6 +161,24 @@ def gram_distance(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> tor
     return total / len(a)
 
 
+def mix_grams(keyframe_grams: list[dict], weights) -> dict[str, torch.Tensor]:
+    """Target Grams of a frame whose schedule row is `weights` (K,): Σ_k w_k G_k / Σ_k w_k.
+
+    The same mixing the methods use for transitions (a cross-fade of targets, not of pixels). Weights are
+    normalised to sum to 1 so a schedule row that is off by rounding still gives a proper mix.
+    """
+    w = np.asarray(weights, dtype=np.float64).reshape(-1)
+    if len(w) != len(keyframe_grams):
+        raise ValueError(f"{len(w)} weights for {len(keyframe_grams)} keyframes")
+    if (w < 0).any() or not np.isfinite(w).all() or w.sum() <= 0:
+        raise ValueError(f"style weights must be finite, non-negative and not all zero, got {w.tolist()}")
+    w = w / w.sum()
+    out = {}
+    for name in keyframe_grams[0]:
+        out[name] = sum(float(wk) * g[name] for wk, g in zip(w, keyframe_grams) if wk > 0)
+    return out
+
+
 def to_tensor(frames, device="cpu") -> torch.Tensor:
     """uint8 RGB array (H, W, 3) or (N, H, W, 3) -> float tensor (N, 3, H, W) in [0, 1]."""
     t = torch.from_numpy(np.array(frames, dtype=np.uint8, copy=True))

@@ -81,7 +81,7 @@ def run_ffmpeg(args, path) -> str:
 
 
 _FRAME_RATE = re.compile(r" fr:(\d+)/(\d+)")
-_STREAM_VIDEO = re.compile(r"Stream #0:(\d+)[^:]*: Video: (\w+).*?, (\d{2,5})x(\d{2,5})")
+_STREAM_VIDEO = re.compile(r"Stream #0:(\d+)[^:]*: Video: (\w+).*?, (\d+)x(\d+)\b")
 _STREAM_AUDIO = re.compile(r"Stream #0:\d+[^:]*: Audio: (\w+)")
 _ROTATION = re.compile(r"rotation of (-?[\d.]+) degrees")
 _FRAME_COUNT = re.compile(r"Output stream #0:0 \(video\): (\d+) frames encoded")

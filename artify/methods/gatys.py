@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from artify.features import VGG19Features, gram, style_grams, to_tensor, to_uint8
+from artify.features import VGG19Features, gram, mix_grams, style_grams, to_tensor, to_uint8
 
 
 def content_loss(features: dict, targets: dict) -> torch.Tensor:
@@ -24,17 +24,6 @@ def style_loss(features: dict, target_grams: dict) -> torch.Tensor:
 
 def tv_loss(image: torch.Tensor) -> torch.Tensor:
     return (image[..., 1:, :] - image[..., :-1, :]).abs().mean() + (image[..., :, 1:] - image[..., :, :-1]).abs().mean()
-
-
-def mix_grams(keyframe_grams: list[dict], weights) -> dict:
-    """The style target of a frame: the schedule-weighted sum of the keyframes' Gram matrices."""
-    out = {}
-    for w, grams in zip(weights, keyframe_grams):
-        if w == 0:
-            continue
-        for k, g in grams.items():
-            out[k] = out[k] + float(w) * g if k in out else float(w) * g
-    return out
 
 
 def keyframe_grams(model: VGG19Features, keyframes: list[np.ndarray], layers, device) -> list[dict]:

@@ -1,0 +1,205 @@
+"""Optical flow, warping and occlusion masks.
+
+Used by the temporal Gatys loss (warp the previous stylized frame, mask unreliable pixels), the segmenter
+(carry masks along the motion) and the metrics (warping error as Lai et al. 2018 compute it).
+
+Convention everywhere: `flow` is an (H, W, 2) float32 array (x, y displacement in pixels) giving, for each
+pixel x of frame a, where that point is in frame b:  a(x) ≈ b(x + flow(x)). Warping is *backward*:
+`warp(b, flow)(x) = b(x + flow(x))`, which brings b into a's pixel grid. The default flow is OpenCV DIS
+(no weights needed); `raft_flow` uses torchvision RAFT when a user has its weights file.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def _gray(frame: np.ndarray) -> np.ndarray:
+    frame = np.asarray(frame)
+    if frame.dtype != np.uint8:
+        raise TypeError(f"optical flow needs uint8 RGB frames, got {frame.dtype}")
+    if frame.ndim == 2:
+        return np.ascontiguousarray(frame)
+    if frame.ndim != 3 or frame.shape[2] != 3:
+        raise ValueError(f"optical flow needs (H, W, 3) RGB frames, got shape {frame.shape}")
+    return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
+
+
+def dis_flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Flow from frame a to frame b (a(x) ≈ b(x + flow(x))), OpenCV DIS, preset MEDIUM.
+
+    DIS needs no weights, runs in milliseconds on a CPU at our processing sizes, and is accurate enough for
+    consistency masks and metrics; it works on luminance, so RGB uint8 frames are converted to gray here.
+    A fresh DIS object per call keeps this safe to call from several threads. DIS picks its pyramid depth
+    from the frame size: at 128 px wide it tracks motions up to about 16 px, at 512 px about 64 px; larger
+    motions come out wrong and are then flagged by `occlusion_mask`'s consistency check.
+    """
+    ga, gb = _gray(a), _gray(b)
+    if ga.shape != gb.shape:
+        raise ValueError(f"frames differ in size: {ga.shape} vs {gb.shape}")
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    flow = dis.calc(ga, gb, None)
+    return np.ascontiguousarray(flow, dtype=np.float32)
+
+
+def _sample_maps(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    h, w = flow.shape[:2]
+    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return xs + flow[..., 0].astype(np.float32), ys + flow[..., 1].astype(np.float32)
+
+
+def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """Backward warp: out(x) = image(x + flow(x)), bilinear, border replicated (cv2.remap).
+
+    With `flow` = dis_flow(a, b), `warp(b, flow)` is b brought into a's pixel grid, so it can be compared to
+    a pixel by pixel. Works for (H, W), (H, W, C) arrays of any dtype cv2 handles (uint8 stays uint8).
+    Replicating the border (as Lai et al.'s Resample2d clamps coordinates) avoids black bands where the
+    flow points just outside the frame; those pixels are usually masked anyway.
+    """
+    image = np.asarray(image)
+    flow = np.asarray(flow)
+    if flow.ndim != 3 or flow.shape[2] != 2:
+        raise ValueError(f"flow must be (H, W, 2), got {flow.shape}")
+    if image.shape[:2] != flow.shape[:2]:
+        raise ValueError(f"image {image.shape[:2]} and flow {flow.shape[:2]} differ in size")
+    map_x, map_y = _sample_maps(flow)
+    if image.dtype == np.float64:
+        image = image.astype(np.float32)
+    if image.ndim == 3 and image.shape[2] > 4:  # cv2.remap takes at most 4 channels at once
+        return np.stack([warp(image[..., c], flow) for c in range(image.shape[2])], axis=-1)
+    out = cv2.remap(np.ascontiguousarray(image), map_x, map_y, cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_REPLICATE)
+    if image.ndim == 3 and out.ndim == 2:  # cv2 drops a trailing channel axis of size 1
+        out = out[..., None]
+    return out
+
+
+def warp_torch(tensor: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Backward warp in torch, differentiable, on any device: out(x) = tensor(x + flow(x)).
+
+    tensor (N, C, H, W), flow (N, 2, H, W) in pixels (x then y). grid_sample with align_corners=True and
+    border padding samples exactly like `warp` (cv2.remap, bilinear, replicated border), up to cv2's
+    1/32-pixel fixed-point interpolation weights.
+    """
+    if tensor.dim() != 4 or flow.dim() != 4 or flow.shape[1] != 2:
+        raise ValueError(f"need tensor (N,C,H,W) and flow (N,2,H,W), got {tuple(tensor.shape)}, {tuple(flow.shape)}")
+    n, _, h, w = tensor.shape
+    if flow.shape[0] != n or flow.shape[2:] != tensor.shape[2:]:
+        raise ValueError(f"tensor {tuple(tensor.shape)} and flow {tuple(flow.shape)} do not match")
+    flow = flow.to(dtype=tensor.dtype, device=tensor.device)
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=tensor.dtype, device=tensor.device),
+                            torch.arange(w, dtype=tensor.dtype, device=tensor.device), indexing="ij")
+    gx = (xs + flow[:, 0]) * (2.0 / max(w - 1, 1)) - 1.0
+    gy = (ys + flow[:, 1]) * (2.0 / max(h - 1, 1)) - 1.0
+    grid = torch.stack([gx, gy], dim=-1)
+    return F.grid_sample(tensor, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def flow_to_torch(flow: np.ndarray, device="cpu") -> torch.Tensor:
+    """(H, W, 2) or (N, H, W, 2) numpy flow -> (N, 2, H, W) float tensor for `warp_torch`."""
+    t = torch.from_numpy(np.array(flow, dtype=np.float32, copy=True))
+    if t.dim() == 3:
+        t = t[None]
+    return t.permute(0, 3, 1, 2).contiguous().to(device)
+
+
+def occlusion_mask(flow_fwd: np.ndarray, flow_bwd: np.ndarray) -> np.ndarray:
+    """Reliable pixels of frame t (1) versus occluded or motion-boundary pixels (0), float32 (H, W).
+
+    flow_fwd = F (t -> t+1), flow_bwd = B (t+1 -> t). Follows Lai et al. 2018's reference code
+    (fast_blind_video_consistency: compute_flow_occlusion.py calls utils.detect_occlusion(bw_flow, fw_flow),
+    i.e. the check in frame t's grid), itself the check of Ruder et al. 2016:
+      B̃(x) = B(x + F(x))                               (backward flow warped to t by F)
+      occluded       if |B̃ + F|² > 0.01 (|B̃|² + |F|²) + 0.5
+      motion boundary if |∂x F|² + |∂y F|² > 0.01 |F|² + 0.002
+    where the gradients of both flow components are forward differences (0 on the last column/row) and
+    their squares are summed, exactly as the reference's compute_flow_gradients.
+    Where a point has a consistent round trip, F and B̃ cancel; where it is hidden in t+1 (or the flow is
+    wrong), they do not, and the temporal loss or the metric must not compare those pixels.
+    """
+    fwd = np.asarray(flow_fwd, dtype=np.float32)
+    bwd = np.asarray(flow_bwd, dtype=np.float32)
+    if fwd.shape != bwd.shape or fwd.ndim != 3 or fwd.shape[2] != 2:
+        raise ValueError(f"need two (H, W, 2) flows of one size, got {fwd.shape} and {bwd.shape}")
+    bwd_w = warp(bwd, fwd)
+    fb = bwd_w + fwd
+    fb_mag = fb[..., 0] ** 2 + fb[..., 1] ** 2
+    bwd_w_mag = bwd_w[..., 0] ** 2 + bwd_w[..., 1] ** 2
+    fwd_mag = fwd[..., 0] ** 2 + fwd[..., 1] ** 2
+    occluded = fb_mag > 0.01 * (bwd_w_mag + fwd_mag) + 0.5
+
+    grad = np.zeros(fwd.shape[:2], np.float32)
+    for c in range(2):
+        comp = fwd[..., c]
+        du = np.zeros_like(comp)
+        dv = np.zeros_like(comp)
+        du[:, :-1] = comp[:, :-1] - comp[:, 1:]
+        dv[:-1, :] = comp[:-1, :] - comp[1:, :]
+        grad += du ** 2 + dv ** 2
+    boundary = grad > 0.01 * fwd_mag + 0.002
+    return (~(occluded | boundary)).astype(np.float32)
+
+
+def flow_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(forward flow a->b, backward flow b->a, reliable-pixel mask of a) with DIS."""
+    fwd = dis_flow(a, b)
+    bwd = dis_flow(b, a)
+    return fwd, bwd, occlusion_mask(fwd, bwd)
+
+
+_RAFT: dict = {}
+
+
+def load_raft(weights_path, model: str = "small", device="cpu") -> torch.nn.Module:
+    """torchvision RAFT (small or large) with weights from a local file, loaded without pickle."""
+    from torchvision.models.optical_flow import raft_large, raft_small
+
+    path = Path(weights_path)
+    key = (str(path.resolve()), model, str(device))
+    if key in _RAFT:
+        return _RAFT[key]
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: RAFT weights file not found")
+    if model not in ("small", "large"):
+        raise ValueError(f"unknown RAFT model {model!r} (small, large)")
+    net = (raft_small if model == "small" else raft_large)(weights=None, progress=False)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as e:
+        raise ValueError(f"{path}: not a torchvision RAFT-{model} state dict ({str(e).splitlines()[0]})") from None
+    net = net.eval().requires_grad_(False).to(device)
+    _RAFT[key] = net
+    return net
+
+
+def raft_flow(a: np.ndarray, b: np.ndarray, weights_path, model: str = "small", device="cpu",
+              num_flow_updates: int = 12) -> np.ndarray:
+    """Flow a -> b with torchvision RAFT, same convention and shape as `dis_flow`.
+
+    RAFT needs sides divisible by 8 and at least 128 px (its correlation pyramid): frames are padded by
+    edge replication to that and the flow cropped back. Input normalisation is torchvision's ([-1, 1] RGB).
+    """
+    for f in (a, b):
+        if np.asarray(f).dtype != np.uint8 or np.asarray(f).ndim != 3:
+            raise ValueError("raft_flow needs uint8 RGB (H, W, 3) frames")
+    if a.shape != b.shape:
+        raise ValueError(f"frames differ in size: {a.shape} vs {b.shape}")
+    net = load_raft(weights_path, model, device)
+    h, w = a.shape[:2]
+    ph, pw = max(128, h + (-h) % 8) - h, max(128, w + (-w) % 8) - w
+
+    def prep(x):
+        t = torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None].float().to(device) / 127.5 - 1.0
+        return F.pad(t, (0, pw, 0, ph), mode="replicate") if (ph or pw) else t
+
+    with torch.no_grad():
+        flows = net(prep(a), prep(b), num_flow_updates=num_flow_updates)
+    flow = flows[-1][0, :, :h, :w].permute(1, 2, 0).cpu().numpy()
+    return np.ascontiguousarray(flow, dtype=np.float32)

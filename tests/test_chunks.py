@@ -1,0 +1,60 @@
+"""Chunk plans and their assembly: every frame once, overlaps cross-faded, exact counts."""
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from artify.assemble import assembled_frames, blend_overlap
+from artify.chunks import plan_chunks, write_chunks
+from artify.video import write_frames_lossless
+
+
+@pytest.mark.parametrize("n,size,overlap,max_frames", [(240, 24, 4, 0), (10, 4, 1, 0), (100, 24, 4, 50), (5, 24, 4, 0),
+                                                        (26, 24, 4, 0)])
+def test_cores_tile_the_frames_exactly_once(n, size, overlap, max_frames):
+    plan = plan_chunks(n, size, overlap, max_frames)
+    total = min(n, max_frames) if max_frames else n
+    covered = np.concatenate([np.arange(r.start, r.stop) for r in plan.itertuples()])
+    assert np.array_equal(covered, np.arange(total))
+    assert (plan["read_start"] == (plan["start"] - overlap).clip(lower=0)).all()
+    assert ((plan["stop"] - plan["start"]) > overlap).all() or len(plan) == 1
+
+
+def test_bad_plans_are_refused():
+    with pytest.raises(ValueError, match="chunk_overlap"):
+        plan_chunks(100, 4, 4)
+    with pytest.raises(ValueError, match="no frames"):
+        plan_chunks(0, 4, 1)
+
+
+def test_blend_is_a_monotone_cross_fade():
+    a, b = np.zeros((3, 2, 2, 3), np.uint8), np.full((3, 2, 2, 3), 200, np.uint8)
+    mixed = blend_overlap(a, b)[:, 0, 0, 0]
+    assert list(mixed) == sorted(mixed) and 0 < mixed[0] < mixed[-1] < 200
+
+
+def test_assembly_gives_each_frame_once_and_blends_the_overlap(tmp_path):
+    """Chunk i's pixels are all i*50 (their frame's index is irrelevant): the output shows where each came from."""
+    plan = plan_chunks(20, chunk_frames=8, chunk_overlap=2)
+    write_chunks(plan, tmp_path / "chunks.tsv")
+    paths = []
+    for r in plan.itertuples():
+        path = tmp_path / f"s{r.chunk}.mkv"
+        write_frames_lossless(path, np.full((r.stop - r.read_start, 4, 4, 3), r.chunk * 50, np.uint8), Fraction(24))
+        paths.append(path)
+    out = np.stack(list(assembled_frames(tmp_path / "chunks.tsv", paths)))[:, 0, 0, 0]
+    assert len(out) == 20
+    assert list(out[:6]) == [0] * 6 and list(out[8:14]) == [50] * 6 and list(out[16:]) == [100] * 4
+    assert 0 < out[6] < out[7] < 50 and 50 < out[14] < out[15] < 100  # the two overlap frames blend
+
+
+def test_assembly_refuses_a_short_chunk(tmp_path):
+    from artify.video import MediaError
+
+    plan = plan_chunks(10, 5, 1)
+    write_chunks(plan, tmp_path / "chunks.tsv")
+    paths = [tmp_path / f"s{i}.mkv" for i in range(2)]
+    write_frames_lossless(paths[0], np.zeros((5, 4, 4, 3), np.uint8), Fraction(24))
+    write_frames_lossless(paths[1], np.zeros((3, 4, 4, 3), np.uint8), Fraction(24))
+    with pytest.raises(MediaError, match="s1.mkv: has 3 frames, chunk 1 needs 6"):
+        list(assembled_frames(tmp_path / "chunks.tsv", paths))

@@ -1,0 +1,80 @@
+"""Config and jobs-table validation: one clear error naming the file, the row and the field."""
+from pathlib import Path
+
+import pytest
+import yaml
+
+from artify.config import ConfigError, load_jobs, load_schema, validate_config
+from artify.settings import defaults
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG_SCHEMA = load_schema(REPO / "workflow/schemas/config.schema.yaml")
+JOBS_SCHEMA = load_schema(REPO / "workflow/schemas/jobs.schema.yaml")
+
+
+def config():
+    return yaml.safe_load((REPO / "config/config.yaml").read_text())
+
+
+def test_config_yaml_holds_exactly_the_library_defaults():
+    cfg = config()
+    assert {k: v for k, v in cfg.items() if k != "jobs"} == defaults()
+    validate_config(cfg, CONFIG_SCHEMA)
+
+
+def test_every_field_is_explained_in_config_readme():
+    readme = (REPO / "config/README.md").read_text()
+    missing = [k for k in config() if f"`{k}`" not in readme]
+    assert not missing, f"config/README.md does not explain {missing}"
+
+
+def test_schema_covers_every_default():
+    assert set(CONFIG_SCHEMA["properties"]) == set(defaults()) | {"jobs"}
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("size", -3, "field 'size'"),
+    ("method", "picasso", "field 'method'"),
+    ("device", "tpu", "field 'device'"),
+    ("chunk_frames", "many", "field 'chunk_frames'"),
+    ("colour", 1, "colour"),
+])
+def test_bad_config_value_names_the_field(field, value, message):
+    cfg = config()
+    cfg[field] = value
+    with pytest.raises(ConfigError, match=message):
+        validate_config(cfg, CONFIG_SCHEMA, "config/config.yaml")
+
+
+def write_jobs(tmp_path, text):
+    path = tmp_path / "jobs.tsv"
+    path.write_text(text)
+    return path
+
+
+def test_jobs_columns_override_defaults_with_the_right_types(tmp_path):
+    path = write_jobs(tmp_path, "job\tcontent\tstyle\tmethod\tsize\tstyle_weight\n"
+                                "a\tin.mp4\tstyle.jpg\tgatys\t128\t\nb\tin.mp4\tstyle.jpg\tgatys\t\t1e3\n")
+    jobs = load_jobs(path, config(), JOBS_SCHEMA, CONFIG_SCHEMA)
+    assert jobs["a"]["size"] == 128 and jobs["a"]["style_weight"] == defaults()["style_weight"]
+    assert jobs["b"]["size"] == defaults()["size"] and jobs["b"]["style_weight"] == 1000.0
+
+
+@pytest.mark.parametrize("text,message", [
+    ("job\tcontent\tstyle\nok\ta.mp4\tb.jpg\nbad job\ta.mp4\tb.jpg\n", r"row 3: field 'job'"),
+    ("job\tcontent\nx\ta.mp4\n", r"row 2: field 'style'"),
+    ("job\tcontent\tstyle\tsize\nx\ta.mp4\tb.jpg\ttiny\n", r"row 2: field 'size'"),
+    ("job\tcontent\tstyle\tsize\nx\ta.mp4\tb.jpg\t8\n", r"row 2: field 'size'"),
+    ("job\tcontent\tstyle\twhatever\nx\ta.mp4\tb.jpg\t1\n", r"row 2: unknown column 'whatever'"),
+    ("job\tcontent\tstyle\nx\ta.mp4\tb.jpg\nx\tc.mp4\tb.jpg\n", r"row 3: field 'job': duplicate"),
+])
+def test_bad_jobs_row_names_file_row_and_field(tmp_path, text, message):
+    path = write_jobs(tmp_path, text)
+    with pytest.raises(ConfigError, match=message) as err:
+        load_jobs(path, config(), JOBS_SCHEMA, CONFIG_SCHEMA)
+    assert str(path) in str(err.value)
+
+
+def test_missing_jobs_table_names_it(tmp_path):
+    with pytest.raises(ConfigError, match="nope.tsv: jobs table not found"):
+        load_jobs(tmp_path / "nope.tsv", config(), JOBS_SCHEMA, CONFIG_SCHEMA)

@@ -1,0 +1,39 @@
+"""The command line mirrors the library: stages run by hand, bad input gives one line naming the file."""
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+
+from tests.conftest import REPO
+
+
+def artify(*args):
+    return subprocess.run([sys.executable, "-m", "artify", *map(str, args)], capture_output=True, text=True,
+                          cwd=REPO)
+
+
+def test_every_stage_is_a_subcommand():
+    out = artify("--help").stdout
+    for stage in ("probe", "plan-chunks", "extract-chunk", "extract-audio", "detect-scenes", "select-keyframes",
+                  "plan-schedule", "stylize-chunk", "assemble", "evaluate", "image", "demo"):
+        assert stage in out
+
+
+def test_missing_video_is_one_clear_error(tmp_path):
+    proc = artify("probe", tmp_path / "gone.mp4", "-o", tmp_path / "meta.json")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"artify probe: error: {tmp_path / 'gone.mp4'}: no such file"
+    assert not (tmp_path / "meta.json").exists()
+
+
+def test_image_command_stylizes_one_picture(tmp_path, painting):
+    content = tmp_path / "content photo.png"
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(content), cv2.resize(rng.integers(0, 255, (12, 16, 3), dtype=np.uint8), (64, 48)))
+    out = tmp_path / "out.png"
+    proc = artify("image", content, painting, "-o", out, "--size", 64, "--iterations", 20, "--style-size", 64)
+    assert proc.returncode == 0, proc.stderr
+    image = cv2.imread(str(out))
+    assert image.shape == (48, 64, 3)
+    assert np.abs(image.astype(int) - cv2.imread(str(content)).astype(int)).mean() > 5

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CORES ?= all
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: run test bench report clean-results
+.PHONY: run test bench report clean-results slurm-packages
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,14 +14,33 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
-run: $(VENV)/.installed
-	$(BIN)/snakemake --cores $(CORES)
+# The workflow profile sits in workflow/profiles/default (Snakemake only finds profiles/default beside the
+# Snakefile by itself), so the local runs name it.
+SNAKEMAKE := $(BIN)/snakemake --workflow-profile workflow/profiles/default
 
-test: $(VENV)/.installed
+run: $(VENV)/.installed
+	$(SNAKEMAKE) --cores $(CORES)
+
+test: $(VENV)/.installed slurm-packages
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
 
+# tests/test_slurm.py starts a one-node SLURM on localhost from Debian's packages. Installed only where
+# apt-get exists and we are root (CI's fresh Debian machine), only when missing; policy-rc.d keeps apt
+# from starting the packages' system services. Elsewhere a no-op: the test then skips (fails under CI=true).
+SLURM_PACKAGES := slurmctld slurmd slurm-client munge
+slurm-packages:
+	@if [ -x /usr/sbin/slurmctld ] && [ -x /usr/sbin/slurmd ] && [ -x /usr/sbin/munged ] && [ -x /usr/bin/sbatch ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "make: installing $(SLURM_PACKAGES) for tests/test_slurm.py"; \
+	  made_policy=; if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; \
+	    chmod +x /usr/sbin/policy-rc.d; made_policy=1; fi; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    $(SLURM_PACKAGES) >/dev/null; } || echo "make: warning: apt-get could not install $(SLURM_PACKAGES)"; \
+	  if [ -n "$$made_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
+	fi
+
 report: $(VENV)/.installed
-	$(BIN)/snakemake --cores $(CORES) --report results/report.html
+	$(SNAKEMAKE) --cores $(CORES) --report results/report.html
 
 bench: $(VENV)/.installed
 	$(BIN)/python -m artify.bench $(BENCH_ARGS)

@@ -99,13 +99,28 @@ def cmd_plan_schedule(a):
         plot_schedule(a.output, a.plot, float(Fraction(meta.fps)))
 
 
+def cmd_flow_chunk(a):
+    from artify.stylize import flow_chunk
+
+    flow_chunk(a.frames, a.output, S.from_args("flow_chunk", a), threads=a.threads)
+
+
 def cmd_stylize_chunk(a):
     from artify.stylize import stylize_chunk
     from artify.video import VideoMeta
 
     meta = VideoMeta.load(a.meta)
     stylize_chunk(a.frames, a.chunks, a.chunk, a.schedule, a.keyframes, a.keyframe_dir, a.output,
-                  S.from_args("stylize_chunk", a), Fraction(meta.fps), threads=a.threads)
+                  S.from_args("stylize_chunk", a), Fraction(meta.fps), threads=a.threads, flows=a.flows,
+                  previous_chunk=a.previous, decoder=a.decoder)
+
+
+def cmd_train_arbitrary(a):
+    from artify.train_arbitrary import train_arbitrary
+
+    result = train_arbitrary(a.content, a.keyframes, a.keyframe_dir, a.output, S.from_args("train_arbitrary", a),
+                             device=a.device, seed=a.seed, threads=a.threads)
+    print(f"{result['step']} iterations, last loss {result['history'][-1][1]:.4g} -> {a.output}")
 
 
 def cmd_assemble(a):
@@ -120,8 +135,57 @@ def cmd_evaluate(a):
     from artify.evaluate import evaluate_job
 
     metrics = evaluate_job(a.content, a.stylized, a.meta, a.schedule, a.keyframes, a.keyframe_dir, a.output,
-                           a.per_frame, size=a.size, device=a.device)
+                           a.per_frame, size=a.size, device=a.device, stage_times_tsv=a.stage_times)
     print(json.dumps(metrics, indent=2))
+
+
+def cmd_stage_times(a):
+    from artify.chunks import read_chunks
+    from artify.cost import stage_times
+
+    frames = int(read_chunks(a.chunks)["stop"].iloc[-1])
+    print(stage_times(a.benchmarks, frames, a.output).to_string(index=False))
+
+
+def cmd_deflicker(a):
+    from artify.baselines import deflicker_video
+
+    o = S.from_args("deflicker", a)
+    n = deflicker_video(a.video, a.output, size=o["deflicker_size"], mode=o["deflicker_mode"], crf=a.crf)
+    print(f"{n} frames -> {a.output}")
+
+
+def cmd_side_by_side(a):
+    from artify.report import side_by_side
+
+    n = side_by_side(a.content, a.stylized, a.meta, a.schedule, a.keyframes, a.keyframe_dir, a.output)
+    print(f"{n} frames -> {a.output}")
+
+
+def cmd_contact_sheet(a):
+    from artify.report import video_contact_sheet
+
+    o = S.from_args("contact_sheet", a)
+    size = video_contact_sheet(a.content, a.stylized, a.meta, a.output, frames=o["contact_frames"])
+    print(f"{size[0]}x{size[1]} -> {a.output}")
+
+
+def cmd_plot_per_frame(a):
+    from artify.report import plot_per_frame
+    from artify.video import VideoMeta
+
+    tables = dict(item.split("=", 1) if "=" in item else (Path(item).parent.name, item) for item in a.per_frame)
+    plot_per_frame(tables, a.schedule, VideoMeta.load(a.meta).fps, a.output)
+
+
+def cmd_compare(a):
+    from artify.compare import compare
+
+    entries = json.loads(a.entries)
+    for e in entries:
+        e["metrics"] = e.pop("path", e.get("metrics"))
+    compare(entries, a.markdown, a.html, title=a.title)
+    print(Path(a.markdown).read_text())
 
 
 def cmd_image(a):
@@ -184,14 +248,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True)
     p.set_defaults(func=cmd_plan_schedule)
 
+    p = _stage_parser(sub, "flow-chunk", "optical flow and reliable-pixel masks of one chunk (.npz)", "flow_chunk")
+    p.add_argument("frames")
+    p.add_argument("--threads", type=int, default=None, help="OpenCV/torch threads (the job's threads)")
+    p.add_argument("-o", "--output", required=True)
+    p.set_defaults(func=cmd_flow_chunk)
+
     p = _stage_parser(sub, "stylize-chunk", "stylize one chunk's frames (lossless output)", "stylize_chunk")
     p.add_argument("frames")
+    p.add_argument("--flows", help="the chunk's flow file (flow-chunk), for temporal: true")
+    p.add_argument("--previous", help="the previous chunk's stylized file, for chunk_chain: true")
+    p.add_argument("--decoder", help="method arbitrary: the job's trained decoder (train-arbitrary), used when "
+                                     "adain_decoder is empty")
     for name in ("meta", "chunks", "schedule", "keyframes", "keyframe-dir"):
         p.add_argument(f"--{name}", required=True)
     p.add_argument("--chunk", type=int, required=True)
     p.add_argument("--threads", type=int, default=None, help="torch threads (the job's threads)")
     p.add_argument("-o", "--output", required=True)
     p.set_defaults(func=cmd_stylize_chunk)
+
+    p = _stage_parser(sub, "train-arbitrary", "train the arbitrary method's decoder on a job's frames and "
+                      "keyframes (resumable) -> decoder.pth", "train_arbitrary")
+    p.add_argument("--content", required=True, help="the job's content video")
+    p.add_argument("--keyframes", required=True)
+    p.add_argument("--keyframe-dir", required=True)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (the job's threads)")
+    p.add_argument("-o", "--output", required=True)
+    p.set_defaults(func=cmd_train_arbitrary)
 
     p = _stage_parser(sub, "assemble", "join chunks, cross-fade overlaps, mux audio -> H.264 mp4", "assemble")
     p.add_argument("stylized", nargs="+")
@@ -207,8 +292,53 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{name}", required=True)
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--device", default="auto")
+    p.add_argument("--stage-times", help="the job's stage-times TSV: adds seconds per frame and peak memory")
     p.add_argument("-o", "--output", required=True)
     p.set_defaults(func=cmd_evaluate)
+
+    p = _stage_parser(sub, "stage-times", "seconds per frame and peak memory of each stage from Snakemake "
+                      "benchmark files (benchmarks/{rule}/...) -> TSV")
+    p.add_argument("benchmarks", nargs="+")
+    p.add_argument("--chunks", required=True, help="the job's chunks.tsv (gives the number of frames)")
+    p.add_argument("-o", "--output", required=True)
+    p.set_defaults(func=cmd_stage_times)
+
+    p = _stage_parser(sub, "deflicker", "a video through ffmpeg's deflicker filter (the deflicker baseline)",
+                      "deflicker")
+    p.add_argument("video")
+    p.add_argument("--crf", type=int, default=18)
+    p.add_argument("-o", "--output", required=True)
+    p.set_defaults(func=cmd_deflicker)
+
+    p = _stage_parser(sub, "side-by-side", "input | output | current style, with the schedule's weights as a bar")
+    p.add_argument("stylized")
+    for name in ("content", "meta", "schedule", "keyframes", "keyframe-dir"):
+        p.add_argument(f"--{name}", required=True)
+    p.add_argument("-o", "--output", required=True)
+    p.set_defaults(func=cmd_side_by_side)
+
+    p = _stage_parser(sub, "contact-sheet", "evenly spaced frames, input above output -> PNG", "contact_sheet")
+    p.add_argument("stylized")
+    p.add_argument("--content", required=True)
+    p.add_argument("--meta", required=True)
+    p.add_argument("-o", "--output", required=True)
+    p.set_defaults(func=cmd_contact_sheet)
+
+    p = _stage_parser(sub, "plot-per-frame", "warping error, style distance and style weights over time -> PNG")
+    p.add_argument("per_frame", nargs="+", metavar="[LABEL=]PER_FRAME_TSV")
+    p.add_argument("--schedule", required=True)
+    p.add_argument("--meta", required=True)
+    p.add_argument("-o", "--output", required=True)
+    p.set_defaults(func=cmd_plot_per_frame)
+
+    p = _stage_parser(sub, "compare", "one table of the jobs on one content video, with ratios to the baselines")
+    p.add_argument("--entries", required=True,
+                   help='JSON list of {"job", "kind": result|per-frame|deflicker, "path": metrics.json, '
+                        '"perframe", "deflicker", "settings"}')
+    p.add_argument("--title", default="Comparison")
+    p.add_argument("--markdown", required=True)
+    p.add_argument("--html", required=True)
+    p.set_defaults(func=cmd_compare)
 
     p = _stage_parser(sub, "image", "stylize one picture with the gatys method", "stylize_chunk")
     p.add_argument("content")

@@ -203,3 +203,45 @@ def raft_flow(a: np.ndarray, b: np.ndarray, weights_path, model: str = "small", 
         flows = net(prep(a), prep(b), num_flow_updates=num_flow_updates)
     flow = flows[-1][0, :, :h, :w].permute(1, 2, 0).cpu().numpy()
     return np.ascontiguousarray(flow, dtype=np.float32)
+
+
+def backward_flows(frames: np.ndarray, offsets=(1,), method: str = "dis", raft_weights=None) -> dict[str, np.ndarray]:
+    """For every frame t and offset k: the flow t -> t-k and its reliable-pixel mask, on frame t's grid.
+
+    This is what the temporal loss needs: the stylized frame t-k warped by `flow_k[t]` lands on frame t, and
+    `mask_k[t]` (forward-backward consistency + motion boundaries) says where that warp can be trusted.
+    Frames t < k have no predecessor: zero flow and an all-zero mask. Returns float16 flows (they are
+    cached on disk per chunk) and uint8 masks.
+    """
+    def flow(a, b):
+        return raft_flow(a, b, raft_weights) if method == "raft" else dis_flow(a, b)
+
+    if method == "raft" and not raft_weights:
+        raise ValueError("flow method 'raft' needs raft_weights (a local torchvision RAFT weights file)")
+    n, h, w = frames.shape[:3]
+    out = {}
+    for k in offsets:
+        flows = np.zeros((n, h, w, 2), np.float16)
+        masks = np.zeros((n, h, w), np.uint8)
+        for t in range(k, n):
+            to_prev, to_next = flow(frames[t], frames[t - k]), flow(frames[t - k], frames[t])
+            flows[t] = to_prev
+            masks[t] = occlusion_mask(to_prev, to_next) > 0.5
+        out[f"flow_{k}"], out[f"mask_{k}"] = flows, masks
+    return out
+
+
+def save_flows(path, flows: dict[str, np.ndarray]) -> None:
+    """Write atomically (np.savez_compressed picks the name, so write to a temp .npz and rename)."""
+    import os
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp.{path.stem}.npz")
+    np.savez_compressed(tmp, **flows)
+    os.replace(tmp, path)
+
+
+def load_flows(path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}

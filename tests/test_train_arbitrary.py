@@ -1,0 +1,102 @@
+"""Training the arbitrary decoder: losses, a step lowers the loss, a killed run resumes where it stopped."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from artify.methods.arbitrary import ArbitraryNet, PasticheEncoder, adain_decoder, load_decoder
+from artify.train_arbitrary import (TrainingData, losses, make_pairs, sample_batch, state_path, style_loss,
+                                    temporal_loss, train_decoder)
+from tests.conftest import textured_video
+
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return PasticheEncoder()
+
+
+@pytest.fixture(scope="module")
+def data():
+    pairs, flows, masks = make_pairs(textured_video(9, 48, 40, seed=4, speed=2), SIZE)
+    rng = np.random.default_rng(0)
+    styles = [rng.integers(0, 256, (40, 40, 3), dtype=np.uint8),
+              np.repeat(np.repeat(rng.integers(0, 256, (5, 5, 3), dtype=np.uint8), 8, 0), 8, 1)]
+    return TrainingData(pairs, flows, masks, styles)
+
+
+def test_pairs_come_with_backward_flows_and_masks(data):
+    assert data.pairs.shape[1:] == (2, SIZE, 38, 3) and data.pairs.dtype == np.uint8
+    # the texture pans right by 2 px per frame (1.6 px once resized): frame t at x is frame t-1 at x + 1.6
+    reliable = data.masks[0].astype(bool)
+    assert reliable.mean() > 0.5
+    assert np.median(data.flows[0][..., 0][reliable]) == pytest.approx(2.0 * SIZE / 40, abs=0.2)  # resized 40 -> 32
+
+
+def test_losses_vanish_where_they_should():
+    feats = {"relu1_1": torch.rand(2, 4, 6, 6), "relu4_1": torch.rand(2, 4, 3, 3)}
+    assert float(style_loss(feats, feats)) == 0
+    frame = torch.rand(1, 3, 8, 8)
+    gray = (0.299 * frame[:, :1] + 0.587 * frame[:, 1:2] + 0.114 * frame[:, 2:3]).repeat(1, 3, 1, 1)
+    still, mask = torch.zeros(1, 2, 8, 8), torch.ones(1, 1, 8, 8)
+    # output changes exactly as the input's luminance: no temporal penalty; a flicker is penalised
+    assert float(temporal_loss(gray, torch.zeros_like(gray), frame, torch.zeros_like(frame), still, mask)) < 1e-12
+    assert float(temporal_loss(gray + 0.1, gray, frame, frame, still, mask)) == pytest.approx(0.01, rel=1e-4)
+
+
+def test_training_steps_lower_the_loss_on_a_fixed_batch(encoder, data):
+    torch.manual_seed(0)
+    net = ArbitraryNet(encoder, adain_decoder(0.5))
+    batch = sample_batch(data, 2, SIZE, torch.Generator().manual_seed(0), "cpu")
+    optimiser = torch.optim.Adam(net.decoder.parameters(), lr=3e-4)
+    with torch.no_grad():
+        before = losses(net, batch, 10.0, 100.0)
+    for _ in range(6):
+        parts = losses(net, batch, 10.0, 100.0)
+        optimiser.zero_grad()
+        parts["loss"].backward()
+        optimiser.step()
+    with torch.no_grad():
+        after = losses(net, batch, 10.0, 100.0)
+    assert set(parts) == {"loss", "content", "style", "temporal"}
+    assert float(after["loss"]) < 0.95 * float(before["loss"])
+
+
+def test_a_killed_training_resumes_from_its_last_checkpoint(tmp_path, encoder, data):
+    common = dict(iterations=4, size=SIZE, batch=1, lr=1e-3, checkpoint_every=1, width=0.25, progress=False,
+                  encoder=encoder)
+    out = tmp_path / "resumed" / "decoder.pth"
+    first = train_decoder(data, out, stop_after=2, **common)  # as if killed after iteration 2
+    assert first["step"] == 2 and not first["finished"]
+    assert state_path(out).is_file() and not out.exists()
+    second = train_decoder(data, out, **common)
+    assert second["finished"] and second["step"] == 4 and len(second["history"]) == 4
+    assert second["history"][:2] == first["history"]
+    assert (tmp_path / "resumed" / "decoder.pth.loss.tsv").is_file()
+    # the same as a run never interrupted: batches and optimiser state carry over exactly
+    straight = train_decoder(data, tmp_path / "straight" / "decoder.pth", **common)
+    assert straight["history"] == second["history"]
+    a, b = load_decoder(out).state_dict(), load_decoder(tmp_path / "straight" / "decoder.pth").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # asking for more iterations continues from the finished state
+    more = train_decoder(data, out, **common | {"iterations": 5})
+    assert more["step"] == 5 and more["history"][:4] == second["history"]
+
+
+def test_cli_trains_a_decoder_from_a_video_and_keyframes(tmp_path, small_video):
+    import cv2
+
+    from artify.cli import main
+
+    kdir = tmp_path / "keyframes"
+    kdir.mkdir()
+    cv2.imwrite(str(kdir / "k0.png"), np.random.default_rng(1).integers(0, 256, (40, 48, 3), dtype=np.uint8))
+    pd.DataFrame({"file": ["k0.png"]}).to_csv(tmp_path / "keyframes.tsv", sep="\t", index=False)
+    out = tmp_path / "models" / "decoder.pth"
+    assert main(["train-arbitrary", "--content", str(small_video), "--keyframes", str(tmp_path / "keyframes.tsv"),
+                 "--keyframe-dir", str(kdir), "--device", "cpu", "--train-iterations", "2", "--train-size", "32",
+                 "--train-batch", "1", "--train-width", "0.25", "--threads", "1", "-o", str(out)]) == 0
+    decoder = load_decoder(out)
+    assert decoder[1].weight.shape == (64, 512, 3, 3)  # width 0.25 of pytorch-AdaIN's layout
+    assert (tmp_path / "models" / "decoder.pth.loss.png").is_file()

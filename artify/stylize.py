@@ -91,21 +91,35 @@ def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_
     lead = int(row.start - row.read_start)
     if previous_chunk is not None and lead:
         previous = list(read_frames(previous_chunk)[-lead:])
-    model = vgg19(device, settings["vgg_source"], settings["vgg_weights"] or None)
-    method = settings["method"]
-    if method == "gatys":
-        from artify.methods.gatys import stylize_frames
+    def stylized(settings):
+        method = settings["method"]
+        if method == "gatys":
+            from artify.methods.gatys import stylize_frames
 
-        stylized = stylize_frames(model, frames, weights, keyframes, settings, device, flows=flow_data,
+            model = vgg19(device, settings["vgg_source"], settings["vgg_weights"] or None)
+            return stylize_frames(model, frames, weights, keyframes, settings, device, flows=flow_data,
                                   previous=previous)
-    elif method == "arbitrary":  # decoder: the job's trained decoder.pth when no adain_decoder is configured
-        from artify.methods.arbitrary import network_for, stylize_frames as arbitrary_frames
+        if method == "arbitrary":  # decoder: the job's trained decoder.pth when no adain_decoder is configured
+            from artify.methods.arbitrary import network_for, stylize_frames as arbitrary_frames
 
-        stylized = arbitrary_frames(network_for(settings, device, decoder), frames, weights, keyframes, settings,
+            return arbitrary_frames(network_for(settings, device, decoder), frames, weights, keyframes, settings,
                                     device, flows=flow_data, previous=previous)
-    else:
         raise NotImplementedError(f"method {method!r} is not available yet")
-    write_frames_lossless(out, _progress(stylized, len(frames), f"chunk {chunk}"), fps)
+
+    while True:
+        try:
+            write_frames_lossless(out, _progress(stylized(settings), len(frames), f"chunk {chunk}"), fps)
+            return
+        except torch.OutOfMemoryError:
+            # Batched methods retry with half the batch; one frame that does not fit has no smaller unit.
+            batch = int(settings.get("batch_frames", 1))
+            if settings["method"] == "gatys" or batch <= 1:
+                raise RuntimeError(f"{frames_video}: out of GPU memory stylizing chunk {chunk} at "
+                                   f"{frames.shape[2]}x{frames.shape[1]}; lower `size` or use a larger GPU") from None
+            settings = settings | {"batch_frames": batch // 2}
+            print(f"out of GPU memory with batch_frames={batch}; retrying with {batch // 2}", flush=True)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
 
 
 def _progress(frames, total: int, label: str):

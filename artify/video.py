@@ -221,8 +221,17 @@ def _write(path, frames, fps, vcodec, pix_fmt, extra, audio=None, audio_copy=Tru
             proc.stdin.write(np.ascontiguousarray(frame, dtype=np.uint8).tobytes())
     except BrokenPipeError:
         pass
-    finally:
+    except BaseException:
+        # the producer failed (or was interrupted): nothing half-written may look finished
         proc.stdin.close()
+        proc.kill()
+        proc.wait()
+        reader.join()
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        if not proc.stdin.closed:
+            proc.stdin.close()
         rc = proc.wait()
         reader.join()
     if rc != 0:

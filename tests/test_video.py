@@ -97,3 +97,13 @@ def test_extract_audio_without_audio_is_an_error(tmp_path):
     with pytest.raises(MediaError, match="silent.mp4: has no audio"):
         extract_audio(silent, tmp_path / "a.mka")
     assert not (tmp_path / "a.mka").exists()
+
+
+def test_a_failing_producer_leaves_no_file(tmp_path):
+    def frames():
+        yield np.zeros((8, 8, 3), np.uint8)
+        raise RuntimeError("stylization crashed")
+
+    with pytest.raises(RuntimeError, match="crashed"):
+        write_frames_lossless(tmp_path / "out.mkv", frames(), Fraction(24))
+    assert list(tmp_path.iterdir()) == []

@@ -9,6 +9,7 @@ rule flow_chunk:
         temp("results/{job}/chunks/flow_{chunk}.npz"),
     params:
         options=options("flow_chunk"),
+    priority: 2
     threads: 1
     log:
         "logs/flow_chunk/{job}_{chunk}.log",
@@ -51,6 +52,7 @@ rule stylize_chunk:
         extra=lambda wildcards, input: " ".join(
             f"--{name} {shlex.quote(input[name])}" for name in ("flows", "previous", "decoder") if name in input.keys()
         ),
+    priority: 3
     threads: 2
     retries: 2  # a job killed for memory or time comes back with attempt-scaled mem_mb/runtime
     log:

@@ -48,6 +48,9 @@ rule extract_chunk:
         temp("results/{job}/chunks/frames_{chunk}.mkv"),
     params:
         options=options("extract_chunk"),
+    # Lowest of the per-chunk steps: a free core finishes started chunks before decoding new ones, so
+    # temporary frames on disk stay a few chunks' worth, however long the video.
+    priority: 1
     log:
         "logs/extract_chunk/{job}_{chunk}.log",
     benchmark:

@@ -8,6 +8,9 @@ min_version("8.0")
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/video.smk"
@@ -15,10 +18,12 @@ include: "workflow/rules/style.smk"
 include: "workflow/rules/stylize.smk"
 include: "workflow/rules/arbitrary.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     input:
         expand("results/{job}/stylized.mp4", job=JOBS),
         expand("results/{job}/metrics.json", job=JOBS),
+        REPORT_TARGETS,
     default_target: True

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .cost import cost_metrics, read_benchmark, stage_times  # noqa: F401 (the cost keys of metrics.json)
 from .features import (DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, gram_distance, mix_grams, style_grams, to_tensor,
                        vgg19)
 from .flow import dis_flow, occlusion_mask, warp
@@ -44,6 +45,16 @@ def _same(a: np.ndarray, b: np.ndarray, na: str, nb: str) -> None:
                          "at the same size")
 
 
+def _progress(iterable, label: str, unit: str = "pair"):
+    """tqdm into the log (one line per step: logs are files); ARTIFY_PROGRESS=0 silences it."""
+    import os
+
+    from tqdm import tqdm
+
+    return tqdm(iterable, desc=label, unit=unit, mininterval=1.0, ascii=True,
+                disable=os.environ.get("ARTIFY_PROGRESS") == "0")
+
+
 def _float(x) -> float | None:
     """Plain float for JSON; NaN (undefined) becomes None."""
     if x is None:
@@ -64,7 +75,7 @@ def compute_flows(input_frames, interval: int = 1) -> list[tuple[np.ndarray, np.
     if interval < 1:
         raise ValueError(f"interval must be >= 1, got {interval}")
     flows = []
-    for t in range(len(frames) - interval):
+    for t in _progress(range(len(frames) - interval), f"flows (interval {interval})"):
         fwd = dis_flow(frames[t], frames[t + interval])
         bwd = dis_flow(frames[t + interval], frames[t])
         flows.append((fwd, occlusion_mask(fwd, bwd)))
@@ -160,7 +171,7 @@ def frame_grams(frames, device="cpu", model=None, layers=DEFAULT_STYLE_LAYERS) -
     frames = _frames(frames, "frames")
     model = _model(model, device)
     out = []
-    for i in range(0, len(frames), _BATCH):
+    for i in _progress(range(0, len(frames), _BATCH), "Gram matrices", unit="batch"):
         grams = style_grams(model, to_tensor(frames[i:i + _BATCH], device), layers)
         for j in range(len(frames[i:i + _BATCH])):
             out.append({k: v[j:j + 1].detach().cpu() for k, v in grams.items()})
@@ -357,8 +368,12 @@ def evaluate_video(input_frames, output_frames, keyframe_images, schedule_weight
 
 
 def evaluate_job(content, stylized, meta_json, schedule_tsv, keyframes_tsv, keyframe_dir, out_json, per_frame_tsv,
-                 size: int = 256, device: str = "auto") -> dict:
-    """Evaluate a job's stylized video against its content at the processing size -> metrics.json + per-frame TSV."""
+                 size: int = 256, device: str = "auto", stage_times_tsv=None) -> dict:
+    """Evaluate a job's stylized video against its content at the processing size -> metrics.json + per-frame TSV.
+
+    stage_times_tsv (from `stage_times`) adds the cost: seconds_per_frame (all stages), peak_memory_mb and
+    stages (each stage's seconds per frame, seconds, jobs and peak memory).
+    """
     import json
     from fractions import Fraction
 
@@ -375,6 +390,8 @@ def evaluate_job(content, stylized, meta_json, schedule_tsv, keyframes_tsv, keyf
     weights = StyleSchedule.load(schedule_tsv).weights_range(0, len(output))
     keyframes = load_keyframes(keyframes_tsv, keyframe_dir, size)
     metrics, per_frame = evaluate_video(inputs, output, keyframes, weights, device=pick_device(device))
+    if stage_times_tsv is not None:
+        metrics.update(cost_metrics(pd.read_csv(stage_times_tsv, sep="\t")))
     atomic_write_text(per_frame_tsv, per_frame.to_csv(sep="\t", index=False))
     atomic_write_text(out_json, json.dumps(metrics, indent=2) + "\n")
     return metrics

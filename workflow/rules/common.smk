@@ -39,6 +39,15 @@ def described_by(job):
     """The JOBS entry whose content, meta, schedule, keyframes and settings describe an evaluated job."""
     return DEFLICKERED.get(job, job)
 
+
+_PERFRAME_OF = {b["perframe"]: j for j, b in BASELINES.items() if b["perframe"] != j}
+
+
+def baseline_of(job):
+    """The job a `{job}.perframe` baseline was derived from (itself for any other job): what they share,
+    e.g. a trained decoder, is made once, under this name."""
+    return _PERFRAME_OF.get(job, job)
+
 # Rules run the library through its command line, with the Python that runs Snakemake (so its
 # environment's packages), or under --use-conda with the python of the rule's conda env.
 from snakemake.settings.types import DeploymentMethod

@@ -26,6 +26,8 @@ def stage_benchmarks(wildcards):
     if job in DEFLICKERED:
         return stage_benchmarks(SimpleNamespace(job=DEFLICKERED[job])) + [f"benchmarks/deflicker/{job}.tsv"]
     files = [f"benchmarks/{rule}/{job}.tsv" for rule in JOB_STAGES]
+    if "decoder" in stylize_extra_inputs(SimpleNamespace(job=job, chunk="0000")):
+        files.append(f"benchmarks/train_arbitrary/{baseline_of(job)}.tsv")
     if audio_input(wildcards):
         files.append(f"benchmarks/extract_audio/{job}.tsv")
     for rule in CHUNK_STAGES:

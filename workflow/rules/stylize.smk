@@ -32,7 +32,7 @@ def stylize_extra_inputs(wildcards):
     if settings["chunk_chain"] and int(wildcards.chunk) > 0:
         extra["previous"] = f"results/{wildcards.job}/chunks/stylized_{int(wildcards.chunk) - 1:04d}.mkv"
     if settings["method"] == "arbitrary" and not settings["adain_decoder"]:
-        extra["decoder"] = f"resources/models/{wildcards.job}/decoder.pth"  # rule train_arbitrary
+        extra["decoder"] = f"resources/models/{baseline_of(wildcards.job)}/decoder.pth"  # rule train_arbitrary
     return extra
 
 

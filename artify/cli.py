@@ -112,7 +112,15 @@ def cmd_stylize_chunk(a):
     meta = VideoMeta.load(a.meta)
     stylize_chunk(a.frames, a.chunks, a.chunk, a.schedule, a.keyframes, a.keyframe_dir, a.output,
                   S.from_args("stylize_chunk", a), Fraction(meta.fps), threads=a.threads, flows=a.flows,
-                  previous_chunk=a.previous, decoder=a.decoder)
+                  previous_chunk=a.previous, decoder=a.decoder, masks=a.masks)
+
+
+def cmd_segment_chunk(a):
+    from artify.segment import segment_chunk
+    from artify.stylize import pick_device
+
+    o = S.from_args("segment_chunk", a)
+    segment_chunk(a.frames, a.output, o, device=pick_device(a.device), threads=a.threads)
 
 
 def cmd_train_arbitrary(a):
@@ -254,10 +262,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True)
     p.set_defaults(func=cmd_flow_chunk)
 
+    p = _stage_parser(sub, "segment-chunk", "foreground masks of one chunk, stable in time (.npz)", "segment_chunk")
+    p.add_argument("frames")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (SAM)")
+    p.add_argument("--threads", type=int, default=None, help="torch/OpenCV threads (the job's threads)")
+    p.add_argument("-o", "--output", required=True)
+    p.set_defaults(func=cmd_segment_chunk)
+
     p = _stage_parser(sub, "stylize-chunk", "stylize one chunk's frames (lossless output)", "stylize_chunk")
     p.add_argument("frames")
     p.add_argument("--flows", help="the chunk's flow file (flow-chunk), for temporal: true")
     p.add_argument("--previous", help="the previous chunk's stylized file, for chunk_chain: true")
+    p.add_argument("--masks", help="method segmented: the chunk's masks (segment-chunk)")
     p.add_argument("--decoder", help="method arbitrary: the job's trained decoder (train-arbitrary), used when "
                                      "adain_decoder is empty")
     for name in ("meta", "chunks", "schedule", "keyframes", "keyframe-dir"):

@@ -144,6 +144,34 @@ class ReportSettings:
     contact_frames: int = _f(8, "evenly spaced frames on a job's contact sheet (input above, output below)")
 
 
+@dataclass(frozen=True)
+class SegmentSettings:
+    segmenter: str = _f("auto", "auto (SAM when sam_checkpoint is set, else motion), sam, or motion (offline, no weights)",
+                        ["auto", "sam", "motion"])
+    sam_model_type: str = _f("vit_b", "Segment Anything model type", ["vit_h", "vit_l", "vit_b"])
+    sam_checkpoint: str = _f("", "path or URL of a SAM checkpoint (fetched to resources/models/)")
+    sam_checkpoint_sha256: str = _f("", "SHA-256 the checkpoint must have; empty = not checked")
+    sam_every: int = _f(8, "run SAM on every N-th frame; masks are carried by the flow to the frames between")
+    sam_point: str = _f("", "point prompt 'x,y' as fractions of the frame; empty = automatic subject")
+    sam_box: str = _f("", "box prompt 'x0,y0,x1,y1' as fractions of the frame (wins over the point)")
+    sam_subject: str = _f("centre", "automatic subject rule: centre (large, stable, central) or motion",
+                          ["centre", "motion"])
+    sam_points_per_side: int = _f(32, "grid of SAM's automatic mask generator")
+    motion_every: int = _f(1, "run the offline motion segmenter on every N-th frame, carried between")
+    mask_momentum: float = _f(0.6, "mask stabilisation along the flow; 0 = off (above 0.5 steadies hard masks)")
+
+
+@dataclass(frozen=True)
+class SegmentedSettings:
+    merge_mode: str = _f("feather", "how stylized regions merge", ["hard", "feather", "blur", "resize"])
+    feather_px: float = _f(6.0, "edge softness in pixels (every mode except hard)")
+    blur_px: float = _f(9.0, "blur of the other region in blur mode")
+    inpaint: bool = _f(False, "inpaint the subject out of the background before stylizing it")
+    foreground_strength: float = _f(1.0, "0 = content, 1 = fully stylized foreground")
+    background_strength: float = _f(1.0, "0 = content, 1 = fully stylized background")
+    background_style: str = _f("", "an image giving the background its own style; empty = the keyframe schedule")
+
+
 # Which settings each stage reads (and so which changes rerun it).
 STAGES = {
     "plan_chunks": (FrameRange, ChunkSettings),
@@ -152,7 +180,8 @@ STAGES = {
     "select_keyframes": (KeyframeSettings,),
     "plan_schedule": (FrameRange, ScheduleSettings),
     "flow_chunk": (FlowSettings,),
-    "stylize_chunk": (StylizeSettings, ArbitrarySettings),
+    "segment_chunk": (SegmentSettings,),
+    "stylize_chunk": (StylizeSettings, ArbitrarySettings, SegmentedSettings),
     "train_arbitrary": (ArbitraryTrainSettings,),
     "assemble": (AssembleSettings,),
     "baselines": (BaselineSettings,),  # read by the workflow (common.smk): adds the baseline jobs

@@ -60,12 +60,13 @@ def flow_chunk(frames_video, out, settings: dict, threads: int | None = None) ->
 
 def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_tsv, keyframe_dir, out,
                   settings: dict, fps: Fraction, threads: int | None = None, flows=None,
-                  previous_chunk=None, decoder=None) -> None:
+                  previous_chunk=None, decoder=None, masks=None) -> None:
     """Stylize frames [read_start, stop) of one chunk and write them losslessly to `out`.
 
     flows: the chunk's flow file (`flow_chunk`), needed when settings["temporal"] is true.
     previous_chunk: the previous chunk's stylized file; with settings["chunk_chain"] this chunk's overlap
     frames are taken from it and stylization continues from them.
+    masks: method segmented: the chunk's foreground masks (`segment_chunk`).
     decoder: method arbitrary: the job's trained decoder.pth (rule train_arbitrary), when adain_decoder is empty.
     """
     set_threads(threads)
@@ -99,6 +100,16 @@ def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_
             model = vgg19(device, settings["vgg_source"], settings["vgg_weights"] or None)
             return stylize_frames(model, frames, weights, keyframes, settings, device, flows=flow_data,
                                   previous=previous)
+        if method == "segmented":
+            from artify.methods import segmented
+            from artify.segment import load_masks
+
+            if masks is None:
+                raise ValueError("method segmented needs the chunk's masks (--masks)")
+            model = vgg19(device, settings["vgg_source"], settings["vgg_weights"] or None)
+            return segmented.stylize_frames(model, frames, weights, keyframes, settings, device, load_masks(masks),
+                                            background_keyframes=segmented.background_keyframes(
+                                                settings, settings["style_size"]), flows=flow_data)
         if method == "arbitrary":  # decoder: the job's trained decoder.pth when no adain_decoder is configured
             from artify.methods.arbitrary import network_for, stylize_frames as arbitrary_frames
 

@@ -165,3 +165,22 @@ def test_missing_content_video_is_named(tmp_path, painting):
     proc = snakemake(tmp_path, check=False)
     assert proc.returncode != 0
     assert "no such clip.mp4" in proc.stdout + proc.stderr
+
+
+def test_segmented_and_arbitrary_methods_run_through_the_pipeline(tmp_path):
+    """The other two methods, wired the same way: masks per chunk for segmented, a trained decoder for arbitrary."""
+    from artify.video import probe
+
+    content = require_shared("videos", "moviepy_chaplin.mp4")
+    style = require_shared("styles", "wave.jpg")
+    tiny = {"max_frames": 6, "size": 64, "chunk_frames": 3, "chunk_overlap": 1, "iterations": 5,
+            "warm_iterations": 3, "train_iterations": 4, "train_size": 64, "train_batch": 2}
+    header = ["job", "content", "style", "method", *tiny]
+    rows = [[job, str(content), str(style), job, *map(str, tiny.values())] for job in ("segmented", "arbitrary")]
+    (tmp_path / "jobs.tsv").write_text("\n".join("\t".join(r) for r in [header, *rows]) + "\n")
+    snakemake(tmp_path, "results/segmented/stylized.mp4", "results/arbitrary/stylized.mp4")
+    for job in ("segmented", "arbitrary"):
+        meta = probe(tmp_path / f"results/{job}/stylized.mp4")
+        assert meta.frames == 6 and meta.audio
+    assert len(list((tmp_path / "logs/segment_chunk").iterdir())) == 2
+    assert (tmp_path / "resources/models/arbitrary/decoder.pth").exists()

@@ -14,7 +14,7 @@ def evaluated_content(wildcards):
 
 # The rules whose benchmark files make up a job's cost: once per job, and once per chunk.
 JOB_STAGES = ["probe", "plan_chunks", "detect_scenes", "select_keyframes", "plan_schedule", "assemble"]
-CHUNK_STAGES = ["extract_chunk", "flow_chunk", "stylize_chunk"]
+CHUNK_STAGES = ["extract_chunk", "flow_chunk", "segment_chunk", "stylize_chunk"]
 
 
 def stage_benchmarks(wildcards):
@@ -32,6 +32,8 @@ def stage_benchmarks(wildcards):
         files.append(f"benchmarks/extract_audio/{job}.tsv")
     for rule in CHUNK_STAGES:
         if rule == "flow_chunk" and not JOBS[job]["temporal"]:
+            continue
+        if rule == "segment_chunk" and JOBS[job]["method"] != "segmented":
             continue
         files += [f"benchmarks/{rule}/{job}_{c:04d}.tsv" for c in chunk_ids(wildcards)]
     return files

@@ -24,6 +24,31 @@ rule flow_chunk:
         "{ARTIFY} flow-chunk {input:q} --threads {threads} -o {output:q} {params.options} > {log:q} 2>&1"
 
 
+rule segment_chunk:
+    input:
+        "results/{job}/chunks/frames_{chunk}.mkv",
+    output:
+        temp("results/{job}/chunks/masks_{chunk}.npz"),
+    params:
+        options=options("segment_chunk"),
+        device=lambda wildcards: JOBS[wildcards.job]["device"],
+    priority: 2
+    threads: 1
+    log:
+        "logs/segment_chunk/{job}_{chunk}.log",
+    benchmark:
+        "benchmarks/segment_chunk/{job}_{chunk}.tsv"
+    conda:
+        "../../envs/stylize.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: 3000 * attempt,
+        runtime=lambda wildcards, attempt: 60 * attempt,
+        gpu=lambda wildcards: 1 if JOBS[wildcards.job]["sam_checkpoint"] and JOBS[wildcards.job]["device"] != "cpu" else 0,
+    shell:
+        "{ARTIFY} segment-chunk {input:q} --device {params.device} --threads {threads} -o {output:q}"
+        " {params.options} > {log:q} 2>&1"
+
+
 def stylize_extra_inputs(wildcards):
     """Flows when the job is temporal; the previous chunk's result when chunks are chained."""
     extra, settings = {}, JOBS[wildcards.job]
@@ -31,6 +56,8 @@ def stylize_extra_inputs(wildcards):
         extra["flows"] = f"results/{wildcards.job}/chunks/flow_{wildcards.chunk}.npz"
     if settings["chunk_chain"] and int(wildcards.chunk) > 0:
         extra["previous"] = f"results/{wildcards.job}/chunks/stylized_{int(wildcards.chunk) - 1:04d}.mkv"
+    if settings["method"] == "segmented":
+        extra["masks"] = f"results/{wildcards.job}/chunks/masks_{wildcards.chunk}.npz"
     if settings["method"] == "arbitrary" and not settings["adain_decoder"]:
         extra["decoder"] = f"resources/models/{baseline_of(wildcards.job)}/decoder.pth"  # rule train_arbitrary
     return extra
@@ -50,7 +77,7 @@ rule stylize_chunk:
     params:
         options=options("stylize_chunk"),
         extra=lambda wildcards, input: " ".join(
-            f"--{name} {shlex.quote(input[name])}" for name in ("flows", "previous", "decoder") if name in input.keys()
+            f"--{name} {shlex.quote(input[name])}" for name in ("flows", "previous", "decoder", "masks") if name in input.keys()
         ),
     priority: 3
     threads: 2

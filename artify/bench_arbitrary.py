@@ -27,7 +27,7 @@ from artify.features import mix_grams, to_tensor, vgg19
 from artify.flow import backward_flows
 from artify.methods.arbitrary import load_network, mean_std, stylize_frames
 from artify.settings import defaults
-from artify.stylize import load_image
+from artify.video import load_image
 from artify.train_arbitrary import load_images, make_pairs, plot_history, train_decoder, TrainingData
 from artify.video import probe, processing_size, read_frames
 

@@ -24,7 +24,7 @@ from artify.features import mix_grams, vgg19
 from artify.flow import backward_flows
 from artify.methods.gatys import stylize_frames
 from artify.settings import defaults
-from artify.stylize import load_image
+from artify.video import load_image
 from artify.video import probe, processing_size, read_frames, run_ffmpeg, write_frames_lossless
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"

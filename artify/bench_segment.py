@@ -125,7 +125,7 @@ def measure_stylize(name: str, frames: np.ndarray, truth: np.ndarray, iterations
     from artify.methods import gatys, segmented
     from artify.segment import segment_frames
     from artify.settings import defaults
-    from artify.stylize import load_image
+    from artify.video import load_image
 
     settings = defaults() | {"iterations": iterations, "warm_iterations": warm_iterations, "temporal": True}
     style = load_image(DATA / "styles" / "starry_night.jpg", settings["style_size"])

@@ -6,7 +6,8 @@ import numpy as np
 import torch
 
 from artify.features import vgg19
-from artify.stylize import load_image, pick_device
+from artify.stylize import pick_device
+from artify.video import load_image
 
 
 def stylize_image(content, style, out, settings: dict, size: int = 512) -> np.ndarray:

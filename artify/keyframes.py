@@ -33,7 +33,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from .features import gram_distance, style_grams, to_tensor, vgg19
 from .scenes import load_scenes, source_kind, style_images
-from .video import MediaError, atomic_write_text, probe, processing_size, read_frames, tmp_path
+from .video import MediaError, atomic_write_text, load_image, probe, processing_size, read_frames, tmp_path
 
 KEYFRAME_COLUMNS = ["keyframe", "file", "source_frame", "time", "scene", "scenes", "duration_frames",
                     "distance_to_next"]
@@ -210,22 +210,10 @@ def _image_groups(source: Path, scenes_tsv: Path, scenes: pd.DataFrame, size: in
                          f"(scenes of another source?)")
     groups = []
     for i, p in enumerate(paths):
-        image = load_image(p, MAX_KEYFRAME_SIDE)
+        image = load_image(p, MAX_KEYFRAME_SIDE, enlarge=False)
         grams = _grams(resize_long_side(image, size)[None], model, device)
         groups.append(StyleGroup(Candidate(i, i, 0.0, image, grams), [i], 1, 1))
     return groups
-
-
-def load_image(path, max_side: int) -> np.ndarray:
-    """An image as uint8 RGB, EXIF rotation applied, long side capped at max_side."""
-    try:
-        with Image.open(path) as im:
-            rgb = ImageOps.exif_transpose(im).convert("RGB")
-    except (OSError, ValueError) as e:
-        raise MediaError(f"{path}: not a readable image ({e})") from None
-    if max(rgb.size) > max_side:
-        rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-    return np.asarray(rgb)
 
 
 # --- shared ---------------------------------------------------------------------------------------------
@@ -335,7 +323,7 @@ def contact_sheet(keyframes_tsv, keyframe_dir, out_png, thumb_width: int = 256, 
     thumbs = []
     for row in table.itertuples():
         path = Path(keyframe_dir) / row.file
-        image = Image.fromarray(load_image(path, MAX_KEYFRAME_SIDE))
+        image = Image.fromarray(load_image(path, MAX_KEYFRAME_SIDE, enlarge=False))
         thumb_h = max(1, round(image.height * thumb_width / image.width))
         thumbs.append((image.resize((thumb_width, thumb_h), Image.Resampling.LANCZOS),
                        f"#{row.keyframe}  {row.time:.2f} s  scenes {row.scenes}"))

@@ -13,7 +13,7 @@ import torch
 from artify.chunks import read_chunks
 from artify.features import vgg19
 from artify.schedule import StyleSchedule
-from artify.video import MediaError, read_frames, write_frames_lossless
+from artify.video import MediaError, load_image, read_frames, write_frames_lossless
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -28,19 +28,6 @@ def set_threads(threads: int | None) -> None:
     """Torch threads follow the job's `threads`, so parallel jobs don't fight over cores."""
     if threads:
         torch.set_num_threads(threads)
-
-
-def load_image(path, long_side: int | None = None) -> np.ndarray:
-    """An image file as uint8 RGB, optionally resized so its long side is `long_side`."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise MediaError(f"{path}: not a readable image")
-    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    if long_side:
-        h, w = rgb.shape[:2]
-        scale = long_side / max(h, w)
-        rgb = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    return rgb
 
 
 def load_keyframes(keyframes_tsv, keyframe_dir, long_side: int) -> list[np.ndarray]:

@@ -91,7 +91,7 @@ def make_pairs(frames: np.ndarray, size: int, step: int = 1) -> tuple[np.ndarray
 
 
 def load_images(folders, size: int, limit: int = 2000) -> list[np.ndarray]:
-    from artify.stylize import load_image
+    from artify.video import load_image
 
     out = []
     for folder in folders:

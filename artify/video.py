@@ -261,3 +261,22 @@ def extract_audio(video, out) -> str:
           str(tmp)], video)
     os.replace(tmp, out)
     return meta.audio_codec or ""
+
+
+def load_image(path, long_side: int | None = None, enlarge: bool = True) -> np.ndarray:
+    """An image file as uint8 RGB (EXIF rotation applied), resized so its long side is `long_side`
+    (only ever shrunk when `enlarge` is false)."""
+    import cv2
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(path) as im:
+            rgb = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    except (OSError, ValueError) as e:
+        raise MediaError(f"{path}: not a readable image ({e})") from None
+    h, w = rgb.shape[:2]
+    if long_side and (enlarge or max(h, w) > long_side):
+        scale = long_side / max(h, w)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    return rgb

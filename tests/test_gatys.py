@@ -67,7 +67,7 @@ def test_stylize_frames_is_deterministic_and_follows_the_schedule():
 def test_temporal_terms_make_video_steadier_than_per_frame(bunny_clip, painting):
     from artify.evaluate import warping_error
     from artify.flow import backward_flows
-    from artify.stylize import load_image
+    from artify.video import load_image
     from artify.video import read_frames
 
     model = vgg19()

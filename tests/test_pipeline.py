@@ -61,7 +61,7 @@ def run(tmp_path_factory):
 def test_output_has_the_inputs_frames_fps_audio_and_is_stylized(run):
     from artify.evaluate import keyframe_grams, style_distance
     from artify.features import mix_grams
-    from artify.stylize import load_image
+    from artify.video import load_image
     from artify.video import probe, read_frames
 
     workdir, content, style = run

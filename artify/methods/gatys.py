@@ -22,7 +22,7 @@ def content_loss(features: dict, targets: dict) -> torch.Tensor:
 
 
 def style_loss(features: dict, target_grams: dict) -> torch.Tensor:
-    return sum(F.mse_loss(gram(features[k]), target_grams[k]) for k in target_grams) / len(target_grams)
+    return sum(F.mse_loss(gram(features[k]), target_grams[k]) for k in target_grams) / max(1, len(target_grams))
 
 
 def tv_loss(image: torch.Tensor) -> torch.Tensor:

@@ -124,17 +124,12 @@ def background_keyframes(settings: dict, long_side: int | None = None) -> list[n
     path = settings.get("background_style", "")
     if not path:
         return None
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        from artify.video import MediaError
+    from artify.video import MediaError, load_image
 
-        raise MediaError(f"{path}: background_style is not a readable image")
-    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    if long_side:
-        h, w = rgb.shape[:2]
-        scale = long_side / max(h, w)
-        rgb = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    return [rgb]
+    try:
+        return [load_image(path, long_side)]
+    except MediaError as e:
+        raise MediaError(f"{path}: background_style is not a readable image") from e
 
 
 def _region_flows(inputs: np.ndarray, flows: dict | None) -> dict | None:

@@ -307,7 +307,7 @@ def evaluate_video(input_frames, output_frames, keyframe_images, schedule_weight
     short, long = intervals
     model = _model(model, device)
 
-    warp_out, warp_in, per_short = {}, {}, {}
+    warp_out, warp_in, per_short, per_long = {}, {}, {}, {}
     flows_short = None
     for key, interval in (("short", short), ("long", long)):
         if n <= interval:
@@ -319,16 +319,15 @@ def evaluate_video(input_frames, output_frames, keyframe_images, schedule_weight
         m_out, e_out = warping_error(out, interval=interval, flows=flows)
         m_in, e_in = warping_error(inp, interval=interval, flows=flows)
         warp_out[key], warp_in[key] = _float(m_out), _float(m_in)
-        if key == "short":
-            per_short = {"out": e_out, "in": e_in}
+        (per_short if key == "short" else per_long).update({"out": e_out, "in": e_in})
 
     if n >= 2:
         f1 = flows_short if short == 1 and flows_short is not None else compute_flows(inp, 1)
         flick_out, flick_pairs = flicker(out, inp, flicker_threshold, flows=f1)
-        flick_in, _ = flicker(inp, inp, flicker_threshold, flows=f1)
+        flick_in, flick_in_pairs = flicker(inp, inp, flicker_threshold, flows=f1)
     else:
         flick_out = flick_in = float("nan")
-        flick_pairs = np.array([])
+        flick_pairs = flick_in_pairs = np.array([])
 
     kgrams = keyframe_grams(keyframe_images, size=inp.shape[1:3], device=device, model=model)
     targets = [mix_grams(kgrams, w) for w in weights]
@@ -352,6 +351,9 @@ def evaluate_video(input_frames, output_frames, keyframe_images, schedule_weight
         "content_distance": cd,
         "ssim": ss,
         "flicker": by_frame(flick_pairs, 1),
+        "warp_error_long": by_frame(per_long.get("out", []), long),
+        "warp_error_input_long": by_frame(per_long.get("in", []), long),
+        "flicker_input": by_frame(flick_in_pairs, 1),
     })
     metrics = {
         "warp_error": warp_out,
@@ -367,8 +369,55 @@ def evaluate_video(input_frames, output_frames, keyframe_images, schedule_weight
     return metrics, per_frame
 
 
+LONG = 10  # the long-range interval; a window must hold it
+
+
+def evaluate_frames(read_output, read_input, n: int, weights, keyframe_images, device="cpu",
+                    window: int = 240, intervals=(1, LONG)) -> pd.DataFrame:
+    """Per-frame metrics of a whole video, `window` frames in memory at a time.
+
+    Each window also reads the `max(intervals)` frames before it, so every pair (t - k, t) it reports lies
+    inside it; its rows for those lead-in frames are dropped (the window before reported them). The table
+    is therefore the same as evaluating the whole video at once, while memory follows `window`, not length.
+    read_output(start, count) / read_input(start, count, (w, h)) return uint8 RGB frames.
+    """
+    lead = max(intervals)
+    model = _model(None, device)
+    tables = []
+    for begin in range(0, n, window):
+        start = max(0, begin - lead)
+        out = read_output(start, min(begin + window, n) - start)
+        inp = read_input(start, len(out), (out.shape[2], out.shape[1]))
+        if len(inp) != len(out):
+            raise ValueError(f"the content gave {len(inp)} frames from frame {start}, the output {len(out)}")
+        _, table = evaluate_video(inp, out, keyframe_images, weights[start:start + len(out)], device=device,
+                                  intervals=intervals, model=model)
+        table["frame"] += start
+        tables.append(table[table["frame"] >= begin])
+    return pd.concat(tables, ignore_index=True)
+
+
+def metrics_from_frames(per_frame: pd.DataFrame) -> dict:
+    """metrics.json's quality keys: means over the per-frame table (pairs: NaN where undefined)."""
+    def mean(column):
+        values = per_frame[column].to_numpy(dtype=np.float64)
+        return _float(np.nanmean(values)) if np.isfinite(values).any() else None
+
+    return {
+        "warp_error": {"short": mean("warp_error_short"), "long": mean("warp_error_long")},
+        "warp_error_input": {"short": mean("warp_error_input_short"), "long": mean("warp_error_input_long")},
+        "style_distance": mean("style_distance"),
+        "style_distance_input": mean("style_distance_input"),
+        "content_distance": mean("content_distance"),
+        "ssim": mean("ssim"),
+        "flicker": mean("flicker"),
+        "flicker_input": mean("flicker_input"),
+        "frames": int(len(per_frame)),
+    }
+
+
 def evaluate_job(content, stylized, meta_json, schedule_tsv, keyframes_tsv, keyframe_dir, out_json, per_frame_tsv,
-                 size: int = 256, device: str = "auto", stage_times_tsv=None) -> dict:
+                 size: int = 256, device: str = "auto", stage_times_tsv=None, window: int = 240) -> dict:
     """Evaluate a job's stylized video against its content at the processing size -> metrics.json + per-frame TSV.
 
     stage_times_tsv (from `stage_times`) adds the cost: seconds_per_frame (all stages), peak_memory_mb and
@@ -379,17 +428,17 @@ def evaluate_job(content, stylized, meta_json, schedule_tsv, keyframes_tsv, keyf
 
     from .schedule import StyleSchedule
     from .stylize import load_keyframes, pick_device
-    from .video import VideoMeta, atomic_write_text, read_frames
+    from .video import VideoMeta, atomic_write_text, probe, read_frames
 
     meta = VideoMeta.load(meta_json)
-    output = read_frames(stylized)
-    h, w = output.shape[1:3]
-    inputs = read_frames(content, 0, len(output), size=(w, h), fps=Fraction(meta.fps))
-    if len(inputs) != len(output):
-        raise ValueError(f"{stylized}: {len(output)} frames but {content} gave {len(inputs)}")
-    weights = StyleSchedule.load(schedule_tsv).weights_range(0, len(output))
-    keyframes = load_keyframes(keyframes_tsv, keyframe_dir, size)
-    metrics, per_frame = evaluate_video(inputs, output, keyframes, weights, device=pick_device(device))
+    fps = Fraction(meta.fps)
+    n = probe(stylized).frames
+    per_frame = evaluate_frames(
+        lambda start, count: read_frames(stylized, start, count, fps=fps),
+        lambda start, count, size: read_frames(content, start, count, size=size, fps=fps),
+        n, StyleSchedule.load(schedule_tsv).weights_range(0, n), load_keyframes(keyframes_tsv, keyframe_dir, size),
+        device=pick_device(device), window=window)
+    metrics = metrics_from_frames(per_frame)
     if stage_times_tsv is not None:
         metrics.update(cost_metrics(pd.read_csv(stage_times_tsv, sep="\t")))
     atomic_write_text(per_frame_tsv, per_frame.to_csv(sep="\t", index=False))

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -220,7 +221,8 @@ def test_evaluate_video_keys_and_columns():
     assert metrics["warp_error"]["short"] > 10 * metrics["warp_error_input"]["short"]
     assert metrics["ssim"] < 1 and metrics["content_distance"] > 0
     assert list(per_frame.columns) == ["frame", "warp_error_short", "warp_error_input_short", "style_distance",
-                                       "style_distance_input", "content_distance", "ssim", "flicker"]
+                                       "style_distance_input", "content_distance", "ssim", "flicker", "warp_error_long",
+                                       "warp_error_input_long", "flicker_input"]
     assert len(per_frame) == 12 and np.isnan(per_frame["warp_error_short"][0])
     assert per_frame["warp_error_short"][1:].notna().all()
     assert per_frame["warp_error_short"][1:].mean() == pytest.approx(metrics["warp_error"]["short"])
@@ -264,3 +266,29 @@ def test_sintel_input_warping_error_small_and_flicker_scores_higher():
     worse, _ = warping_error(flickering, flows=flows)
     assert worse > 5 * floor and worse > floor + 1e-3, (floor, worse)
     assert flicker(flickering, frames, flows=flows)[0] > 3 * flicker(frames, frames, flows=flows)[0]
+
+
+def test_windowed_evaluation_equals_the_whole_clip():
+    """Memory follows the window, not the video's length, and the numbers do not change."""
+    from artify.evaluate import evaluate_frames, evaluate_video, metrics_from_frames
+    from tests.conftest import textured_video
+
+    rng = np.random.default_rng(1)
+    inp = textured_video(26, 64, 48, speed=1)
+    out = np.clip(inp.astype(int) + rng.integers(-20, 20, (26, 1, 1, 3)), 0, 255).astype(np.uint8)
+    style = [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)]
+    weights = np.ones((26, 1))
+    whole_metrics, whole = evaluate_video(inp, out, style, weights)
+    windowed = evaluate_frames(lambda s, c: out[s:s + c], lambda s, c, size: inp[s:s + c], 26, weights, style,
+                               window=7)
+    assert list(windowed["frame"]) == list(range(26))
+    pd.testing.assert_frame_equal(windowed[whole.columns], whole, rtol=1e-5)
+    metrics = metrics_from_frames(windowed)
+    def same(a, b):  # None: undefined in both (e.g. flicker of a clip with no static pixel)
+        return a is None and b is None or a == pytest.approx(b, rel=1e-5)
+
+    for key in ("style_distance", "content_distance", "ssim", "flicker", "flicker_input"):
+        assert same(metrics[key], whole_metrics[key]), key
+    for key in ("warp_error", "warp_error_input"):
+        for span in ("short", "long"):
+            assert metrics[key][span] is not None and same(metrics[key][span], whole_metrics[key][span]), key

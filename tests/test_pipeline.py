@@ -184,3 +184,24 @@ def test_segmented_and_arbitrary_methods_run_through_the_pipeline(tmp_path):
         assert meta.frames == 6 and meta.audio
     assert len(list((tmp_path / "logs/segment_chunk").iterdir())) == 2
     assert (tmp_path / "resources/models/arbitrary/decoder.pth").exists()
+
+
+def test_temporary_frames_stay_a_few_chunks_however_many_chunks(tmp_path):
+    """Priorities make free cores finish started chunks before decoding new ones: peak temp disk follows
+    the jobs in flight, not the video's length."""
+    content = require_shared("videos", "adain_cutBunny.mp4")
+    style = require_shared("styles", "wave.jpg")
+    write_jobs(tmp_path, content, style, max_frames=30, size=48, chunk_frames=3, chunk_overlap=1, iterations=3,
+               warm_iterations=2)
+    cmd = [str(Path(sys.executable).with_name("snakemake")), "-s", str(REPO / "Snakefile"), "--directory",
+           str(tmp_path), "--configfile", str(REPO / "config/config.yaml"), "--config", f"jobs={tmp_path / 'jobs.tsv'}",
+           "--cores", "2", "results/tiny/stylized.mp4"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    chunks, peak = tmp_path / "results/tiny/chunks", 0
+    while proc.poll() is None:
+        if chunks.exists():
+            peak = max(peak, len(list(chunks.glob("frames_*.mkv"))))
+        time.sleep(0.1)
+    assert proc.returncode == 0
+    assert len(list(chunks.glob("stylized_*.mkv"))) == 10
+    assert 1 <= peak <= 4, peak

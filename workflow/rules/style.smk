@@ -8,6 +8,8 @@ rule detect_scenes:
         "results/{job}/scenes.tsv",
     params:
         options=options("detect_scenes"),
+    # Every chunk's stylization waits on the style branch: run it before per-chunk work.
+    priority: 4
     log:
         "logs/detect_scenes/{job}.log",
     benchmark:
@@ -36,6 +38,8 @@ rule select_keyframes:
         ),
     params:
         options=options("select_keyframes"),
+    # Every chunk's stylization waits on the style branch: run it before per-chunk work.
+    priority: 4
     log:
         "logs/select_keyframes/{job}.log",
     benchmark:
@@ -64,6 +68,8 @@ rule plan_schedule:
         ),
     params:
         options=options("plan_schedule"),
+    # Every chunk's stylization waits on the style branch: run it before per-chunk work.
+    priority: 4
     log:
         "logs/plan_schedule/{job}.log",
     benchmark:

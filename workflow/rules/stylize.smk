@@ -80,7 +80,9 @@ rule stylize_chunk:
             f"--{name} {shlex.quote(input[name])}" for name in ("flows", "previous", "decoder", "masks") if name in input.keys()
         ),
     priority: 3
-    threads: 2
+    # One thread per chunk job: chunks scale across cores better than torch threads within one, and a
+    # one-core job can always take a free core ahead of new extractions (see the priorities).
+    threads: 1
     retries: 2  # a job killed for memory or time comes back with attempt-scaled mem_mb/runtime
     log:
         "logs/stylize_chunk/{job}_{chunk}.log",

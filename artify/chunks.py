@@ -3,70 +3,153 @@
 Chunk i owns the core frames [start, stop). It is stylized from `read_start = start - overlap` so that
 assemble can cross-fade the overlap with the previous chunk's last frames: a boundary is then a
 short blend, not a jump.
+
+Chunks are grouped into extraction spans: one ffmpeg decode per span writes the frames of all its
+chunks. Decoding can only start at a keyframe, so extracting chunk by chunk would decode each chunk from
+the keyframe before it — up to a whole GOP (often 250 frames) thrown away for every 24-frame chunk. A
+span starts at a chunk boundary near a keyframe where it can, and is at most `span_frames` long, so
+the frames on disk stay bounded by the span size, not the video's length.
 """
 from __future__ import annotations
 
+import csv
 import os
+import shutil
+import subprocess
 from fractions import Fraction
 from pathlib import Path
+from typing import NamedTuple
 
-import pandas as pd
+from artify.video import MediaError, atomic_write_text, ffmpeg_exe
 
-from artify.video import MediaError, atomic_write_text, probe, run_ffmpeg, tmp_path
+FIELDS = ("chunk", "read_start", "start", "stop", "span")
 
 
-def plan_chunks(n_frames: int, chunk_frames: int = 24, chunk_overlap: int = 4, max_frames: int = 0) -> pd.DataFrame:
-    """Frame ranges of every chunk: columns chunk, read_start, start, stop (stop exclusive)."""
+class Chunk(NamedTuple):
+    chunk: int
+    read_start: int  # first frame read (start - overlap, or 0)
+    start: int  # first core frame
+    stop: int  # one past the last core frame
+    span: int  # the extraction span holding this chunk's frames
+
+
+def plan_chunks(n_frames: int, chunk_frames: int = 24, chunk_overlap: int = 4, max_frames: int = 0,
+                span_frames: int = 480, keyframes: list[int] | None = None) -> list[Chunk]:
+    """Frame ranges of every chunk, and the extraction span of each.
+
+    A span decodes at most `span_frames` frames (0 = the whole video in one). Where it must end is
+    chosen to start the next one just after a keyframe: among the chunk boundaries that leave it between
+    half and all of `span_frames` long, the last whose read_start has a keyframe less than a chunk
+    before it; failing that, the last boundary that fits. (Without keyframes, spans are simply full.)
+    """
     if chunk_frames < 2:
         raise ValueError(f"chunk_frames must be at least 2, got {chunk_frames}")
     if not 0 <= chunk_overlap < chunk_frames:
         raise ValueError(f"chunk_overlap must be in [0, chunk_frames), got {chunk_overlap}")
+    if span_frames < 0:
+        raise ValueError(f"span_frames must be 0 or more, got {span_frames}")
     total = min(n_frames, max_frames) if max_frames > 0 else n_frames
     if total <= 0:
         raise ValueError("the content video has no frames to process")
-    rows = []
-    for i, start in enumerate(range(0, total, chunk_frames)):
-        stop = min(start + chunk_frames, total)
-        rows.append({"chunk": i, "read_start": max(0, start - chunk_overlap), "start": start, "stop": stop})
+    ranges = [[max(0, start - chunk_overlap), start, min(start + chunk_frames, total)]
+              for start in range(0, total, chunk_frames)]
     # A last chunk shorter than the overlap would be all blend: fold it into the one before.
-    if len(rows) > 1 and rows[-1]["stop"] - rows[-1]["start"] <= chunk_overlap:
-        last = rows.pop()
-        rows[-1]["stop"] = last["stop"]
-    return pd.DataFrame(rows, columns=["chunk", "read_start", "start", "stop"])
+    if len(ranges) > 1 and ranges[-1][2] - ranges[-1][1] <= chunk_overlap:
+        last = ranges.pop()
+        ranges[-1][2] = last[2]
+    keys = sorted(keyframes or [])
+
+    def near_key(frame):
+        return any(frame - chunk_frames < k <= frame for k in keys)
+
+    span_of, first = [0] * len(ranges), 0
+    while first < len(ranges):
+        s, limit = ranges[first][0], span_frames or total
+        # breaking before chunk i leaves this span ranges[i-1] stop - s frames long
+        fits = [i for i in range(first + 1, len(ranges)) if ranges[i - 1][2] - s <= limit]
+        if ranges[-1][2] - s <= limit:
+            end = len(ranges)
+        else:
+            keyed = [i for i in fits if ranges[i - 1][2] - s >= limit / 2 and near_key(ranges[i][0])]
+            end = keyed[-1] if keyed else (fits[-1] if fits else first + 1)
+        for i in range(first, end):
+            span_of[i] = span_of[first - 1] + 1 if first else 0
+        first = end
+    return [Chunk(i, *r, span_of[i]) for i, r in enumerate(ranges)]
 
 
-def write_chunks(chunks: pd.DataFrame, path) -> None:
-    atomic_write_text(path, chunks.to_csv(sep="\t", index=False))
+def write_chunks(chunks: list[Chunk], path) -> None:
+    lines = ["\t".join(FIELDS)] + ["\t".join(str(v) for v in c) for c in chunks]
+    atomic_write_text(path, "\n".join(lines) + "\n")
 
 
-def read_chunks(path) -> pd.DataFrame:
-    return pd.read_csv(path, sep="\t")
+def read_chunks(path) -> list[Chunk]:
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    if not rows or set(FIELDS) - set(rows[0]):
+        raise ValueError(f"{path}: not a chunk plan (columns {', '.join(FIELDS)})")
+    return [Chunk(*(int(r[k]) for k in FIELDS)) for r in rows]
 
 
-def extract_chunk(video, chunks_tsv, chunk: int, size: tuple[int, int], fps: Fraction, out) -> int:
-    """Decode one chunk's frames [read_start, stop) at the processing size into a lossless FFV1 file.
+def chunk_frames_path(span_dir, chunk: int) -> Path:
+    """Where extract_frames puts a chunk's frames inside its span's folder."""
+    return Path(span_dir) / f"{chunk:04d}.npy"
 
-    ffmpeg transcodes directly (no frames through Python). Seeking to half a frame before read_start
-    makes the first frame exactly read_start for constant-frame-rate video; the count is checked after.
+
+def extract_frames(video, chunks_tsv, span: int, size: tuple[int, int], fps: Fraction, out_dir) -> int:
+    """Decode one span's frames once, at the processing size, into one .npy file per chunk (uint8 RGB,
+    overlaps repeated), in the folder `out_dir`; returns the number of frames decoded.
+
+    ffmpeg scales and converts; Python only appends each raw frame to the files of the chunks that show it,
+    so memory stays at one frame. Seeking to half a frame before the first frame makes it exactly that frame for
+    constant-frame-rate video; the count is checked, and the folder appears only when complete.
     """
-    row = read_chunks(chunks_tsv).set_index("chunk").loc[chunk]
-    n = int(row.stop - row.read_start)
-    tmp = tmp_path(out)
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    args = ["-hide_banner", "-nostdin", "-y"]
-    if row.read_start > 0:
-        args += ["-ss", f"{float((int(row.read_start) - Fraction(1, 2)) / fps):.6f}"]
-    args += ["-i", str(video), "-map", "0:v:0", "-frames:v", str(n), "-vf",
-             f"setpts=PTS-STARTPTS,scale={size[0]}:{size[1]}:flags=bicubic,format=rgb24",
+    import numpy as np
+
+    chunks = [c for c in read_chunks(chunks_tsv) if c.span == span]
+    if not chunks:
+        raise ValueError(f"{chunks_tsv}: no span {span}")
+    first, stop = chunks[0].read_start, chunks[-1].stop
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(f".tmp.{out_dir.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error"]
+    if first > 0:
+        args += ["-ss", f"{float((first - Fraction(1, 2)) / fps):.6f}"]
+    args += ["-i", str(video), "-map", "0:v:0", "-frames:v", str(stop - first), "-vf",
+             f"scale={size[0]}:{size[1]}:flags=bicubic,format=rgb24",
              # passthrough: never duplicate or drop a frame to fit a rate (the seek leaves a half-frame offset)
-             "-fps_mode", "passthrough", "-c:v", "ffv1", "-level", "3", "-pix_fmt", "bgr0", "-f", "matroska", str(tmp)]
+             "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
+    w, h = size
+    frame_bytes = w * h * 3
+    got = 0
+    files = {}
     try:
-        run_ffmpeg(args, video)
-        got = probe(tmp).frames
-        if got != n:
-            raise MediaError(f"{video}: chunk {chunk} should have {n} frames from frame {row.read_start}, got {got}")
+        for c in chunks:  # .npy files written front to back: a header, then the frames as they come
+            files[c.chunk] = open(chunk_frames_path(tmp, c.chunk), "wb")
+            np.lib.format.write_array_header_1_0(files[c.chunk], {
+                "descr": "|u1", "fortran_order": False, "shape": (c.stop - c.read_start, h, w, 3)})
+        with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+            while len(raw := proc.stdout.read(frame_bytes)) == frame_bytes:
+                index = first + got
+                for c in chunks:
+                    if c.read_start <= index < c.stop:
+                        files[c.chunk].write(raw)
+                got += 1
+            err = proc.stderr.read().decode(errors="replace").strip().splitlines()
+        for f in files.values():
+            f.close()
+        if proc.returncode != 0:
+            raise MediaError(f"{video}: ffmpeg could not decode: {err[-1] if err else 'no message'}")
+        if got != stop - first:
+            raise MediaError(f"{video}: span {span} should have {stop - first} frames from frame {first}, "
+                             f"got {got}")
+        shutil.rmtree(out_dir, ignore_errors=True)
+        os.replace(tmp, out_dir)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        for f in files.values():
+            f.close()
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
-    os.replace(tmp, out)
-    return n
+    return got

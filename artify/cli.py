@@ -32,7 +32,7 @@ def cmd_probe(a):
 
     meta = probe(a.video)
     meta.save(a.output)
-    print(json.dumps(meta.__dict__))
+    print(json.dumps({**meta.__dict__, "keyframes": len(meta.keyframes)}))
 
 
 def cmd_plan_chunks(a):
@@ -40,9 +40,11 @@ def cmd_plan_chunks(a):
     from artify.video import VideoMeta
 
     o = S.from_args("plan_chunks", a)
-    chunks = plan_chunks(VideoMeta.load(a.meta).frames, o["chunk_frames"], o["chunk_overlap"], o["max_frames"])
+    meta = VideoMeta.load(a.meta)
+    chunks = plan_chunks(meta.frames, o["chunk_frames"], o["chunk_overlap"], o["max_frames"], o["span_frames"],
+                         meta.keyframes)
     write_chunks(chunks, a.output)
-    print(f"{len(chunks)} chunks over {chunks['stop'].iloc[-1]} frames")
+    print(f"{len(chunks)} chunks over {chunks[-1].stop} frames, in {chunks[-1].span + 1} extraction spans")
 
 
 def _size(meta, size: int):
@@ -51,12 +53,13 @@ def _size(meta, size: int):
     return processing_size(meta.width, meta.height, size)
 
 
-def cmd_extract_chunk(a):
-    from artify.chunks import extract_chunk
+def cmd_extract_frames(a):
+    from artify.chunks import extract_frames
     from artify.video import VideoMeta
 
     meta = VideoMeta.load(a.meta)
-    extract_chunk(a.video, a.chunks, a.chunk, _size(meta, a.size), Fraction(meta.fps), a.output)
+    n = extract_frames(a.video, a.chunks, a.span, _size(meta, a.size), Fraction(meta.fps), a.output)
+    print(f"span {a.span}: {n} frames decoded")
 
 
 def cmd_extract_audio(a):
@@ -151,7 +154,7 @@ def cmd_stage_times(a):
     from artify.chunks import read_chunks
     from artify.cost import stage_times
 
-    frames = int(read_chunks(a.chunks)["stop"].iloc[-1])
+    frames = read_chunks(a.chunks)[-1].stop
     print(stage_times(a.benchmarks, frames, a.output).to_string(index=False))
 
 
@@ -222,13 +225,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True)
     p.set_defaults(func=cmd_plan_chunks)
 
-    p = _stage_parser(sub, "extract-chunk", "decode one chunk's frames at the processing size (FFV1)", "extract_chunk")
+    p = _stage_parser(sub, "extract-frames", "decode one span's frames at the processing size -> a folder of "
+                      "one .npy per chunk", "extract_frames")
     p.add_argument("video")
     p.add_argument("--meta", required=True)
     p.add_argument("--chunks", required=True)
-    p.add_argument("--chunk", type=int, required=True)
-    p.add_argument("-o", "--output", required=True)
-    p.set_defaults(func=cmd_extract_chunk)
+    p.add_argument("--span", type=int, required=True)
+    p.add_argument("-o", "--output", required=True, help="the span's folder")
+    p.set_defaults(func=cmd_extract_frames)
 
     p = _stage_parser(sub, "extract-audio", "copy the audio stream (no re-encoding)")
     p.add_argument("video")
@@ -367,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from artify.config import ConfigError
+    from artify.settings import ConfigError
     from artify.video import MediaError
 
     try:

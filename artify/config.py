@@ -10,11 +10,7 @@ import jsonschema
 import pandas as pd
 import yaml
 
-from artify.settings import defaults
-
-
-class ConfigError(ValueError):
-    pass
+from artify.settings import ConfigError, defaults  # noqa: F401  (ConfigError is part of this module's API)
 
 
 def load_schema(path) -> dict:

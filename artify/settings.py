@@ -9,6 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 
+class ConfigError(ValueError):
+    """A configuration or jobs table that cannot be used; the message names the file, row and field.
+    (Defined here, not in artify.config, so the command line can catch it without importing pandas.)"""
+
+
 def _f(default, help: str, choices=None):
     return field(default=default, metadata={"help": help, "choices": choices})
 
@@ -22,6 +27,8 @@ class FrameRange:
 class ChunkSettings:
     chunk_frames: int = _f(24, "frames per stylization job (the unit of parallelism and of caching)")
     chunk_overlap: int = _f(4, "frames each chunk repeats from the one before, cross-faded in assemble")
+    span_frames: int = _f(480, "most frames one extraction job decodes (its chunks' frames stay on disk until "
+                                  "they are stylized); 0 = the whole video in one job")
 
 
 @dataclass(frozen=True)
@@ -175,7 +182,7 @@ class SegmentedSettings:
 # Which settings each stage reads (and so which changes rerun it).
 STAGES = {
     "plan_chunks": (FrameRange, ChunkSettings),
-    "extract_chunk": (ExtractSettings,),
+    "extract_frames": (ExtractSettings,),
     "detect_scenes": (SceneSettings,),
     "select_keyframes": (KeyframeSettings,),
     "plan_schedule": (FrameRange, ScheduleSettings),

@@ -60,7 +60,9 @@ def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_
     torch.manual_seed(settings["seed"])
     torch.use_deterministic_algorithms(True, warn_only=True)
     device = pick_device(settings["device"])
-    row = read_chunks(chunks_tsv).set_index("chunk").loc[chunk]
+    row = next((c for c in read_chunks(chunks_tsv) if c.chunk == chunk), None)
+    if row is None:
+        raise ValueError(f"{chunks_tsv}: no chunk {chunk}")
     frames = read_frames(frames_video)
     if len(frames) != row.stop - row.read_start:
         raise MediaError(f"{frames_video}: has {len(frames)} frames, chunk {chunk} needs {row.stop - row.read_start}")

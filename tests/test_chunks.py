@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from artify.assemble import assembled_frames, blend_overlap
-from artify.chunks import plan_chunks, write_chunks
+from artify.chunks import plan_chunks, read_chunks, write_chunks
 from artify.video import write_frames_lossless
 
 
@@ -14,10 +14,45 @@ from artify.video import write_frames_lossless
 def test_cores_tile_the_frames_exactly_once(n, size, overlap, max_frames):
     plan = plan_chunks(n, size, overlap, max_frames)
     total = min(n, max_frames) if max_frames else n
-    covered = np.concatenate([np.arange(r.start, r.stop) for r in plan.itertuples()])
+    covered = np.concatenate([np.arange(r.start, r.stop) for r in plan])
     assert np.array_equal(covered, np.arange(total))
-    assert (plan["read_start"] == (plan["start"] - overlap).clip(lower=0)).all()
-    assert ((plan["stop"] - plan["start"]) > overlap).all() or len(plan) == 1
+    assert all(r.read_start == max(0, r.start - overlap) for r in plan)
+    assert all(r.stop - r.start > overlap for r in plan) or len(plan) == 1
+
+
+def span_ranges(plan):
+    """span -> (first frame decoded, one past the last)."""
+    spans = {}
+    for c in plan:
+        first, _ = spans.get(c.span, (c.read_start, c.stop))
+        spans[c.span] = (first, c.stop)
+    return spans
+
+
+@pytest.mark.parametrize("keyframes", [None, [0], list(range(0, 5000, 250)), list(range(5000)), [0, 37, 700, 1900]])
+@pytest.mark.parametrize("span_frames", [0, 100, 480])
+def test_spans_are_bounded_consecutive_and_start_near_keyframes(keyframes, span_frames):
+    plan = plan_chunks(5000, 24, 4, span_frames=span_frames, keyframes=keyframes)
+    spans = span_ranges(plan)
+    assert [c.span for c in plan] == sorted(c.span for c in plan)  # each span is a run of chunks
+    assert list(spans) == list(range(len(spans)))
+    for first, stop in spans.values():
+        assert stop - first <= (span_frames or 5000)
+    if span_frames == 0:
+        assert len(spans) == 1
+    if keyframes == list(range(0, 5000, 250)) and span_frames == 480:
+        # every span but the first starts less than a chunk after a keyframe: little decoding thrown away
+        assert all(0 <= first % 250 < 24 for first, _ in list(spans.values())[1:]), spans
+        assert all(stop - first >= 240 for first, stop in list(spans.values())[:-1])
+
+
+def test_chunk_plan_round_trips(tmp_path):
+    plan = plan_chunks(100, 24, 4, span_frames=50)
+    write_chunks(plan, tmp_path / "chunks.tsv")
+    assert read_chunks(tmp_path / "chunks.tsv") == plan
+    (tmp_path / "bad.tsv").write_text("a\tb\n1\t2\n")
+    with pytest.raises(ValueError, match="bad.tsv: not a chunk plan"):
+        read_chunks(tmp_path / "bad.tsv")
 
 
 def test_bad_plans_are_refused():
@@ -38,7 +73,7 @@ def test_assembly_gives_each_frame_once_and_blends_the_overlap(tmp_path):
     plan = plan_chunks(20, chunk_frames=8, chunk_overlap=2)
     write_chunks(plan, tmp_path / "chunks.tsv")
     paths = []
-    for r in plan.itertuples():
+    for r in plan:
         path = tmp_path / f"s{r.chunk}.mkv"
         write_frames_lossless(path, np.full((r.stop - r.read_start, 4, 4, 3), r.chunk * 50, np.uint8), Fraction(24))
         paths.append(path)

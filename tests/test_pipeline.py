@@ -78,12 +78,12 @@ def test_output_has_the_inputs_frames_fps_audio_and_is_stylized(run):
     metrics = json.loads((workdir / "results/tiny/metrics.json").read_text())
     assert set(metrics["warp_error"]) == {"short", "long"} and metrics["warp_error_input"]["short"] >= 0
     # every rule leaves a log and a benchmark
-    for rule in ("probe", "plan_chunks", "extract_chunk", "flow_chunk", "stylize_chunk", "assemble", "evaluate",
+    for rule in ("probe", "plan_chunks", "extract_frames", "flow_chunk", "stylize_chunk", "assemble", "evaluate",
                  "detect_scenes", "select_keyframes", "plan_schedule", "extract_audio"):
         assert list((workdir / "logs" / rule).iterdir()) and list((workdir / "benchmarks" / rule).iterdir()), rule
     # frames and flows were temporary
-    assert not list((workdir / "results/tiny/chunks").glob("frames_*")) and not list(
-        (workdir / "results/tiny/chunks").glob("flow_*"))
+    assert not (workdir / "results/tiny/frames").exists() or not list((workdir / "results/tiny/frames").iterdir())
+    assert not list((workdir / "results/tiny/chunks").glob("flow_*"))
 
 
 def test_second_run_has_nothing_to_do(run):
@@ -99,8 +99,8 @@ def test_changing_a_stylization_parameter_reruns_only_what_follows(run):
     finally:
         write_jobs(workdir, content, style)
     chunks = 3
-    # extract_chunk and flow_chunk rerun only because their outputs are temp() and already deleted
-    assert planned == {"extract_chunk": chunks, "flow_chunk": chunks, "stylize_chunk": chunks, "assemble": 1,
+    # extract_frames and flow_chunk rerun only because their outputs are temp() and already deleted
+    assert planned == {"extract_frames": 1, "flow_chunk": chunks, "stylize_chunk": chunks, "assemble": 1,
                        "stage_times": 1, "evaluate": 1, "side_by_side": 1, "contact_sheet": 1, "plot_per_frame": 1,
                        "compare": 1, "all": 1}
 
@@ -187,21 +187,23 @@ def test_segmented_and_arbitrary_methods_run_through_the_pipeline(tmp_path):
 
 
 def test_temporary_frames_stay_a_few_chunks_however_many_chunks(tmp_path):
-    """Priorities make free cores finish started chunks before decoding new ones: peak temp disk follows
-    the jobs in flight, not the video's length."""
+    """Priorities make free cores finish started chunks before decoding new spans: peak temp disk follows
+    the span size and the jobs in flight, not the video's length."""
     content = require_shared("videos", "adain_cutBunny.mp4")
     style = require_shared("styles", "wave.jpg")
-    write_jobs(tmp_path, content, style, max_frames=30, size=48, chunk_frames=3, chunk_overlap=1, iterations=3,
-               warm_iterations=2)
+    # spans of 2 chunks (frames 0-6, 5-12, 11-18, ...): 5 extraction jobs
+    write_jobs(tmp_path, content, style, max_frames=30, size=48, chunk_frames=3, chunk_overlap=1, span_frames=8,
+               iterations=3, warm_iterations=2)
     cmd = [str(Path(sys.executable).with_name("snakemake")), "-s", str(REPO / "Snakefile"), "--directory",
            str(tmp_path), "--configfile", str(REPO / "config/config.yaml"), "--config", f"jobs={tmp_path / 'jobs.tsv'}",
            "--cores", "2", "results/tiny/stylized.mp4"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    chunks, peak = tmp_path / "results/tiny/chunks", 0
+    chunks, frames, peak = tmp_path / "results/tiny/chunks", tmp_path / "results/tiny/frames", 0
     while proc.poll() is None:
-        if chunks.exists():
-            peak = max(peak, len(list(chunks.glob("frames_*.mkv"))))
+        if frames.exists():
+            peak = max(peak, len(list(frames.glob("*/*.npy"))))
         time.sleep(0.1)
     assert proc.returncode == 0
     assert len(list(chunks.glob("stylized_*.mkv"))) == 10
-    assert 1 <= peak <= 4, peak
+    assert len(list((tmp_path / "logs/extract_frames").iterdir())) == 5
+    assert 1 <= peak <= 4, peak  # at most two spans of two chunks

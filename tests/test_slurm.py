@@ -196,7 +196,7 @@ def test_stylization_jobs_asked_slurm_for_a_gpu(cluster, runs):
     jobs = [j for j in cluster.jobs() if j.get("WorkDir") == str(remote)]
     rules = [j["Comment"].removeprefix("rule_").split("_wildcards_")[0] for j in jobs]
     # every rule's jobs went through sbatch, from this working directory
-    assert rules.count("stylize_chunk") == 2 and {"probe", "plan_chunks", "extract_chunk", "assemble"} <= set(rules), rules
+    assert rules.count("stylize_chunk") == 2 and {"probe", "plan_chunks", "extract_frames", "assemble"} <= set(rules), rules
     for j, rule in zip(jobs, rules):
         assert j["JobState"] == "COMPLETED" and j["Partition"] == PARTITION, j
         if rule == "stylize_chunk":

@@ -4,7 +4,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from artify.chunks import extract_chunk, plan_chunks, write_chunks
+from artify.chunks import chunk_frames_path, extract_frames, plan_chunks, write_chunks
 from artify.video import MediaError, extract_audio, probe, processing_size, read_frames, write_frames_lossless
 
 
@@ -67,20 +67,56 @@ def test_lossless_round_trip(tmp_path):
 @pytest.mark.parametrize("clip", ["adain_cutBunny.mp4", "moviepy_big_buck_bunny_0_30.webm", "ccpl_content.avi",
                                   "moviepy_chaplin.mp4"])
 def test_chunks_concatenate_to_the_full_decode(tmp_path, clip):
-    """Seeking per chunk must give exactly the frames a straight decode gives: no dropped or doubled frame."""
+    """Seeking per span must give exactly the frames a straight decode gives: no dropped or doubled frame."""
     from tests.conftest import require_shared
 
     bunny_clip = require_shared("videos", clip)
     meta = probe(bunny_clip)
     size = processing_size(meta.width, meta.height, 128)
     full = read_frames(bunny_clip, 0, 45, size=size)
-    chunks = plan_chunks(meta.frames, chunk_frames=16, chunk_overlap=3, max_frames=45)
+    # spans of at most 20 frames: chunks 0 (0-16), 1 (13-32) and 2 (29-45) each in its own span
+    chunks = plan_chunks(meta.frames, chunk_frames=16, chunk_overlap=3, max_frames=45, span_frames=20,
+                         keyframes=meta.keyframes)
     write_chunks(chunks, tmp_path / "chunks.tsv")
-    for row in chunks.itertuples():
-        out = tmp_path / f"c{row.chunk}.mkv"
-        assert extract_chunk(bunny_clip, tmp_path / "chunks.tsv", row.chunk, size, Fraction(meta.fps), out) == row.stop - row.read_start
-        got = read_frames(out)
+    assert [c.span for c in chunks] == [0, 1, 2]
+    for row in chunks:
+        out = tmp_path / f"span{row.span}"
+        extract_frames(bunny_clip, tmp_path / "chunks.tsv", row.span, size, Fraction(meta.fps), out)
+        got = read_frames(chunk_frames_path(out, row.chunk))
         assert np.array_equal(got, full[row.read_start: row.stop]), f"chunk {row.chunk}"
+    # one span for all three: the overlapping frames are written to both chunks
+    chunks = plan_chunks(meta.frames, chunk_frames=16, chunk_overlap=3, max_frames=45, span_frames=0)
+    write_chunks(chunks, tmp_path / "chunks.tsv")
+    assert extract_frames(bunny_clip, tmp_path / "chunks.tsv", 0, size, Fraction(meta.fps), tmp_path / "all") == 45
+    for row in chunks:
+        got = read_frames(chunk_frames_path(tmp_path / "all", row.chunk))
+        assert np.array_equal(got, full[row.read_start: row.stop]), f"chunk {row.chunk}"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp")) == []
+
+
+def test_probe_counts_frames_and_keyframes_without_decoding(tmp_path):
+    """The packet list gives the frame count and keyframes; they agree with a full decode."""
+    import subprocess
+
+    from artify.video import _decoded_frame_count, ffmpeg_exe, write_frames_h264
+    from tests.conftest import textured_video
+
+    path = tmp_path / "gop.mp4"
+    write_frames_h264(tmp_path / "src.mp4", textured_video(50), Fraction(25))
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(tmp_path / "src.mp4"), "-c:v", "libx264", "-g", "12",
+                    "-keyint_min", "12", "-sc_threshold", "0", "-bf", "2", str(path)], check=True)
+    meta = probe(path)
+    assert meta.frames == _decoded_frame_count(path) == 50
+    assert meta.keyframes == [0, 12, 24, 36, 48]
+
+
+def test_extraction_failure_leaves_no_folder(tmp_path, bunny_clip):
+    meta = probe(bunny_clip)
+    # a plan that claims more frames than the clip has: the count check fails
+    write_chunks(plan_chunks(meta.frames + 10, 300, 3, span_frames=0), tmp_path / "chunks.tsv")
+    with pytest.raises(MediaError, match="adain_cutBunny.mp4: span 0 should have 250 frames from frame 0, got 240"):
+        extract_frames(bunny_clip, tmp_path / "chunks.tsv", 0, (64, 36), Fraction(meta.fps), tmp_path / "span")
+    assert list(tmp_path.iterdir()) == [tmp_path / "chunks.tsv"]
 
 
 def test_extract_audio_copies_the_stream(tmp_path, bunny_clip):

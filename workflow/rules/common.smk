@@ -60,6 +60,7 @@ ARTIFY = "PYTHONPATH={}${{PYTHONPATH:+:$PYTHONPATH}} {} -m artify".format(
 wildcard_constraints:
     job="[A-Za-z0-9][A-Za-z0-9_.-]*",
     chunk="[0-9]+",
+    span="[0-9]+",
 
 
 def job(wildcards):
@@ -79,12 +80,25 @@ def style_source(wildcards):
     return JOBS[wildcards.job]["style"]
 
 
-def chunk_ids(wildcards):
-    """After the plan_chunks checkpoint: the chunk numbers of a job."""
-    import pandas as pd
+def chunk_plan(wildcards):
+    """After the plan_chunks checkpoint: the job's chunks (artify.chunks.Chunk)."""
+    from artify.chunks import read_chunks
 
-    table = pd.read_csv(checkpoints.plan_chunks.get(job=wildcards.job).output[0], sep="\t")
-    return [int(c) for c in table["chunk"]]
+    return read_chunks(checkpoints.plan_chunks.get(job=wildcards.job).output[0])
+
+
+def chunk_ids(wildcards):
+    return [c.chunk for c in chunk_plan(wildcards)]
+
+
+def span_ids(wildcards):
+    return sorted({c.span for c in chunk_plan(wildcards)})
+
+
+def frames_folder(wildcards):
+    """The folder of extracted frames holding chunk {chunk} ({chunk}.npy inside)."""
+    span = next(c.span for c in chunk_plan(wildcards) if c.chunk == int(wildcards.chunk))
+    return f"results/{wildcards.job}/frames/{span:04d}"
 
 
 def stylized_chunks(wildcards):

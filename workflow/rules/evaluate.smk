@@ -14,7 +14,7 @@ def evaluated_content(wildcards):
 
 # The rules whose benchmark files make up a job's cost: once per job, and once per chunk.
 JOB_STAGES = ["probe", "plan_chunks", "detect_scenes", "select_keyframes", "plan_schedule", "assemble"]
-CHUNK_STAGES = ["extract_chunk", "flow_chunk", "segment_chunk", "stylize_chunk"]
+CHUNK_STAGES = ["flow_chunk", "segment_chunk", "stylize_chunk"]
 
 
 def stage_benchmarks(wildcards):
@@ -30,6 +30,7 @@ def stage_benchmarks(wildcards):
         files.append(f"benchmarks/train_arbitrary/{baseline_of(job)}.tsv")
     if audio_input(wildcards):
         files.append(f"benchmarks/extract_audio/{job}.tsv")
+    files += [f"benchmarks/extract_frames/{job}_{s:04d}.tsv" for s in span_ids(wildcards)]
     for rule in CHUNK_STAGES:
         if rule == "flow_chunk" and not JOBS[job]["temporal"]:
             continue

@@ -4,7 +4,7 @@
 
 rule flow_chunk:
     input:
-        "results/{job}/chunks/frames_{chunk}.mkv",
+        frames_folder,
     output:
         temp("results/{job}/chunks/flow_{chunk}.npz"),
     params:
@@ -21,12 +21,13 @@ rule flow_chunk:
         mem_mb=lambda wildcards, attempt: 2000 * attempt,
         runtime=lambda wildcards, attempt: 30 * attempt,
     shell:
-        "{ARTIFY} flow-chunk {input:q} --threads {threads} -o {output:q} {params.options} > {log:q} 2>&1"
+        "{ARTIFY} flow-chunk {input:q}/{wildcards.chunk}.npy --threads {threads} -o {output:q} {params.options}"
+        " > {log:q} 2>&1"
 
 
 rule segment_chunk:
     input:
-        "results/{job}/chunks/frames_{chunk}.mkv",
+        frames_folder,
     output:
         temp("results/{job}/chunks/masks_{chunk}.npz"),
     params:
@@ -45,7 +46,7 @@ rule segment_chunk:
         runtime=lambda wildcards, attempt: 60 * attempt,
         gpu=lambda wildcards: 1 if JOBS[wildcards.job]["sam_checkpoint"] and JOBS[wildcards.job]["device"] != "cpu" else 0,
     shell:
-        "{ARTIFY} segment-chunk {input:q} --device {params.device} --threads {threads} -o {output:q}"
+        "{ARTIFY} segment-chunk {input:q}/{wildcards.chunk}.npy --device {params.device} --threads {threads} -o {output:q}"
         " {params.options} > {log:q} 2>&1"
 
 
@@ -66,7 +67,7 @@ def stylize_extra_inputs(wildcards):
 rule stylize_chunk:
     input:
         unpack(stylize_extra_inputs),
-        frames="results/{job}/chunks/frames_{chunk}.mkv",
+        frames=frames_folder,
         meta="results/{job}/meta.json",
         chunks="results/{job}/chunks.tsv",
         schedule="results/{job}/schedule.tsv",
@@ -95,7 +96,7 @@ rule stylize_chunk:
         runtime=lambda wildcards, attempt: 120 * attempt,
         gpu=gpu_count,
     shell:
-        "{ARTIFY} stylize-chunk {input.frames:q} --meta {input.meta:q} --chunks {input.chunks:q}"
+        "{ARTIFY} stylize-chunk {input.frames:q}/{wildcards.chunk}.npy --meta {input.meta:q} --chunks {input.chunks:q}"
         " --chunk {wildcards.chunk} --schedule {input.schedule:q} --keyframes {input.keyframes:q}"
         " --keyframe-dir {input.keyframe_dir:q} {params.extra} --threads {threads} -o {output:q}"
         " {params.options} > {log:q} 2>&1"

@@ -39,30 +39,30 @@ checkpoint plan_chunks:
         "{ARTIFY} plan-chunks --meta {input:q} -o {output:q} {params.options} > {log:q} 2>&1"
 
 
-rule extract_chunk:
+rule extract_frames:
     input:
         video=content_video,
         meta="results/{job}/meta.json",
         chunks="results/{job}/chunks.tsv",
     output:
-        temp("results/{job}/chunks/frames_{chunk}.mkv"),
+        temp(directory("results/{job}/frames/{span}")),
     params:
-        options=options("extract_chunk"),
-    # Lowest of the per-chunk steps: a free core finishes started chunks before decoding new ones, so
-    # temporary frames on disk stay a few chunks' worth, however long the video.
+        options=options("extract_frames"),
+    # Lowest of the per-chunk steps: a free core finishes started chunks before decoding new spans, so
+    # temporary frames on disk stay a few spans' worth, however long the video.
     priority: 1
     log:
-        "logs/extract_chunk/{job}_{chunk}.log",
+        "logs/extract_frames/{job}_{span}.log",
     benchmark:
-        "benchmarks/extract_chunk/{job}_{chunk}.tsv"
+        "benchmarks/extract_frames/{job}_{span}.tsv"
     conda:
         "../../envs/video.yaml"
     resources:
         mem_mb=1000,
-        runtime=10,
+        runtime=30,
     shell:
-        "{ARTIFY} extract-chunk {input.video:q} --meta {input.meta:q} --chunks {input.chunks:q}"
-        " --chunk {wildcards.chunk} -o {output:q} {params.options} > {log:q} 2>&1"
+        "{ARTIFY} extract-frames {input.video:q} --meta {input.meta:q} --chunks {input.chunks:q}"
+        " --span {wildcards.span} -o {output:q} {params.options} > {log:q} 2>&1"
 
 
 rule extract_audio:

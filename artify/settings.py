@@ -107,8 +107,11 @@ class ArbitrarySettings:
     smooth_stats: str = _f("ema", "arbitrary, temporal: content statistics smoothed over frames (ema), shared by "
                                   "the chunk (clip), or per frame (none)", ["none", "ema", "clip"])
     stats_momentum: float = _f(0.8, "weight of the past in the ema of content statistics (0-1)")
-    flow_blend: float = _f(0.5, "arbitrary, temporal: weight of the previous output warped by the flow where the "
+    flow_blend: float = _f(0.7, "arbitrary, temporal: weight of the previous output warped by the flow where the "
                                 "flow is reliable; 0 = off")
+    flow_blend_long: float = _f(0.3, "arbitrary, temporal: then the weight of the output blend_offset frames back, "
+                                     "warped by the flow over that span where reliable; 0 = off")
+    blend_offset: int = _f(10, "frames back of the long-range blend (flow_blend_long)")
     batch_frames: int = _f(8, "frames per forward pass of the arbitrary network")
 
 

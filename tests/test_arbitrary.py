@@ -10,8 +10,8 @@ from torch import nn
 
 from artify.evaluate import warping_error
 from artify.flow import backward_flows
-from artify.methods.arbitrary import (AdaINEncoder, ArbitraryNet, adain, adain_decoder, adain_vgg, load_network,
-                                      mean_std, mix_stats, network_for, smooth, stylize_frames)
+from artify.methods.arbitrary import (AdaINEncoder, ArbitraryNet, adain, adain_decoder, adain_vgg, compose_flows,
+                                      load_network, mean_std, mix_stats, network_for, smooth, stylize_frames)
 from artify.settings import defaults
 from tests.conftest import textured_video
 
@@ -216,3 +216,49 @@ def test_previous_frames_are_kept_and_the_rest_follow_the_style():
                               "cpu", previous=previous))
     assert np.array_equal(out[0], previous[0]) and np.array_equal(out[1], previous[1])
     assert not np.array_equal(out[2], previous[1])
+
+
+def _pan(n=14, speed=2):
+    """A texture panning by `speed` px per frame with a brightness flicker: frame t at x is frame t-k at x+k·speed."""
+    frames = textured_video(n, 64, 48, seed=2, speed=speed)
+    offsets = np.random.default_rng(0).uniform(0, 50, n)[:, None, None, None]
+    return (frames * 0.8 + offsets).clip(0, 255).astype(np.uint8)
+
+
+def test_composed_flows_follow_the_motion_and_leave_out_what_left_the_frame():
+    frames = _pan()
+    flows = backward_flows(frames, [1])
+    flow, mask = compose_flows(flows, 12, 6)
+    reliable = mask[0, 0].bool()
+    # 6 frames of a 2 px pan: the point of frame 12 at x was at x + 12 in frame 6, for every reliable pixel
+    assert torch.allclose(flow[0, 0][reliable], torch.tensor(12.0), atol=0.3)
+    assert torch.allclose(flow[0, 1][reliable], torch.tensor(0.0), atol=0.3)
+    assert not reliable[:, -12:].any()  # those came from outside frame 6
+    assert reliable[:, :-13].float().mean() > 0.9
+    # the flow file's own offset wins when it has one
+    direct = backward_flows(frames, [1, 6])
+    flow6, mask6 = compose_flows(direct, 12, 6)
+    assert torch.equal(flow6[0].permute(1, 2, 0), torch.from_numpy(direct["flow_6"][12].astype(np.float32)))
+    assert torch.equal(mask6[0, 0], torch.from_numpy(direct["mask_6"][12]).float())
+    with pytest.raises(ValueError):
+        compose_flows(flows, 3, 6)
+
+
+def test_long_range_blend_steadies_frames_k_apart():
+    net, frames, k, speed = random_net(), _pan(), 6, 2
+    flows = backward_flows(frames, [1])  # only one-frame flows, as the pipeline's default flow file
+    weights = np.ones((len(frames), 2)) * [1, 0]
+    base = defaults() | {"method": "arbitrary", "smooth_stats": "none", "blend_offset": k}
+
+    def error(interval, **settings):  # against the known motion, no flow estimate in the measure
+        out = np.stack(list(stylize_frames(net, frames, weights, _styles(), base | settings, "cpu", flows=flows)))
+        assert out.std() > 5
+        o, s = out.astype(np.float64) / 255, interval * speed
+        return np.mean([((o[t][:, :-s] - o[t - interval][:, s:]) ** 2).mean() for t in range(interval, len(o))])
+
+    off = error(k, temporal=False)
+    assert error(k, flow_blend=0.0, flow_blend_long=0.5) < 0.4 * off
+    assert error(k, flow_blend=0.5, flow_blend_long=0.5) < 0.5 * error(k, flow_blend=0.5, flow_blend_long=0.0)
+    with pytest.raises(ValueError, match="blend_offset"):
+        error(k, flow_blend_long=0.5, blend_offset=1)
+

@@ -9,11 +9,16 @@ style's per-channel mean and standard deviation), and a decoder back to pixels. 
     saved in the same decoder format.
 
 Style interpolation (transitions) mixes the target statistics with the schedule's weights, which equals
-pytorch-AdaIN's mixing of AdaIN outputs. For video (`temporal: true`) two switchable steadiers:
+pytorch-AdaIN's mixing of AdaIN outputs. For video (`temporal: true`) three switchable steadiers:
   - `smooth_stats`: the content statistics at relu4_1 smoothed over time (`ema`) or shared by the whole chunk
     (`clip`, one extra encoder pass), so the normalisation does not flicker with the frame;
   - `flow_blend`: the output blended with the previous output warped by the flow, where the flow is reliable
-    (the occlusion mask), weight `flow_blend`.
+    (the occlusion mask), weight `flow_blend`;
+  - `flow_blend_long`: then blended with the output `blend_offset` frames back, warped once by the flow over
+    that span (long-term consistency as Ruder et al.'s long-term loss; a recursive one-frame blend forgets
+    geometrically and resamples the picture at every step). The flow t -> t-k is the flow file's own when
+    `long_term` computed that offset, else the one-frame flows composed (`compose_flows`), reliable where
+    every step is.
 Batched inference; on CUDA bfloat16 autocast and channels-last, on CPU float32.
 """
 from __future__ import annotations
@@ -299,6 +304,36 @@ def smooth(stats: list[tuple[torch.Tensor, torch.Tensor]], mode: str, momentum: 
     return out
 
 
+def compose_flows(flows: dict, t: int, k: int, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """The backward flow t -> t-k (1, 2, H, W) and its reliable-pixel mask (1, 1, H, W), from the flow file's
+    own offset k when it has one, else by composing the one-frame flows t -> t-1 -> ... -> t-k:
+        C_j(x) = C_{j-1}(x) + F_{t-j+1}(x + C_{j-1}(x)),   M_j(x) = M_{j-1}(x) · M_{t-j+1}(x + C_{j-1}(x))
+    where F_s, M_s are flow_1[s], mask_1[s]; a point is reliable only if it is at every step and stays in the
+    frame. Warping an image once by C_k samples it once, where chaining k one-frame warps would blur it."""
+    from artify.flow import flow_to_torch, warp_torch
+
+    if t < k:
+        raise ValueError(f"frame {t} has no frame {k} back")
+    if f"flow_{k}" in flows:
+        return (flow_to_torch(flows[f"flow_{k}"][t].astype(np.float32), device),
+                torch.as_tensor(flows[f"mask_{k}"][t], dtype=torch.float32, device=device)[None, None])
+    h, w = flows["flow_1"].shape[1:3]
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32, device=device),
+                            torch.arange(w, dtype=torch.float32, device=device), indexing="ij")
+    total = torch.zeros(1, 2, h, w, device=device)
+    mask = torch.ones(1, 1, h, w, device=device)
+    for j in range(1, k + 1):
+        s = t - j + 1
+        step = torch.cat([flow_to_torch(flows["flow_1"][s].astype(np.float32), device),
+                          torch.as_tensor(flows["mask_1"][s], dtype=torch.float32, device=device)[None, None]], 1)
+        step = warp_torch(step, total) if j > 1 else step
+        total = total + step[:, :2]
+        px, py = xs + total[0, 0], ys + total[0, 1]
+        inside = ((px >= 0) & (px <= w - 1) & (py >= 0) & (py <= h - 1)).float()
+        mask = mask * (step[:, 2:] > 0.999).float() * inside
+    return total, mask
+
+
 def stylize_batch(net: ArbitraryNet, frames: np.ndarray, target_mean, target_std, alpha: float, device,
                   content_stats=None) -> torch.Tensor:
     """Frames uint8 (N, H, W, 3) -> float (N, 3, H, W) in [0, 1], one batched forward pass."""
@@ -324,9 +359,10 @@ def stylize_frames(model: ArbitraryNet, frames: np.ndarray, weights: np.ndarray,
     """Yield one stylized uint8 frame per input frame; `weights` (N, K) are the schedule's rows.
 
     settings: alpha, preserve_colour, temporal (the master switch of the steadiers), smooth_stats,
-    stats_momentum, flow_blend, batch_frames. flows: `artify.flow.backward_flows` of these frames (needed for
-    flow_blend > 0 with temporal). previous: already-stylized frames for the first frames (the previous
-    chunk's overlap); blending continues from them. stats: receives "content_std" per frame when given.
+    stats_momentum, flow_blend, flow_blend_long, blend_offset, batch_frames. flows: `artify.flow.backward_flows`
+    of these frames (needed for flow_blend or flow_blend_long > 0 with temporal; offset 1, and offset
+    blend_offset when present). previous: already-stylized frames for the first frames (the previous chunk's
+    overlap); blending continues from them. stats: receives "content_std" per frame when given.
     """
     from artify.flow import flow_to_torch, warp_torch
     from artify.methods.gatys import keep_luminance, match_colours
@@ -340,8 +376,12 @@ def stylize_frames(model: ArbitraryNet, frames: np.ndarray, weights: np.ndarray,
     temporal = bool(s.get("temporal", True))
     mode = s.get("smooth_stats", "ema") if temporal else "none"
     blend = float(s.get("flow_blend", 0.0)) if temporal else 0.0
-    if blend > 0 and flows is None:
-        raise ValueError("flow_blend needs the chunk's flows (temporal: true)")
+    blend_long = float(s.get("flow_blend_long", 0.0)) if temporal else 0.0
+    offset = int(s.get("blend_offset", 10))
+    if blend_long > 0 and offset < 2:
+        raise ValueError(f"blend_offset must be at least 2 (offset 1 is flow_blend), got {offset}")
+    if (blend > 0 or blend_long > 0) and flows is None:
+        raise ValueError("flow_blend and flow_blend_long need the chunk's flows (temporal: true)")
     alpha = float(s.get("alpha", 1.0))
     batch = max(1, int(s.get("batch_frames", 8)))
     if s.get("preserve_colour") == "histogram":
@@ -360,7 +400,8 @@ def stylize_frames(model: ArbitraryNet, frames: np.ndarray, weights: np.ndarray,
         all_stats = [encode(i)[1] for i in range(0, len(frames), batch)]
         clip_stats = (torch.cat([m for m, _ in all_stats]).mean(0, keepdim=True),
                       torch.cat([sd for _, sd in all_stats]).mean(0, keepdim=True))
-    running, last = None, None
+    running, history = None, []  # history: the last `offset` outputs (only the last one without blend_long)
+    keep = offset if blend_long > 0 else 1
     for i in range(0, len(frames), batch):
         feats, (c_mean, c_std) = encode(i)
         n = len(feats)
@@ -391,10 +432,15 @@ def stylize_frames(model: ArbitraryNet, frames: np.ndarray, weights: np.ndarray,
             o = out[j:j + 1]
             if previous is not None and t < len(previous):
                 o = to_tensor(previous[t], device)
-            elif blend > 0 and last is not None and t >= 1:
-                mask = torch.as_tensor(flows["mask_1"][t], dtype=torch.float32, device=device)[None, None]
-                if mask.any():
-                    flow = flow_to_torch(flows["flow_1"][t].astype(np.float32), device)
-                    o = o + blend * mask * (warp_torch(last, flow) - o)
-            last = o
+            else:
+                if blend > 0 and t >= 1:
+                    mask = torch.as_tensor(flows["mask_1"][t], dtype=torch.float32, device=device)[None, None]
+                    if mask.any():
+                        flow = flow_to_torch(flows["flow_1"][t].astype(np.float32), device)
+                        o = o + blend * mask * (warp_torch(history[-1], flow) - o)
+                if blend_long > 0 and t >= offset:
+                    flow, mask = compose_flows(flows, t, offset, device)
+                    if mask.any():
+                        o = o + blend_long * mask * (warp_torch(history[-offset], flow) - o)
+            history = (history + [o])[-keep:]
             yield to_uint8(o)[0]

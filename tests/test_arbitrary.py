@@ -11,7 +11,8 @@ from torch import nn
 from artify.evaluate import warping_error
 from artify.flow import backward_flows
 from artify.methods.arbitrary import (AdaINEncoder, ArbitraryNet, adain, adain_decoder, adain_vgg, compose_flows,
-                                      load_network, mean_std, mix_stats, network_for, smooth, stylize_frames)
+                                      load_decoder, load_network, mean_std, mix_stats, network_for, smooth,
+                                      stylize_frames)
 from artify.settings import defaults
 from tests.conftest import textured_video
 
@@ -262,3 +263,20 @@ def test_long_range_blend_steadies_frames_k_apart():
     with pytest.raises(ValueError, match="blend_offset"):
         error(k, flow_blend_long=0.5, blend_offset=1)
 
+
+def test_the_default_decoder_is_light_and_public_layouts_still_load_at_full_width(tmp_path):
+    def conv_flops(decoder, h=64, w=64):  # multiply-adds of the convolutions for relu4_1 features of h x w
+        total, scale = 0, 1
+        for m in decoder:
+            if isinstance(m, nn.Upsample):
+                scale *= 4
+            elif isinstance(m, nn.Conv2d):
+                total += m.weight.numel() * h * w * scale
+        return total
+
+    light, full = adain_decoder(defaults()["train_width"]), adain_decoder()
+    assert conv_flops(light) < 0.3 * conv_flops(full)
+    torch.save(light.state_dict(), tmp_path / "light.pth")
+    _public_checkpoint(tmp_path)
+    assert load_decoder(tmp_path / "light.pth")[1].out_channels == 128
+    assert load_decoder(tmp_path / "decoder.pth")[1].out_channels == 256

@@ -20,7 +20,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import NamedTuple
 
-from artify.video import MediaError, atomic_write_text, ffmpeg_exe
+from artify.video import MediaError, atomic_write_text, ffmpeg_exe, npy_header
 
 FIELDS = ("chunk", "read_start", "start", "stop", "span")
 
@@ -100,12 +100,12 @@ def extract_frames(video, chunks_tsv, span: int, size: tuple[int, int], fps: Fra
     """Decode one span's frames once, at the processing size, into one .npy file per chunk (uint8 RGB,
     overlaps repeated), in the folder `out_dir`; returns the number of frames decoded.
 
-    ffmpeg scales and converts; Python only appends each raw frame to the files of the chunks that show it,
-    so memory stays at one frame. Seeking to half a frame before the first frame makes it exactly that frame for
-    constant-frame-rate video; the count is checked, and the folder appears only when complete.
+    One ffmpeg process scales, converts and splits the span into the chunks' frame ranges (`trim` by frame
+    number) and writes each range straight into its .npy file, after the header Python wrote: the frames
+    never pass through Python, which halves the time at 720p (measured, 2 cores). Seeking to half a frame
+    before the first frame makes it exactly that frame for constant-frame-rate video; every file's length
+    is checked, and the folder appears only when complete.
     """
-    import numpy as np
-
     chunks = [c for c in read_chunks(chunks_tsv) if c.span == span]
     if not chunks:
         raise ValueError(f"{chunks_tsv}: no span {span}")
@@ -114,35 +114,35 @@ def extract_frames(video, chunks_tsv, span: int, size: tuple[int, int], fps: Fra
     tmp = out_dir.with_name(f".tmp.{out_dir.name}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    w, h = size
     args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error"]
     if first > 0:
         args += ["-ss", f"{float((first - Fraction(1, 2)) / fps):.6f}"]
-    args += ["-i", str(video), "-map", "0:v:0", "-frames:v", str(stop - first), "-vf",
-             f"scale={size[0]}:{size[1]}:flags=bicubic,format=rgb24",
-             # passthrough: never duplicate or drop a frame to fit a rate (the seek leaves a half-frame offset)
-             "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
-    w, h = size
-    frame_bytes = w * h * 3
-    got = 0
-    files = {}
+    outs = "".join(f"[s{c.chunk}]" for c in chunks)
+    graph = [f"[0:v:0]scale={w}:{h}:flags=bicubic,format=rgb24,split={len(chunks)}{outs}"]
+    graph += [f"[s{c.chunk}]trim=start_frame={c.read_start - first}:end_frame={c.stop - first}[o{c.chunk}]"
+              for c in chunks]
+    args += ["-i", str(video), "-filter_complex", ";".join(graph)]
+    _allow_open_files(len(chunks) + 32)
+    files, header = {}, {}
     try:
-        for c in chunks:  # .npy files written front to back: a header, then the frames as they come
-            files[c.chunk] = open(chunk_frames_path(tmp, c.chunk), "wb")
-            np.lib.format.write_array_header_1_0(files[c.chunk], {
-                "descr": "|u1", "fortran_order": False, "shape": (c.stop - c.read_start, h, w, 3)})
-        with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
-            while len(raw := proc.stdout.read(frame_bytes)) == frame_bytes:
-                index = first + got
-                for c in chunks:
-                    if c.read_start <= index < c.stop:
-                        files[c.chunk].write(raw)
-                got += 1
-            err = proc.stderr.read().decode(errors="replace").strip().splitlines()
+        for c in chunks:  # the header first; ffmpeg appends the frames through the open descriptor
+            files[c.chunk] = f = open(chunk_frames_path(tmp, c.chunk), "wb")
+            header[c.chunk] = f.write(npy_header((c.stop - c.read_start, h, w, 3)))
+            f.flush()
+            # passthrough: never duplicate or drop a frame to fit a rate (the seek leaves a half-frame offset)
+            args += ["-map", f"[o{c.chunk}]", "-fps_mode", "passthrough", "-f", "rawvideo", f"pipe:{f.fileno()}"]
+        proc = subprocess.run(args, capture_output=True, pass_fds=[f.fileno() for f in files.values()])
         for f in files.values():
             f.close()
         if proc.returncode != 0:
+            err = proc.stderr.decode(errors="replace").strip().splitlines()
             raise MediaError(f"{video}: ffmpeg could not decode: {err[-1] if err else 'no message'}")
-        if got != stop - first:
+        # frames that reached each file; a short file means the video ended (or broke off) early
+        written = {c.chunk: (chunk_frames_path(tmp, c.chunk).stat().st_size - header[c.chunk]) // (w * h * 3)
+                   for c in chunks}
+        got = max(c.read_start - first + written[c.chunk] for c in chunks)
+        if any(written[c.chunk] != c.stop - c.read_start for c in chunks):
             raise MediaError(f"{video}: span {span} should have {stop - first} frames from frame {first}, "
                              f"got {got}")
         shutil.rmtree(out_dir, ignore_errors=True)
@@ -152,4 +152,15 @@ def extract_frames(video, chunks_tsv, span: int, size: tuple[int, int], fps: Fra
             f.close()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return got
+    return stop - first
+
+
+def _allow_open_files(n: int) -> None:
+    """Raise this process's open-file limit to `n` where the hard limit allows (a span of hundreds of chunks,
+    `span_frames: 0` on a long video, holds one file open per chunk)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < n:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n if hard == resource.RLIM_INFINITY else min(n, hard), hard))
+

@@ -62,12 +62,6 @@ def cmd_extract_frames(a):
     print(f"span {a.span}: {n} frames decoded")
 
 
-def cmd_extract_audio(a):
-    from artify.video import extract_audio
-
-    print(extract_audio(a.video, a.output))
-
-
 def cmd_detect_scenes(a):
     from artify.scenes import detect_scenes
 
@@ -110,11 +104,9 @@ def cmd_flow_chunk(a):
 
 def cmd_stylize_chunk(a):
     from artify.stylize import stylize_chunk
-    from artify.video import VideoMeta
 
-    meta = VideoMeta.load(a.meta)
     stylize_chunk(a.frames, a.chunks, a.chunk, a.schedule, a.keyframes, a.keyframe_dir, a.output,
-                  S.from_args("stylize_chunk", a), Fraction(meta.fps), threads=a.threads, flows=a.flows,
+                  S.from_args("stylize_chunk", a), threads=a.threads, flows=a.flows,
                   previous_chunk=a.previous, decoder=a.decoder, masks=a.masks)
 
 
@@ -138,7 +130,7 @@ def cmd_assemble(a):
     from artify.assemble import assemble
 
     o = S.from_args("assemble", a)
-    n = assemble(a.meta, a.chunks, a.stylized, a.output, audio_file=a.audio_file, crf=o["crf"], audio=o["audio"])
+    n = assemble(a.meta, a.chunks, a.stylized, a.output, content=a.content, crf=o["crf"], audio=o["audio"])
     print(f"{n} frames -> {a.output}")
 
 
@@ -234,11 +226,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="the span's folder")
     p.set_defaults(func=cmd_extract_frames)
 
-    p = _stage_parser(sub, "extract-audio", "copy the audio stream (no re-encoding)")
-    p.add_argument("video")
-    p.add_argument("-o", "--output", required=True)
-    p.set_defaults(func=cmd_extract_audio)
-
     p = _stage_parser(sub, "detect-scenes", "find the scenes of a style video -> scenes.tsv", "detect_scenes")
     p.add_argument("style")
     p.add_argument("-o", "--output", required=True)
@@ -273,14 +260,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True)
     p.set_defaults(func=cmd_segment_chunk)
 
-    p = _stage_parser(sub, "stylize-chunk", "stylize one chunk's frames (lossless output)", "stylize_chunk")
+    p = _stage_parser(sub, "stylize-chunk", "stylize one chunk's frames -> .npy (lossless)", "stylize_chunk")
     p.add_argument("frames")
     p.add_argument("--flows", help="the chunk's flow file (flow-chunk), for temporal: true")
     p.add_argument("--previous", help="the previous chunk's stylized file, for chunk_chain: true")
     p.add_argument("--masks", help="method segmented: the chunk's masks (segment-chunk)")
     p.add_argument("--decoder", help="method arbitrary: the job's trained decoder (train-arbitrary), used when "
                                      "adain_decoder is empty")
-    for name in ("meta", "chunks", "schedule", "keyframes", "keyframe-dir"):
+    for name in ("chunks", "schedule", "keyframes", "keyframe-dir"):
         p.add_argument(f"--{name}", required=True)
     p.add_argument("--chunk", type=int, required=True)
     p.add_argument("--threads", type=int, default=None, help="torch threads (the job's threads)")
@@ -302,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("stylized", nargs="+")
     p.add_argument("--meta", required=True)
     p.add_argument("--chunks", required=True)
-    p.add_argument("--audio-file")
+    p.add_argument("--content", help="the content video, whose audio goes into the output")
     p.add_argument("-o", "--output", required=True)
     p.set_defaults(func=cmd_assemble)
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -13,7 +12,7 @@ import torch
 from artify.chunks import read_chunks
 from artify.features import vgg19
 from artify.schedule import StyleSchedule
-from artify.video import MediaError, load_image, read_frames, write_frames_lossless
+from artify.video import MediaError, load_image, read_frames, save_frames
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -46,9 +45,9 @@ def flow_chunk(frames_video, out, settings: dict, threads: int | None = None) ->
 
 
 def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_tsv, keyframe_dir, out,
-                  settings: dict, fps: Fraction, threads: int | None = None, flows=None,
+                  settings: dict, threads: int | None = None, flows=None,
                   previous_chunk=None, decoder=None, masks=None) -> None:
-    """Stylize frames [read_start, stop) of one chunk and write them losslessly to `out`.
+    """Stylize frames [read_start, stop) of one chunk and write them losslessly to `out` (.npy).
 
     flows: the chunk's flow file (`flow_chunk`), needed when settings["temporal"] is true.
     previous_chunk: the previous chunk's stylized file; with settings["chunk_chain"] this chunk's overlap
@@ -108,7 +107,7 @@ def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_
 
     while True:
         try:
-            write_frames_lossless(out, _progress(stylized(settings), len(frames), f"chunk {chunk}"), fps)
+            save_frames(out, _progress(stylized(settings), len(frames), f"chunk {chunk}"), len(frames))
             return
         except torch.OutOfMemoryError:
             # Batched methods retry with half the batch; one frame that does not fit has no smaller unit.

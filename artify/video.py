@@ -221,52 +221,54 @@ def read_frames(path, start: int = 0, count: int | None = None, size: tuple[int,
     return np.frombuffer(raw[: n * frame_bytes], np.uint8).reshape(n, size[1], size[0], 3)
 
 
-def frame_size(path) -> tuple[int, int]:
-    """(width, height) of a video's frames as decoded (after rotation)."""
-    meta = probe(path)
-    return meta.width, meta.height
+def npy_header(shape: tuple[int, ...]) -> bytes:
+    """The header of a .npy file (format 1.0) of uint8 C-order data of this shape, as numpy writes it: written
+    without importing numpy, which costs frame extraction 60 ms of a 0.6 s job at the default size."""
+    text = "{'descr': '|u1', 'fortran_order': False, 'shape': %r, }" % (tuple(shape),)
+    text += " " * (-(10 + len(text) + 1) % 64) + "\n"  # padded so the data starts 64-byte aligned
+    return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text.encode("latin1")
 
 
-def stream_frames(paths: list, size: tuple[int, int] | None = None):
-    """Every frame of these videos, one after the other, as (H, W, 3) uint8 arrays; one ffmpeg process decodes
-    them all (the concat demuxer), so reading many short files costs one start-up. All must have one size."""
-    import tempfile
+def save_frames(path, frames, count: int) -> None:
+    """Exactly `count` frames as one .npy file, uint8 RGB (count, H, W, 3): written as they come (an iterable
+    is never all in memory) and atomically, so a failed producer leaves no file.
 
+    The stylized chunks are kept in this form: assemble reads them with no decoding at all (Ut Video, the
+    fastest lossless codec measured, cost as much as the x264 encode at 256 px), at 3 bytes a pixel.
+    """
     import numpy as np
 
-    paths = [Path(p) for p in paths]
-    for p in paths:
-        if not p.is_file():
-            raise MediaError(f"{p}: no such file")
-    w, h = size or frame_size(paths[0])
-    with tempfile.TemporaryDirectory(prefix="artify-concat-") as d:
-        listing = Path(d) / "files.txt"
-        # concat demuxer syntax: quote with ', and write a ' inside as '\''
-        listing.write_text("ffconcat version 1.0\n" + "".join(
-            "file '{}'\n".format(str(p.resolve()).replace("'", "'\\''")) for p in paths))
-        args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-f", "concat", "-safe", "0", "-i",
-                str(listing), "-map", "0:v:0", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24",
-                "pipe:1"]
-        frame_bytes = w * h * 3
-        with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
-            try:
-                while len(raw := proc.stdout.read(frame_bytes)) == frame_bytes:
-                    yield np.frombuffer(raw, np.uint8).reshape(h, w, 3)
-            finally:
-                proc.stdout.close()
-                err = proc.stderr.read().decode(errors="replace").strip().splitlines()
-                proc.wait()
-        if proc.returncode != 0:
-            raise MediaError(f"{paths[0].parent}: ffmpeg could not decode the chunks: {err[-1] if err else ''}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_path(path)
+    n, shape = 0, None
+    try:
+        with open(tmp, "wb") as f:
+            for frame in frames:
+                frame = np.asarray(frame)
+                if shape is None:
+                    shape = frame.shape
+                    if frame.ndim != 3 or shape[2] != 3:
+                        raise ValueError(f"{path}: frames must be (H, W, 3), got {shape}")
+                    f.write(npy_header((count, *shape)))
+                if frame.shape != shape:
+                    raise MediaError(f"{path}: frame size changed from {shape[1]}x{shape[0]} to "
+                                     f"{frame.shape[1]}x{frame.shape[0]}")
+                if n == count:
+                    raise MediaError(f"{path}: more than the {count} frames planned")
+                f.write(np.ascontiguousarray(frame, dtype=np.uint8).data)
+                n += 1
+        if n != count:
+            raise MediaError(f"{path}: {n} frames written, {count} planned")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_frames_lossless(path, frames: np.ndarray, fps: Fraction) -> None:
-    """Lossless RGB (Ut Video, planar RGB) in Matroska, exact frame count; written atomically.
-
-    Chosen by measurement for the stylized chunks, which assemble decodes in full (240 frames at 640x360,
-    this project's 2-core machine): Ut Video decodes in 0.35 s, lossless H.264 (libx264rgb qp 0) in 0.8 s,
-    FFV1 in 1.4 s; it takes 2.3x the disk of lossless H.264 (215 KB a frame there) and 1.8x FFV1's.
-    """
+    """Lossless RGB video (Ut Video, planar RGB) in Matroska, exact frame count; written atomically. For
+    frames that ffmpeg filters must read (the benchmarks' deflicker); the pipeline's own frames are .npy."""
     _write(path, frames, fps, vcodec="utvideo", pix_fmt="gbrp", extra={})
 
 
@@ -295,7 +297,7 @@ def _write(path, frames, fps, vcodec, pix_fmt, extra, audio=None, audio_copy=Tru
     streams = [video]
     out_args = {"vcodec": vcodec, "pix_fmt": pix_fmt, "r": str(fps), **extra}
     if audio is not None:
-        streams.append(ffmpeg.input(str(audio)).audio)
+        streams.append(ffmpeg.input(str(audio))["a:0"])  # the first audio stream, of a video or an audio file
         out_args["acodec"] = "copy" if audio_copy else "aac"
         if not audio_copy:
             out_args["audio_bitrate"] = "192k"
@@ -303,6 +305,7 @@ def _write(path, frames, fps, vcodec, pix_fmt, extra, audio=None, audio_copy=Tru
             out_args["t"] = f"{float(duration):.6f}"
     proc = (ffmpeg.output(*streams, str(tmp), **out_args).overwrite_output()
             .run_async(cmd=ffmpeg_exe(), pipe_stdin=True, pipe_stderr=True, quiet=False))
+    _widen_pipe(proc.stdin)
     import threading
 
     err_chunks = []
@@ -335,6 +338,17 @@ def _write(path, frames, fps, vcodec, pix_fmt, extra, audio=None, audio_copy=Tru
     os.replace(tmp, path)
 
 
+def _widen_pipe(pipe) -> None:
+    """Give a pipe 1 MiB of buffer instead of 64 KiB: a 720p frame then crosses in a few writes instead of
+    forty-odd, each a wake-up of the other process."""
+    import fcntl
+
+    try:
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
+    except OSError:  # not a pipe, or a lower system cap (/proc/sys/fs/pipe-max-size): only slower
+        pass
+
+
 def _chain(first, rest):
     yield first
     yield from rest
@@ -342,19 +356,6 @@ def _chain(first, rest):
 
 # Audio codecs that an .mp4 can carry as they are; anything else is re-encoded to AAC.
 MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
-
-
-def extract_audio(video, out) -> str:
-    """Copy the first audio stream into a Matroska audio file (holds any codec); returns its codec."""
-    meta = probe(video)
-    if not meta.audio:
-        raise MediaError(f"{video}: has no audio stream")
-    tmp = tmp_path(out)
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    run_ffmpeg(["-hide_banner", "-y", "-i", str(video), "-map", "0:a:0", "-vn", "-c:a", "copy", "-f", "matroska",
-          str(tmp)], video)
-    os.replace(tmp, out)
-    return meta.audio_codec or ""
 
 
 def load_image(path, long_side: int | None = None, enlarge: bool = True) -> np.ndarray:

@@ -1,12 +1,10 @@
 """Chunk plans and their assembly: every frame once, overlaps cross-faded, exact counts."""
-from fractions import Fraction
 
 import numpy as np
 import pytest
 
 from artify.assemble import assembled_frames, blend_overlap
 from artify.chunks import plan_chunks, read_chunks, write_chunks
-from artify.video import write_frames_lossless
 
 
 @pytest.mark.parametrize("n,size,overlap,max_frames", [(240, 24, 4, 0), (10, 4, 1, 0), (100, 24, 4, 50), (5, 24, 4, 0),
@@ -74,8 +72,8 @@ def test_assembly_gives_each_frame_once_and_blends_the_overlap(tmp_path):
     write_chunks(plan, tmp_path / "chunks.tsv")
     paths = []
     for r in plan:
-        path = tmp_path / f"s{r.chunk}.mkv"
-        write_frames_lossless(path, np.full((r.stop - r.read_start, 4, 4, 3), r.chunk * 50, np.uint8), Fraction(24))
+        path = tmp_path / f"s{r.chunk}.npy"
+        np.save(path, np.full((r.stop - r.read_start, 4, 4, 3), r.chunk * 50, np.uint8))
         paths.append(path)
     out = np.stack(list(assembled_frames(tmp_path / "chunks.tsv", paths)))[:, 0, 0, 0]
     assert len(out) == 20
@@ -88,8 +86,22 @@ def test_assembly_refuses_a_short_chunk(tmp_path):
 
     plan = plan_chunks(10, 5, 1)
     write_chunks(plan, tmp_path / "chunks.tsv")
-    paths = [tmp_path / f"s{i}.mkv" for i in range(2)]
-    write_frames_lossless(paths[0], np.zeros((5, 4, 4, 3), np.uint8), Fraction(24))
-    write_frames_lossless(paths[1], np.zeros((3, 4, 4, 3), np.uint8), Fraction(24))
-    with pytest.raises(MediaError, match="s1.mkv: has 3 frames, chunk 1 needs 6"):
+    paths = [tmp_path / f"s{i}.npy" for i in range(2)]
+    np.save(paths[0], np.zeros((5, 4, 4, 3), np.uint8))
+    np.save(paths[1], np.zeros((3, 4, 4, 3), np.uint8))
+    with pytest.raises(MediaError, match="s1.npy: has 3 frames, chunk 1 needs 6"):
+        list(assembled_frames(tmp_path / "chunks.tsv", paths))
+
+
+def test_assembly_names_a_missing_or_broken_chunk(tmp_path):
+    from artify.video import MediaError
+
+    plan = plan_chunks(10, 5, 1)
+    write_chunks(plan, tmp_path / "chunks.tsv")
+    paths = [tmp_path / f"s{i}.npy" for i in range(2)]
+    np.save(paths[0], np.zeros((5, 4, 4, 3), np.uint8))
+    with pytest.raises(MediaError, match="s1.npy: no such file"):
+        list(assembled_frames(tmp_path / "chunks.tsv", paths))
+    paths[1].write_bytes(b"half a chunk")
+    with pytest.raises(MediaError, match="s1.npy: not a stylized chunk"):
         list(assembled_frames(tmp_path / "chunks.tsv", paths))

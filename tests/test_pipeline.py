@@ -79,7 +79,7 @@ def test_output_has_the_inputs_frames_fps_audio_and_is_stylized(run):
     assert set(metrics["warp_error"]) == {"short", "long"} and metrics["warp_error_input"]["short"] >= 0
     # every rule leaves a log and a benchmark
     for rule in ("probe", "plan_chunks", "extract_frames", "flow_chunk", "stylize_chunk", "assemble", "evaluate",
-                 "detect_scenes", "select_keyframes", "plan_schedule", "extract_audio"):
+                 "detect_scenes", "select_keyframes", "plan_schedule"):
         assert list((workdir / "logs" / rule).iterdir()) and list((workdir / "benchmarks" / rule).iterdir()), rule
     # frames and flows were temporary
     assert not (workdir / "results/tiny/frames").exists() or not list((workdir / "results/tiny/frames").iterdir())
@@ -113,7 +113,7 @@ def test_changing_a_scene_parameter_reruns_style_stages_not_extraction(run):
     finally:
         write_jobs(workdir, content, style)
     assert "select_keyframes" in planned and "detect_scenes" not in planned
-    assert "probe" not in planned and "plan_chunks" not in planned and "extract_audio" not in planned
+    assert "probe" not in planned and "plan_chunks" not in planned
 
 
 def test_killed_run_resumes_without_redoing_finished_chunks(tmp_path):
@@ -129,21 +129,21 @@ def test_killed_run_resumes_without_redoing_finished_chunks(tmp_path):
 
     def running():  # chunks whose stylization has started (a log exists) but not finished
         started = {p.stem.split("_")[-1] for p in logs.glob("tiny_*.log")} if logs.exists() else set()
-        return {c for c in started if not (chunks / f"stylized_{c}.mkv").exists()}
+        return {c for c in started if not (chunks / f"stylized_{c}.npy").exists()}
 
     deadline = time.time() + 600
     try:
-        while time.time() < deadline and not (list(chunks.glob("stylized_*.mkv")) and running()):
+        while time.time() < deadline and not (list(chunks.glob("stylized_*.npy")) and running()):
             time.sleep(0.2)
         time.sleep(0.5)
         in_flight = running()
-        finished = {p.name: p.stat().st_mtime_ns for p in chunks.glob("stylized_*.mkv")}
+        finished = {p.name: p.stat().st_mtime_ns for p in chunks.glob("stylized_*.npy")}
         assert finished and in_flight, "never caught a chunk in flight after one had finished"
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=60)
     for c in in_flight:  # nothing half-written looks finished
-        assert not (chunks / f"stylized_{c}.mkv").exists()
+        assert not (chunks / f"stylized_{c}.npy").exists()
     planned = planned_jobs(snakemake(tmp_path, "-n").stdout)
     assert planned["stylize_chunk"] == 3 - len(finished)  # the finished chunks are not redone
     snakemake(tmp_path)
@@ -204,6 +204,6 @@ def test_temporary_frames_stay_a_few_chunks_however_many_chunks(tmp_path):
             peak = max(peak, len(list(frames.glob("*/*.npy"))))
         time.sleep(0.1)
     assert proc.returncode == 0
-    assert len(list(chunks.glob("stylized_*.mkv"))) == 10
+    assert len(list(chunks.glob("stylized_*.npy"))) == 10
     assert len(list((tmp_path / "logs/extract_frames").iterdir())) == 5
     assert 1 <= peak <= 4, peak  # at most two spans of two chunks

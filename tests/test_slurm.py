@@ -173,7 +173,7 @@ def test_gpu_job_and_failing_job(cluster, runs):
 def chunk_frames(workdir: Path) -> dict[str, "object"]:
     from artify.video import read_frames
 
-    files = sorted((workdir / "results/tiny/chunks").glob("stylized_*.mkv"))
+    files = sorted((workdir / "results/tiny/chunks").glob("stylized_*.npy"))
     return {f.name: read_frames(f) for f in files}
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from artify.chunks import chunk_frames_path, extract_frames, plan_chunks, write_chunks
-from artify.video import MediaError, extract_audio, probe, processing_size, read_frames, write_frames_lossless
+from artify.video import MediaError, probe, processing_size, read_frames, save_frames, write_frames_lossless
 
 
 def test_probe_real_clip(bunny_clip):
@@ -119,22 +119,6 @@ def test_extraction_failure_leaves_no_folder(tmp_path, bunny_clip):
     assert list(tmp_path.iterdir()) == [tmp_path / "chunks.tsv"]
 
 
-def test_extract_audio_copies_the_stream(tmp_path, bunny_clip):
-    assert extract_audio(bunny_clip, tmp_path / "a.mka") == "aac"
-    assert (tmp_path / "a.mka").stat().st_size > 10_000
-
-
-def test_extract_audio_without_audio_is_an_error(tmp_path):
-    from artify.video import write_frames_h264
-    from tests.conftest import textured_video
-
-    silent = tmp_path / "silent.mp4"
-    write_frames_h264(silent, textured_video(4), Fraction(24))
-    with pytest.raises(MediaError, match="silent.mp4: has no audio"):
-        extract_audio(silent, tmp_path / "a.mka")
-    assert not (tmp_path / "a.mka").exists()
-
-
 def test_a_failing_producer_leaves_no_file(tmp_path):
     def frames():
         yield np.zeros((8, 8, 3), np.uint8)
@@ -142,4 +126,29 @@ def test_a_failing_producer_leaves_no_file(tmp_path):
 
     with pytest.raises(RuntimeError, match="crashed"):
         write_frames_lossless(tmp_path / "out.mkv", frames(), Fraction(24))
+    with pytest.raises(RuntimeError, match="crashed"):
+        save_frames(tmp_path / "out.npy", frames(), 2)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_saved_frames_round_trip_and_the_count_is_checked(tmp_path):
+    frames = np.random.default_rng(0).integers(0, 256, (5, 6, 8, 3), dtype=np.uint8)
+    save_frames(tmp_path / "x.npy", iter(frames), 5)
+    assert np.array_equal(read_frames(tmp_path / "x.npy"), frames)
+    assert np.array_equal(read_frames(tmp_path / "x.npy", 2, 2), frames[2:4])
+    with pytest.raises(MediaError, match="y.npy: 5 frames written, 6 planned"):
+        save_frames(tmp_path / "y.npy", frames, 6)
+    with pytest.raises(MediaError, match="z.npy: more than the 4 frames planned"):
+        save_frames(tmp_path / "z.npy", frames, 4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy"]
+
+
+@pytest.mark.parametrize("shape", [(5, 144, 256, 3), (1, 2, 2, 3), (480, 720, 1280, 3), (7,)])
+def test_npy_header_is_numpys(shape):
+    import io
+
+    from artify.video import npy_header
+
+    f = io.BytesIO()
+    np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False, "shape": shape})
+    assert npy_header(shape) == f.getvalue()

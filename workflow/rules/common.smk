@@ -102,17 +102,7 @@ def frames_folder(wildcards):
 
 
 def stylized_chunks(wildcards):
-    return [f"results/{wildcards.job}/chunks/stylized_{c:04d}.mkv" for c in chunk_ids(wildcards)]
-
-
-def audio_input(wildcards):
-    """The extracted audio, only when the content has audio and the job keeps it."""
-    import json
-
-    meta = json.loads(open(checkpoints.probe.get(job=wildcards.job).output[0]).read())
-    if meta["audio"] and JOBS[wildcards.job]["audio"] != "none":
-        return {"audio": f"results/{wildcards.job}/audio.mka"}
-    return {}
+    return [f"results/{wildcards.job}/chunks/stylized_{c:04d}.npy" for c in chunk_ids(wildcards)]
 
 
 def gpu_count(wildcards):

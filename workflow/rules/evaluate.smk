@@ -28,8 +28,6 @@ def stage_benchmarks(wildcards):
     files = [f"benchmarks/{rule}/{job}.tsv" for rule in JOB_STAGES]
     if "decoder" in stylize_extra_inputs(SimpleNamespace(job=job, chunk="0000")):
         files.append(f"benchmarks/train_arbitrary/{baseline_of(job)}.tsv")
-    if audio_input(wildcards):
-        files.append(f"benchmarks/extract_audio/{job}.tsv")
     files += [f"benchmarks/extract_frames/{job}_{s:04d}.tsv" for s in span_ids(wildcards)]
     for rule in CHUNK_STAGES:
         if rule == "flow_chunk" and not JOBS[job]["temporal"]:

@@ -56,7 +56,7 @@ def stylize_extra_inputs(wildcards):
     if settings["temporal"]:
         extra["flows"] = f"results/{wildcards.job}/chunks/flow_{wildcards.chunk}.npz"
     if settings["chunk_chain"] and int(wildcards.chunk) > 0:
-        extra["previous"] = f"results/{wildcards.job}/chunks/stylized_{int(wildcards.chunk) - 1:04d}.mkv"
+        extra["previous"] = f"results/{wildcards.job}/chunks/stylized_{int(wildcards.chunk) - 1:04d}.npy"
     if settings["method"] == "segmented":
         extra["masks"] = f"results/{wildcards.job}/chunks/masks_{wildcards.chunk}.npz"
     if settings["method"] == "arbitrary" and not settings["adain_decoder"]:
@@ -68,13 +68,12 @@ rule stylize_chunk:
     input:
         unpack(stylize_extra_inputs),
         frames=frames_folder,
-        meta="results/{job}/meta.json",
         chunks="results/{job}/chunks.tsv",
         schedule="results/{job}/schedule.tsv",
         keyframes="results/{job}/keyframes.tsv",
         keyframe_dir="results/{job}/keyframes",
     output:
-        "results/{job}/chunks/stylized_{chunk}.mkv",
+        "results/{job}/chunks/stylized_{chunk}.npy",
     params:
         options=options("stylize_chunk"),
         extra=lambda wildcards, input: " ".join(
@@ -96,7 +95,7 @@ rule stylize_chunk:
         runtime=lambda wildcards, attempt: 120 * attempt,
         gpu=gpu_count,
     shell:
-        "{ARTIFY} stylize-chunk {input.frames:q}/{wildcards.chunk}.npy --meta {input.meta:q} --chunks {input.chunks:q}"
+        "{ARTIFY} stylize-chunk {input.frames:q}/{wildcards.chunk}.npy --chunks {input.chunks:q}"
         " --chunk {wildcards.chunk} --schedule {input.schedule:q} --keyframes {input.keyframes:q}"
         " --keyframe-dir {input.keyframe_dir:q} {params.extra} --threads {threads} -o {output:q}"
         " {params.options} > {log:q} 2>&1"

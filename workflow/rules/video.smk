@@ -1,4 +1,4 @@
-# Content video in, stylized video out: probe, chunk plan, frame and audio extraction, assembly.
+# Content video in, stylized video out: probe, chunk plan, frame extraction, assembly (with the content's audio).
 
 
 checkpoint probe:
@@ -65,28 +65,10 @@ rule extract_frames:
         " --span {wildcards.span} -o {output:q} {params.options} > {log:q} 2>&1"
 
 
-rule extract_audio:
-    input:
-        content_video,
-    output:
-        "results/{job}/audio.mka",
-    log:
-        "logs/extract_audio/{job}.log",
-    benchmark:
-        "benchmarks/extract_audio/{job}.tsv"
-    conda:
-        "../../envs/video.yaml"
-    resources:
-        mem_mb=500,
-        runtime=10,
-    shell:
-        "{ARTIFY} extract-audio {input:q} -o {output:q} > {log:q} 2>&1"
-
-
 rule assemble:
     input:
-        unpack(audio_input),
         stylized=stylized_chunks,
+        content=content_video,  # its audio is copied into the output
         meta="results/{job}/meta.json",
         chunks="results/{job}/chunks.tsv",
     output:
@@ -95,7 +77,6 @@ rule assemble:
         job=ASSEMBLED_JOB,
     params:
         options=options("assemble"),
-        audio=lambda wildcards, input: f"--audio-file {shlex.quote(input.audio)}" if "audio" in input.keys() else "",
     log:
         "logs/assemble/{job}.log",
     benchmark:
@@ -107,4 +88,4 @@ rule assemble:
         runtime=30,
     shell:
         "{ARTIFY} assemble {input.stylized:q} --meta {input.meta:q} --chunks {input.chunks:q}"
-        " {params.audio} -o {output:q} {params.options} > {log:q} 2>&1"
+        " --content {input.content:q} -o {output:q} {params.options} > {log:q} 2>&1"

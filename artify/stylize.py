@@ -97,7 +97,8 @@ def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_
             model = vgg19(device, settings["vgg_source"], settings["vgg_weights"] or None)
             return segmented.stylize_frames(model, frames, weights, keyframes, settings, device, load_masks(masks),
                                             background_keyframes=segmented.background_keyframes(
-                                                settings, settings["style_size"]), flows=flow_data)
+                                                settings, settings["style_size"]), flows=flow_data,
+                                            previous=previous)
         if method == "arbitrary":  # decoder: the job's trained decoder.pth when no adain_decoder is configured
             from artify.methods.arbitrary import network_for, stylize_frames as arbitrary_frames
 

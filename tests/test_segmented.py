@@ -25,8 +25,9 @@ class FakeStylizer:
     def __init__(self):
         self.calls = []
 
-    def __call__(self, model, frames, weights, keyframes, settings, device, flows=None):
-        self.calls.append({"frames": frames.copy(), "weights": weights, "keyframes": keyframes, "flows": flows})
+    def __call__(self, model, frames, weights, keyframes, settings, device, flows=None, previous=None):
+        self.calls.append({"frames": frames.copy(), "weights": weights, "keyframes": keyframes, "flows": flows,
+                           "previous": previous})
         colour = np.asarray(keyframes[0]).reshape(-1, 3).mean(0).astype(np.uint8)
         for _ in frames:
             yield np.broadcast_to(colour, frames.shape[1:]).copy()
@@ -36,10 +37,11 @@ RED = np.full((8, 8, 3), (255, 0, 0), np.uint8)
 BLUE = np.full((8, 8, 3), (0, 0, 255), np.uint8)
 
 
-def run(mode, frames, masks, background=None, stylizer=None, **settings):
+def run(mode, frames, masks, background=None, stylizer=None, previous=None, **settings):
     stylizer = stylizer or FakeStylizer()
     out = np.stack(list(stylize_frames(None, frames, np.ones((len(frames), 1)), [RED], {"merge_mode": mode, **settings},
-                                       "cpu", masks, background_keyframes=background, stylizer=stylizer)))
+                                       "cpu", masks, background_keyframes=background, previous=previous,
+                                       stylizer=stylizer)))
     return out, stylizer
 
 
@@ -175,3 +177,15 @@ def test_background_style_from_settings(tmp_path):
     assert image.shape == (10, 20, 3) and image[0, 0].tolist() == [0, 0, 255]
     with pytest.raises(MediaError, match="missing.png: background_style is not a readable image"):
         segmented.background_keyframes({"background_style": str(tmp_path / "missing.png")})
+
+
+@pytest.mark.parametrize("mode", ["feather", "resize"])
+def test_chained_chunk_keeps_the_previous_overlap_and_both_regions_continue_from_it(mode):
+    frames, masks = _frames()
+    previous = [np.full(frames.shape[1:], 77, np.uint8), np.full(frames.shape[1:], 88, np.uint8)]
+    out, fake = run(mode, frames, masks, background=[BLUE], previous=previous)
+    assert (out[0] == 77).all() and (out[1] == 88).all()  # the overlap is the previous chunk's, untouched
+    assert not (out[2] == 88).all()
+    for call in fake.calls:  # foreground and background stylizers both start from it (cropped in resize)
+        assert len(call["previous"]) == 2 and call["previous"][1].shape == frames.shape[1:]
+        assert (np.asarray(call["previous"][1]) == 88).all()

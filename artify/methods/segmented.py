@@ -145,13 +145,15 @@ def _region_flows(inputs: np.ndarray, flows: dict | None) -> dict | None:
 def stylize_frames(model, frames: np.ndarray, weights: np.ndarray, keyframes: list[np.ndarray], settings: dict,
                    device, masks: np.ndarray, background_keyframes: list[np.ndarray] | None = None,
                    background_weights: np.ndarray | None = None, flows: dict | None = None,
-                   stylizer: Callable | None = None) -> Iterator[np.ndarray]:
+                   previous: list[np.ndarray] | None = None, stylizer: Callable | None = None) -> Iterator[np.ndarray]:
     """Yield one merged uint8 frame per input frame.
 
     frames (N, H, W, 3) uint8; weights (N, K) schedule rows over `keyframes` (the foreground's styles, and the
     background's unless background_keyframes (K' images) with background_weights (N, K') are given; a single
     background painting with no weights gets weight 1 on every frame); masks (N, H, W) float in [0, 1].
     flows: the chunk's backward flows (artify.flow.backward_flows), for temporal stylization.
+    previous: the previous chunk's merged overlap frames (chunk_chain): output as they are, and given to both
+    region stylizers (cropped like their inputs in resize mode) so each continues from them.
     stylizer: the per-region stylizer, gatys.stylize_frames's signature (default: gatys).
     """
     if stylizer is None:
@@ -167,18 +169,25 @@ def stylize_frames(model, frames: np.ndarray, weights: np.ndarray, keyframes: li
         background_weights = np.ones((len(frames), len(background_keyframes)), np.float64)
     fg_in, bg_in = region_inputs(frames, masks, mode, s.get("blur_px", 9.0), bool(s.get("inpaint", False)))
     fg_boxes = bg_boxes = None
+    fg_flows = bg_flows = flows
+    fg_previous = bg_previous = previous
     if mode == "resize":
         fg_boxes, bg_boxes = region_boxes(masks), region_boxes(1 - masks)
         fg_in = np.stack([_crop_to_frame(f, b) for f, b in zip(fg_in, fg_boxes)])
         bg_in = np.stack([_crop_to_frame(f, b) for f, b in zip(bg_in, bg_boxes)])
         fg_flows, bg_flows = _region_flows(fg_in, flows), _region_flows(bg_in, flows)
-    else:
-        fg_flows = bg_flows = flows
-    fg_out = stylizer(model, fg_in, weights, keyframes, s, device, flows=fg_flows)
-    bg_out = stylizer(model, bg_in, background_weights, background_keyframes, s, device, flows=bg_flows)
+        if previous is not None:
+            fg_previous = [_crop_to_frame(p, b) for p, b in zip(previous, fg_boxes)]
+            bg_previous = [_crop_to_frame(p, b) for p, b in zip(previous, bg_boxes)]
+    fg_out = stylizer(model, fg_in, weights, keyframes, s, device, flows=fg_flows, previous=fg_previous)
+    bg_out = stylizer(model, bg_in, background_weights, background_keyframes, s, device, flows=bg_flows,
+                      previous=bg_previous)
     fg_strength = float(s.get("foreground_strength", 1.0))
     bg_strength = float(s.get("background_strength", 1.0))
     for t, (fg, bg) in enumerate(zip(fg_out, bg_out)):
+        if previous is not None and t < len(previous):  # the overlap, already merged by the previous chunk
+            yield np.asarray(previous[t], np.uint8)
+            continue
         if mode == "resize":
             fg = _frame_to_crop(fg, fg_boxes[t], frames[t])
             bg = _frame_to_crop(bg, bg_boxes[t], frames[t])

@@ -96,9 +96,14 @@ def chunk_frames_path(span_dir, chunk: int) -> Path:
     return Path(span_dir) / f"{chunk:04d}.npy"
 
 
+# Most chunks one ffmpeg process writes: each is an open file and a `trim` that sees every frame, so a span
+# of thousands of chunks (`span_frames: 0` on a long video) is cut into groups, each decoded from its own seek.
+GROUP_CHUNKS = 64
+
+
 def extract_frames(video, chunks_tsv, span: int, size: tuple[int, int], fps: Fraction, out_dir) -> int:
     """Decode one span's frames once, at the processing size, into one .npy file per chunk (uint8 RGB,
-    overlaps repeated), in the folder `out_dir`; returns the number of frames decoded.
+    overlaps repeated), in the folder `out_dir`; returns the number of frames in the span.
 
     One ffmpeg process scales, converts and splits the span into the chunks' frame ranges (`trim` by frame
     number) and writes each range straight into its .npy file, after the header Python wrote: the frames
@@ -114,6 +119,25 @@ def extract_frames(video, chunks_tsv, span: int, size: tuple[int, int], fps: Fra
     tmp = out_dir.with_name(f".tmp.{out_dir.name}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    try:
+        written = {}
+        for i in range(0, len(chunks), GROUP_CHUNKS):
+            written |= _extract_group(video, chunks[i: i + GROUP_CHUNKS], size, fps, tmp)
+        got = max(c.read_start - first + written[c.chunk] for c in chunks)
+        if any(written[c.chunk] != c.stop - c.read_start for c in chunks):  # the video ended (or broke) early
+            raise MediaError(f"{video}: span {span} should have {stop - first} frames from frame {first}, "
+                             f"got {got}")
+        shutil.rmtree(out_dir, ignore_errors=True)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return stop - first
+
+
+def _extract_group(video, chunks: list[Chunk], size: tuple[int, int], fps: Fraction, folder: Path) -> dict:
+    """One ffmpeg process for these consecutive chunks; returns the frames that reached each chunk's file."""
+    first = chunks[0].read_start
     w, h = size
     args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error"]
     if first > 0:
@@ -123,44 +147,20 @@ def extract_frames(video, chunks_tsv, span: int, size: tuple[int, int], fps: Fra
     graph += [f"[s{c.chunk}]trim=start_frame={c.read_start - first}:end_frame={c.stop - first}[o{c.chunk}]"
               for c in chunks]
     args += ["-i", str(video), "-filter_complex", ";".join(graph)]
-    _allow_open_files(len(chunks) + 32)
     files, header = {}, {}
     try:
         for c in chunks:  # the header first; ffmpeg appends the frames through the open descriptor
-            files[c.chunk] = f = open(chunk_frames_path(tmp, c.chunk), "wb")
+            files[c.chunk] = f = open(chunk_frames_path(folder, c.chunk), "wb")
             header[c.chunk] = f.write(npy_header((c.stop - c.read_start, h, w, 3)))
             f.flush()
             # passthrough: never duplicate or drop a frame to fit a rate (the seek leaves a half-frame offset)
             args += ["-map", f"[o{c.chunk}]", "-fps_mode", "passthrough", "-f", "rawvideo", f"pipe:{f.fileno()}"]
         proc = subprocess.run(args, capture_output=True, pass_fds=[f.fileno() for f in files.values()])
+    finally:
         for f in files.values():
             f.close()
-        if proc.returncode != 0:
-            err = proc.stderr.decode(errors="replace").strip().splitlines()
-            raise MediaError(f"{video}: ffmpeg could not decode: {err[-1] if err else 'no message'}")
-        # frames that reached each file; a short file means the video ended (or broke off) early
-        written = {c.chunk: (chunk_frames_path(tmp, c.chunk).stat().st_size - header[c.chunk]) // (w * h * 3)
-                   for c in chunks}
-        got = max(c.read_start - first + written[c.chunk] for c in chunks)
-        if any(written[c.chunk] != c.stop - c.read_start for c in chunks):
-            raise MediaError(f"{video}: span {span} should have {stop - first} frames from frame {first}, "
-                             f"got {got}")
-        shutil.rmtree(out_dir, ignore_errors=True)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        for f in files.values():
-            f.close()
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return stop - first
-
-
-def _allow_open_files(n: int) -> None:
-    """Raise this process's open-file limit to `n` where the hard limit allows (a span of hundreds of chunks,
-    `span_frames: 0` on a long video, holds one file open per chunk)."""
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < n:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (n if hard == resource.RLIM_INFINITY else min(n, hard), hard))
-
+    if proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise MediaError(f"{video}: ffmpeg could not decode: {err[-1] if err else 'no message'}")
+    return {c.chunk: (chunk_frames_path(folder, c.chunk).stat().st_size - header[c.chunk]) // (w * h * 3)
+            for c in chunks}

@@ -173,6 +173,7 @@ function render() {
   document.getElementById("previous").disabled = current === 0;
   document.getElementById("next").disabled = current === trials.length - 1;
   document.getElementById("done").hidden = answered() < total;
+  document.getElementById("download").disabled = answered() === 0;
 }
 function download() {
   const a = document.createElement("a");

@@ -308,7 +308,7 @@ def to_html(c: dict, title: str, tally: dict | None = None, grid: dict | None = 
             parts.append(f"<div class='job'><h3>{esc(r['job'])} <small>({esc(r['kind'])}; {esc(r['settings'])})"
                          "</small></h3>")
             if m.get("side_by_side"):
-                parts.append(f"<video controls loop preload='auto' src='{esc(m['side_by_side'])}'>"
+                parts.append(f"<video controls loop preload='metadata' src='{esc(m['side_by_side'])}'>"
                              f"<a href='{esc(m['side_by_side'])}'>side by side</a></video>"
                              "<p class='note'>input | output | the current style, the schedule's weights below</p>")
             if m.get("plot"):
@@ -324,7 +324,8 @@ def compare(entries: list[dict], out_md, out_html, title: str = "Comparison", co
     """Write the comparison of `entries` (see `comparison`) as Markdown and HTML; returns it.
 
     With `content` and `meta_json` (the content video and its meta.json) the page gets the frame grid of the
-    entries that give "video" (their stylized.mp4; "per_frame", their per-frame.tsv, finds the worst frame);
+    entries that give "video" (their stylized.mp4; "per_frame", their per-frame.tsv, finds the worst frame of
+    the results, or of any job when there are only baselines);
     entries giving "plot" (per-frame.png) and "side_by_side" (mp4) get them shown. tally_json: the viewers'
     tally (`artify assess --tally`); assess_page: the A/B page, linked; answers_dir: where its answers go.
     """
@@ -338,7 +339,9 @@ def compare(entries: list[dict], out_md, out_html, title: str = "Comparison", co
 
         fps = VideoMeta.load(meta_json).fps
         n = min(probe(v).frames for v in videos.values())
-        picks = pick_frames(n, frames, {e["job"]: e["per_frame"] for e in entries if e.get("per_frame")})
+        # the worst frame of the results themselves (a per-frame baseline is worst almost everywhere)
+        tables = {e["job"]: e["per_frame"] for e in entries if e.get("per_frame") and e["kind"] == "result"}
+        picks = pick_frames(n, frames, tables or {e["job"]: e["per_frame"] for e in entries if e.get("per_frame")})
         grid = frame_grid(content, videos, fps, picks)
     media = {}
     for e in entries:

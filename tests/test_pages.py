@@ -54,8 +54,9 @@ def test_comparison_page_shows_every_frame_video_and_plot_from_disk(tinted_jobs,
     assert shot.stat().st_size > 10_000
 
 
-def _displayed_jobs(browser: Browser) -> dict:
-    """Which job each of the left and right videos shows, from the colour of the frame the browser decoded."""
+def _displayed_jobs(browser: Browser, key=None) -> dict:
+    """Which job each of the left and right videos shows, from the colour of the frame the browser decoded
+    (the tinted jobs), and the clip id it holds."""
     colours = browser.js("""(async () => {
         const out = {};
         for (const id of ['left', 'right']) {
@@ -89,14 +90,21 @@ def _choice(question: str, left: str, right: str) -> str:
     return "left" if order.index(left) < order.index(right) else "right"
 
 
-def click_through(browser: Browser, key: dict, choose) -> list[dict]:
+def clips_on_the_page(browser: Browser, key: dict) -> dict:
+    """The jobs of the clips the left and right videos hold, by their ids and the key."""
+    clips = browser.js("({left: document.getElementById('left').dataset.clip, "
+                       "right: document.getElementById('right').dataset.clip})")
+    return {side: (key["clips"][clip]["job"], clip) for side, clip in clips.items()}
+
+
+def click_through(browser: Browser, key: dict, choose, identify=_displayed_jobs) -> list[dict]:
     """Answer every pair of the open A/B page with choose(question, left job, right job), checking that each
-    video shows the job its clip id belongs to; returns what was answered, in order."""
+    video holds the clip of the job `identify` sees there; returns what was answered, in order."""
     pairs = browser.js("trials.length")
     given = []
     for trial in range(1, pairs + 1):
         assert browser.js("document.getElementById('progress').textContent").startswith(f"Pair {trial} of {pairs}")
-        shown = _displayed_jobs(browser)
+        shown = identify(browser, key)
         for side, (job, clip) in shown.items():
             assert key["clips"][clip]["job"] == job, (side, job, clip)  # what is shown is what the CSV records
         for question in ("steadiness", "style", "content"):

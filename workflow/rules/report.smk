@@ -244,7 +244,7 @@ rule tally:
     output:
         "results/assess/{content}.tally.json",
     params:
-        keys=lambda wildcards: shlex.quote(os.path.join(ANSWERS, wildcards.content, "keys")),
+        key_dir=lambda wildcards: shlex.quote(os.path.join(ANSWERS, wildcards.content, "keys")),
     log:
         "logs/tally/{content}.log",
     benchmark:
@@ -255,4 +255,4 @@ rule tally:
         mem_mb=500,
         runtime=5,
     shell:
-        "{ARTIFY} assess --tally {input:q} --key {params.keys} -o {output:q} > {log:q} 2>&1"
+        "{ARTIFY} assess --tally {input:q} --key {params.key_dir} -o {output:q} > {log:q} 2>&1"

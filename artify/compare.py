@@ -249,8 +249,11 @@ _STYLE = ("body{font-family:sans-serif;margin:1.5em;max-width:1600px}table{borde
           "th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#eee}"
           "table.numbers td:nth-child(-n+3){text-align:left}p.note{color:#444;max-width:70em}"
           ".grid td,.grid th{text-align:center;vertical-align:top;font-size:small}"
-          ".grid th.row{text-align:left;white-space:nowrap}.grid img{display:block;max-width:240px}"
-          ".job{margin:2em 0;border-top:1px solid #ccc}.job video,.job img{max-width:100%;display:block;margin:.5em 0}"
+          "table.grid{width:100%;table-layout:fixed}.grid th:first-child{width:9em}.grid td{padding:2px}"
+          ".grid th.row{text-align:left;overflow-wrap:anywhere}"
+          ".grid img{display:block;width:100%;height:auto}"  # the grid fills the page, whatever the frame size
+          ".job{margin:2em 0;border-top:1px solid #ccc}.job video,.job img{display:block;margin:.5em 0}"
+          ".job video{width:100%;max-width:1200px;height:auto}.job img{max-width:100%}"
           "nav a{margin-right:1em}")
 
 

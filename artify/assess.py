@@ -55,7 +55,7 @@ def _clip_data(frames, fps: Fraction, tmp_dir: Path, crf: int) -> str:
     """Frames as an H.264 mp4 (no audio), base64."""
     from artify.video import write_frames_h264
 
-    path = tmp_dir / f"{secrets.token_hex(8)}.mp4"
+    path = tmp_dir / "clip.mp4"
     write_frames_h264(path, frames, fps, crf=crf)
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     path.unlink()

@@ -311,7 +311,7 @@ def to_html(c: dict, title: str, tally: dict | None = None, grid: dict | None = 
             parts.append(f"<div class='job'><h3>{esc(r['job'])} <small>({esc(r['kind'])}; {esc(r['settings'])})"
                          "</small></h3>")
             if m.get("side_by_side"):
-                parts.append(f"<video controls loop preload='metadata' src='{esc(m['side_by_side'])}'>"
+                parts.append(f"<video controls loop preload='auto' src='{esc(m['side_by_side'])}'>"
                              f"<a href='{esc(m['side_by_side'])}'>side by side</a></video>"
                              "<p class='note'>input | output | the current style, the schedule's weights below</p>")
             if m.get("plot"):

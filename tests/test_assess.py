@@ -90,7 +90,7 @@ def test_comparison_page_shows_the_same_frames_of_input_and_every_job(tinted_job
             assert np.abs(image.astype(int) - expected).mean() < 6, (job, frame)
     # every job's plot inlined, its side-by-side linked relative to the page (the page opens from disk)
     for job in TINTS:  # root is tmp_path / "run dir"
-        assert f"<video controls loop preload='metadata' src='../run%20dir/results/{job}/side_by_side.mp4'>" in text
+        assert f"<video controls loop preload='auto' src='../run%20dir/results/{job}/side_by_side.mp4'>" in text
     assert text.count("<img src='data:image/png;base64,") == 4 * 6 + 3
     assert "href='../assess/clip.html'" in text and "No answers yet" in text
 

@@ -54,8 +54,8 @@ def comparison_entries(wildcards):
     for job in members:
         kind = kinds.get(job, "result")
         settings = JOBS[described_by(job)]
-        differ = [f"{k}={v}" for k, v in settings.items() if k not in ("content", "style", "baselines", "jobs")
-                  and first.get(k) != v]
+        differ = [f"{k}={v}" for k, v in settings.items()
+                  if k not in ("job", "content", "style", "baselines", "jobs") and first.get(k) != v]
         described = f"{settings['method']}" + (f"; {', '.join(differ)}" if differ else "")
         if job in DEFLICKERED:
             described += f"; deflicker size={settings['deflicker_size']} mode={settings['deflicker_mode']}"

@@ -141,8 +141,9 @@ def optimise(model, image: torch.Tensor, content_targets: dict, target_grams: di
     while done < iterations:
         n = min(check_every, iterations - done)
         step(opt, n)
-        done += n
         if not (math.isfinite(last["loss"]) and torch.isfinite(z).all()):
+            # A fall does not count as iterations done: the same block is tried again from the last finite
+            # state, so a short optimisation (a warm start of 2 iterations) is refused, not returned unchanged.
             falls += 1
             if falls > retries:
                 raise NonFiniteError(f"the optimisation stayed non-finite after {retries} cautious retries")
@@ -152,6 +153,7 @@ def optimise(model, image: torch.Tensor, content_targets: dict, target_grams: di
             opt = make(scale)
             previous = None
             continue
+        done += n
         good = z.detach().clone()
         if tolerance > 0 and previous is not None and abs(previous - last["loss"]) <= tolerance * abs(previous):
             break

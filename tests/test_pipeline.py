@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from artify.video import load_image
 from tests.conftest import REPO, require_shared
+from tests.pictures import assert_job_stylized
 
 pytestmark = pytest.mark.e2e
 
@@ -70,13 +72,14 @@ def test_output_has_the_inputs_frames_fps_audio_and_is_stylized(run):
     assert meta.frames == TINY["max_frames"] and meta.fps == probe(content).fps == "24/1"
     assert meta.audio and meta.audio_codec == "aac"
     assert (meta.width, meta.height) == (96, 54)
-    stylized = read_frames(out)
+    stylized = assert_job_stylized(workdir, "tiny")  # every frame a real stylized picture
     original = read_frames(content, 0, len(stylized), size=(96, 54))
     target = mix_grams(keyframe_grams([load_image(style, 96)], size=(96, 54)), [1.0])
     ours, theirs = style_distance(stylized, target).mean(), style_distance(original, target).mean()
     assert ours < 0.7 * theirs, (ours, theirs)
     metrics = json.loads((workdir / "results/tiny/metrics.json").read_text())
     assert set(metrics["warp_error"]) == {"short", "long"} and metrics["warp_error_input"]["short"] >= 0
+    assert metrics["blank_frames"] == []
     # every rule leaves a log and a benchmark
     for rule in ("probe", "plan_chunks", "extract_frames", "flow_chunk", "stylize_chunk", "assemble", "evaluate",
                  "detect_scenes", "select_keyframes", "plan_schedule"):
@@ -149,7 +152,7 @@ def test_killed_run_resumes_without_redoing_finished_chunks(tmp_path):
     snakemake(tmp_path)
     for name, mtime in finished.items():
         assert (chunks / name).stat().st_mtime_ns == mtime
-    assert (tmp_path / "results/tiny/stylized.mp4").exists()
+    assert_job_stylized(tmp_path, "tiny")
 
 
 def test_bad_jobs_table_stops_before_any_work(tmp_path):
@@ -182,6 +185,7 @@ def test_segmented_and_arbitrary_methods_run_through_the_pipeline(tmp_path):
     for job in ("segmented", "arbitrary"):
         meta = probe(tmp_path / f"results/{job}/stylized.mp4")
         assert meta.frames == 6 and meta.audio
+        assert_job_stylized(tmp_path, job)
     assert len(list((tmp_path / "logs/segment_chunk").iterdir())) == 2
     assert (tmp_path / "resources/models/arbitrary/decoder.pth").exists()
 
@@ -205,5 +209,27 @@ def test_temporary_frames_stay_a_few_chunks_however_many_chunks(tmp_path):
         time.sleep(0.1)
     assert proc.returncode == 0
     assert len(list(chunks.glob("stylized_*.npy"))) == 10
+    assert_job_stylized(tmp_path, "tiny")
     assert len(list((tmp_path / "logs/extract_frames").iterdir())) == 5
     assert 1 <= peak <= 4, peak  # at most two spans of two chunks
+
+
+def test_the_demo_through_a_style_transition_with_the_defaults(tmp_path):
+    """The case that shipped black frames: the demo's own inputs, keyframes and schedule with every default
+    (L-BFGS, 60 iterations, style_weight 50, temporal) at the demo's 192 px, a chunk starting cold at frame
+    20, inside the cross-fade from the first style to the second (schedule row about (0.95, 0.05, 0)). The
+    old optimiser went to NaN on that frame and the whole chunk was written black. Chunks of 12 frames make
+    the chunk that starts there (frames 20-35) the only one stylized."""
+    from artify.schedule import StyleSchedule
+    from artify.video import read_frames
+    from tests.pictures import assert_real_pictures
+
+    (tmp_path / "jobs.tsv").write_text("job\tcontent\tstyle\tmethod\tsize\tchunk_frames\n"
+                                       "demo\tresources/demo/content.mp4\tresources/demo/style.mp4\tgatys\t192\t12\n")
+    chunk = tmp_path / "results/demo/chunks/stylized_0002.npy"
+    snakemake(tmp_path, str(chunk.relative_to(tmp_path)))
+    weights = StyleSchedule.load(tmp_path / "results/demo/schedule.tsv").weights_range(20, 36)
+    assert 0.9 < weights[0].max() < 0.99 and weights[-1].max() < 0.9  # a transition runs through the chunk
+    inputs = read_frames(tmp_path / "resources/demo/content.mp4", 0, 36, size=(192, 108))[20:]
+    keyframes = [load_image(f) for f in sorted((tmp_path / "results/demo/keyframes").glob("*.png"))]
+    assert_real_pictures(read_frames(chunk), inputs, keyframes, weights, what="demo chunk 2")

@@ -71,9 +71,9 @@ def match_colours(style: np.ndarray, reference: np.ndarray) -> np.ndarray:
 # losses (VGG features of a bounded image) are bounded, and nothing moves x behind the optimiser's back.
 # The old way — optimise x itself and clamp it to [0, 1] between L-BFGS calls — let the strong-Wolfe line
 # search step far outside [0, 1] (losses of 1e13-1e20, then NaN) and left L-BFGS a curvature history of a
-# function it was no longer minimising. The sweep in bench/gatys_stability.py chose this over a
-# clamp-in-the-loss projection and over clamping with a history reset: finite everywhere, and lower style
-# and content loss than the old optimiser's finite frames.
+# function it was no longer minimising. The sweep in workflow/scripts/bench_gatys_stability.py chose this
+# over a clamp-in-the-loss projection and over clamping with a history reset: finite everywhere, and lower
+# style and content loss than the old optimiser's finite frames.
 PIXEL_EPS = 1e-3  # inputs are clipped to [eps, 1 - eps] before the logit: within 1/4 of a grey level
 
 

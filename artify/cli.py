@@ -347,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--html", required=True)
     p.set_defaults(func=cmd_compare)
 
-    p = _stage_parser(sub, "image", "stylize one picture with the gatys method", "stylize_chunk")
+    p = _stage_parser(sub, "image", "stylize one picture with the gatys or arbitrary method (--method)", "stylize_chunk")
     p.add_argument("content")
     p.add_argument("style")
     p.add_argument("--size", type=int, default=512)

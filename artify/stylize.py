@@ -57,7 +57,8 @@ def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_
     previous_chunk: the previous chunk's stylized file; with settings["chunk_chain"] this chunk's overlap
     frames are taken from it and stylization continues from them.
     masks: method segmented: the chunk's foreground masks (`segment_chunk`).
-    decoder: method arbitrary: the job's trained decoder.pth (rule train_arbitrary), when adain_decoder is empty.
+    decoder: method arbitrary with arbitrary_network adain: the job's trained decoder.pth (rule train_arbitrary),
+    when adain_decoder is empty.
     """
     set_threads(threads)
     torch.manual_seed(settings["seed"])
@@ -103,7 +104,7 @@ def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_
                                             background_keyframes=segmented.background_keyframes(
                                                 settings, settings["style_size"]), flows=flow_data,
                                             previous=previous)
-        if method == "arbitrary":  # decoder: the job's trained decoder.pth when no adain_decoder is configured
+        if method == "arbitrary":  # Magenta's network, or AdaIN (decoder: the job's trained one when no adain_decoder)
             from artify.methods.arbitrary import network_for, stylize_frames as arbitrary_frames
 
             return arbitrary_frames(network_for(settings, device, decoder), frames, weights, keyframes, settings,

@@ -7,6 +7,10 @@ Losses: Huang & Belongie's content loss (relu4_1 of the output against the AdaIN
 the change of the output between the two frames, warped by the flow, should equal the change of the input's
 luminance where the flow is reliable, so the network itself is steady.
 
+Never a silent day of CPU: before it starts, the stage measures a training step on the device and prints the
+time it expects; on a CPU it refuses to start unless `train_on_cpu` is set (the default arbitrary network,
+Magenta's, is pretrained and needs no training).
+
 Resumable: every `train_checkpoint_every` iterations the decoder, the optimiser, the step and the loss history
 are saved atomically to `<out>.state.pt`; a rerun continues from there. Each iteration draws its batch from a
 generator seeded by (seed, step), so a resumed run trains on exactly what an uninterrupted one would.
@@ -309,20 +313,81 @@ def plot_history(history, out_png, title: str = "train_arbitrary") -> None:
     plt.close(fig)
 
 
+def seconds_per_iteration(size: int, batch: int, width: float, device, encoder=None, probe_size: int = 128) -> float:
+    """Seconds one training step (forward, losses, backward, Adam) takes on `device` at batch x size px:
+    the best of two steps at batch 1 and min(size, probe_size) px, scaled by the pixels per batch (a step's
+    convolutions grow linearly with them), so the estimate itself takes seconds, not a full step."""
+    import time
+
+    device = torch.device(device)
+    side = min(size, probe_size)
+    net = ArbitraryNet(encoder if encoder is not None else PasticheEncoder(device), adain_decoder(width)).to(device)
+    optimiser = torch.optim.Adam(net.decoder.parameters(), lr=1e-4)
+    g = torch.Generator().manual_seed(0)
+    b = {k: torch.rand(1, 3, side, side, generator=g).to(device) for k in ("prev", "cur", "style")}
+    b |= {"flow": torch.zeros(1, 2, side, side, device=device), "mask": torch.ones(1, 1, side, side, device=device)}
+    best = float("inf")
+    for i in range(3):  # the first step warms up (allocations, kernel choice) and is not counted
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        loss = losses(net, b, 10.0, 100.0)["loss"]
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if i:
+            best = min(best, time.perf_counter() - t)
+    return best * batch * (size / side) ** 2
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def expected_time(settings: dict, device, out=None, encoder=None) -> tuple[float, str]:
+    """(seconds, a sentence) the training these settings ask for is expected to take on `device`, counting
+    the iterations a resumed run has already done."""
+    s = settings
+    done = 0
+    if out is not None and state_path(out).is_file():
+        done = int(torch.load(state_path(out), map_location="cpu", weights_only=True)["step"])
+    left = max(0, s["train_iterations"] - done)
+    per_step = seconds_per_iteration(s["train_size"], s["train_batch"], s["train_width"], device, encoder)
+    total = left * per_step
+    return total, (f"training the AdaIN decoder ({left} iterations x batch {s['train_batch']} x {s['train_size']} px "
+                   f"crops, width {s['train_width']:g}) on {torch.device(device).type} is expected to take about "
+                   f"{_duration(total)} ({per_step:.2f} s per iteration, measured here)")
+
+
 def train_arbitrary(content_video, keyframes_tsv, keyframe_dir, out, settings: dict, device="auto", seed: int = 0,
                     threads: int | None = None) -> dict:
-    """The `train_arbitrary` stage: data from the job, hyper-parameters from `settings` (train_* keys)."""
+    """The `train_arbitrary` stage: data from the job, hyper-parameters from `settings` (train_* keys).
+    Prints the expected time first; on a CPU starts only with `train_on_cpu` (ConfigError otherwise)."""
+    from artify.settings import ConfigError
     from artify.stylize import pick_device, set_threads
 
     set_threads(threads)
     device = pick_device(device)
     s = settings
+    encoder = PasticheEncoder(device)
+    _, expectation = expected_time(s, device, out, encoder)
+    print(expectation, flush=True)
+    if device.type == "cpu" and not s["train_on_cpu"]:
+        raise ConfigError(f"{expectation}; not started. The default arbitrary_network: magenta is pretrained and "
+                          "needs no training; set train_on_cpu: true to train on the CPU anyway, or run this job "
+                          "where CUDA is available")
     folders = [f.strip() for f in s["train_images"].split(",") if f.strip()]
     data = training_data(content_video, keyframes_tsv, keyframe_dir, folders, s["train_size"])
     print(f"training data: {len(data.pairs)} frame pairs, {len(data.styles)} style images; device {device}",
           flush=True)
     result = train_decoder(data, out, s["train_iterations"], s["train_size"], s["train_batch"], s["train_lr"],
                            s["train_style_weight"], s["train_temporal_weight"], s["train_checkpoint_every"],
-                           s["train_width"], device, seed)
+                           s["train_width"], device, seed, encoder=encoder)
     plot_history(result["history"], Path(f"{out}.loss.png"))
     return result

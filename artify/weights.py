@@ -6,7 +6,10 @@ go to a hidden temporary file in that folder while their SHA-256 is computed, th
 one is given, the format is checked (a PyTorch checkpoint must actually load with
 `torch.load(weights_only=True)`, so an HTML error page or a pickle that needs arbitrary code is refused), and
 only then is the file renamed into place. A failure raises `WeightsError` naming the URL or file and leaves
-nothing half-written; a file already in `dest_dir` is reused (after the same checksum check).
+nothing half-written. Downloads are cached by their URL: each URL has its own folder
+(`dest_dir/<first 16 hex digits of the URL's SHA-256>/<file name>`, with the URL in `source.url` beside it),
+so two URLs that end in the same file name never share a file; a cached file is reused only after the same
+checksum check (and downloaded again when it fails it).
 """
 from __future__ import annotations
 
@@ -64,12 +67,28 @@ def _check_sha(path, sha256: str | None, name) -> None:
             raise WeightsError(f"{name}: SHA-256 mismatch: expected {sha256.strip().lower()}, got {actual}")
 
 
+def download_path(url: str, dest_dir=DEFAULT_DIR) -> Path:
+    """Where `fetch` keeps the download of `url`: a folder of its own per URL, the URL's file name inside."""
+    name = Path(urllib.parse.unquote(urllib.parse.urlparse(url).path)).name
+    if not name or name in (".", ".."):
+        raise WeightsError(f"{url}: URL names no file to save")
+    return Path(dest_dir) / hashlib.sha256(url.encode()).hexdigest()[:16] / name
+
+
+def _write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".part.{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 def fetch(url_or_path, dest_dir=DEFAULT_DIR, sha256: str | None = None, expected: str = "torch",
           timeout: float = 60.0) -> Path:
     """A usable local weights file for a path or URL (see the module docstring).
 
     sha256: hex digest the file must have (None or "" = not checked). expected: "torch" (must load with
-    torch.load(weights_only=True)) or "any". Downloads are named after the URL's last path component.
+    torch.load(weights_only=True)) or "any". A download keeps the URL's last path component as its name, in
+    the URL's own folder (`download_path`).
     """
     if expected not in ("torch", "any"):
         raise ValueError(f"unknown expected format {expected!r} (torch, any)")
@@ -83,11 +102,8 @@ def fetch(url_or_path, dest_dir=DEFAULT_DIR, sha256: str | None = None, expected
         _check_sha(path, sha256, path)
         return path
 
-    name = Path(urllib.parse.unquote(urllib.parse.urlparse(text).path)).name
-    if not name or name in (".", ".."):
-        raise WeightsError(f"{text}: URL names no file to save")
-    dest_dir = Path(dest_dir)
-    dest = dest_dir / name
+    dest = download_path(text, dest_dir)
+    name, dest_dir = dest.name, dest.parent
     if dest.is_file():
         try:
             _check_sha(dest, sha256, dest)
@@ -113,7 +129,12 @@ def fetch(url_or_path, dest_dir=DEFAULT_DIR, sha256: str | None = None, expected
                                f"got {digest.hexdigest()}")
         check_format(tmp, expected, name=text)
         os.replace(tmp, dest)
+        _write_text(dest_dir / "source.url", text + "\n")
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        try:
+            dest_dir.rmdir()  # a failed first download leaves no empty folder either (a full one stays)
+        except OSError:
+            pass
     return dest

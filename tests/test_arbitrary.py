@@ -1,4 +1,6 @@
-"""The arbitrary (AdaIN) method: public checkpoint format, AdaIN statistics, mixing, batching, steadiness."""
+"""The arbitrary method: the network chosen by settings; AdaIN's public checkpoint format, statistics, mixing,
+batching and steadiness; Magenta's network run the same way (style vectors mixed by the schedule, steadied
+instance-norm statistics, reduced precision on the CPU as on CUDA)."""
 import functools
 import http.server
 import threading
@@ -10,9 +12,10 @@ from torch import nn
 
 from artify.evaluate import warping_error
 from artify.flow import backward_flows
-from artify.methods.arbitrary import (AdaINEncoder, ArbitraryNet, adain, adain_decoder, adain_vgg, compose_flows,
-                                      load_decoder, load_network, mean_std, mix_stats, network_for, smooth,
-                                      stylize_frames)
+from artify.methods.arbitrary import (AdaINEncoder, ArbitraryNet, SteadyNormStats, adain, adain_decoder, adain_vgg,
+                                      compose_flows, load_decoder, load_network, mean_std, mix_stats, mix_vectors,
+                                      network_for, smooth, style_vector, stylize_frames)
+from artify.methods.magenta import MagentaNet
 from artify.settings import defaults
 from tests.conftest import textured_video
 
@@ -116,12 +119,15 @@ def test_checkpoints_load_from_urls_through_the_download_helper(tmp_path, monkey
     try:
         monkeypatch.chdir(tmp_path)
         base = f"http://127.0.0.1:{server.server_address[1]}"
-        settings = defaults() | {"adain_decoder": f"{base}/decoder.pth", "adain_encoder": f"{base}/vgg_normalised.pth"}
+        settings = defaults() | {"arbitrary_network": "adain", "adain_decoder": f"{base}/decoder.pth",
+                                 "adain_encoder": f"{base}/vgg_normalised.pth"}
         net = network_for(settings, "cpu")
     finally:
         server.shutdown()
         thread.join()
-    assert (tmp_path / "resources/models/decoder.pth").is_file()
+    from artify.weights import download_path
+
+    assert download_path(f"{base}/decoder.pth", tmp_path / "resources/models").is_file()
     content, style = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(net(content, *net.style_stats(style)), _reference(vgg, dec, content, style))
@@ -280,3 +286,120 @@ def test_the_default_decoder_is_light_and_public_layouts_still_load_at_full_widt
     _public_checkpoint(tmp_path)
     assert load_decoder(tmp_path / "light.pth")[1].out_channels == 128
     assert load_decoder(tmp_path / "decoder.pth")[1].out_channels == 256
+
+
+# ------------------------------------------------------------------------------------------- Magenta's network
+
+@pytest.fixture(scope="module")
+def magenta_net():
+    return network_for(defaults(), "cpu")
+
+
+def _magenta(net, frames, weights, styles, flows=None, **settings):
+    base = defaults() | {"method": "arbitrary"}
+    return np.stack(list(stylize_frames(net, frames, weights, styles, base | settings, "cpu", flows=flows)))
+
+
+def test_the_default_network_is_magentas_and_adain_needs_asking_for(magenta_net, tmp_path):
+    assert defaults()["arbitrary_network"] == "magenta" and isinstance(magenta_net, MagentaNet)
+    assert network_for(defaults(), "cpu") is magenta_net  # loaded once per process
+    _public_checkpoint(tmp_path)
+    checkpoint = {"adain_decoder": str(tmp_path / "decoder.pth"), "adain_encoder": str(tmp_path / "vgg_normalised.pth")}
+    with pytest.raises(ValueError, match="adain_decoder and adain_encoder set, but arbitrary_network is magenta"):
+        network_for(defaults() | checkpoint, "cpu")
+    assert isinstance(network_for(defaults() | checkpoint | {"arbitrary_network": "adain"}, "cpu"), ArbitraryNet)
+    with pytest.raises(ValueError, match="arbitrary_network: adain needs a decoder.*magenta is pretrained"):
+        network_for(defaults() | {"arbitrary_network": "adain"}, "cpu")
+
+
+def test_schedule_weights_mix_the_style_vectors(magenta_net):
+    vectors = torch.randn(3, 100)
+    mixed = mix_vectors(vectors, [[0, 1, 0], [0.25, 0.75, 0], [2, 0, 2]])
+    assert torch.equal(mixed[0], vectors[1]) and torch.allclose(mixed[1], 0.25 * vectors[0] + 0.75 * vectors[1])
+    assert torch.allclose(mixed[2], 0.5 * (vectors[0] + vectors[2]))
+    frames, styles = _video()[:3], _styles()
+    alone = _magenta(magenta_net, frames, np.ones((3, 1)), styles[:1], temporal=False)
+    one_hot = _magenta(magenta_net, frames, np.tile([1.0, 0.0], (3, 1)), styles, temporal=False)
+    assert np.array_equal(alone, one_hot)
+    # a cross-fade's middle lies between its ends: closer to each than they are to each other
+    other = _magenta(magenta_net, frames, np.tile([0.0, 1.0], (3, 1)), styles, temporal=False)
+    middle = _magenta(magenta_net, frames, np.tile([0.5, 0.5], (3, 1)), styles, temporal=False)
+    ends = np.abs(alone.astype(int) - other).mean()
+    assert np.abs(middle.astype(int) - alone).mean() < 0.8 * ends and np.abs(middle.astype(int) - other).mean() < 0.8 * ends
+
+
+def test_the_style_vector_is_the_mean_over_crops_and_mirrors(magenta_net):
+    painting = np.random.default_rng(3).integers(0, 256, (90, 160, 3), dtype=np.uint8)
+    vector = style_vector(magenta_net, painting, "cpu")
+    assert vector.shape == (1, 100)
+    mirrored = style_vector(magenta_net, painting[:, ::-1].copy(), "cpu")
+    assert torch.allclose(vector, mirrored, atol=1e-5)  # the same set of crops, in another order
+
+
+def test_magenta_batched_and_unbatched_give_the_same_frames(magenta_net):
+    frames = _video()[:5]
+    flows = backward_flows(frames, [1])
+    weights = np.linspace([1, 0], [0, 1], len(frames))
+    runs = [_magenta(magenta_net, frames, weights, _styles(), flows, batch_frames=b) for b in (1, 3)]
+    assert runs[0].shape == frames.shape and runs[0].dtype == np.uint8 and runs[0].std() > 5
+    assert np.abs(runs[0].astype(int) - runs[1].astype(int)).max() <= 1
+
+
+def test_steady_norm_stats():
+    batches = [torch.full((2, 3, 1, 1), v) for v in (0.0, 10.0)]  # frames 0, 0, 10, 10 in two batches
+    ema = SteadyNormStats("ema", 0.5)
+    means = [ema(4, b, b + 1)[0] for b in batches]
+    assert torch.cat(means)[:, 0, 0, 0].tolist() == [0.0, 0.0, 5.0, 7.5]  # continued across batches
+    assert ema(5, batches[1], batches[1])[0][:, 0, 0, 0].tolist() == [10.0, 10.0]  # each layer on its own
+    clip = SteadyNormStats("record")
+    for b in batches:
+        clip(0, b, b + 1)
+    clip.mode = "clip"
+    mean, std = clip(0, torch.zeros(3, 3, 1, 1), torch.zeros(3, 3, 1, 1))
+    assert mean.shape == (3, 3, 1, 1) and torch.all(mean == 5.0) and torch.all(std == 6.0)
+
+
+def test_magenta_steadiers_lower_the_warping_error(magenta_net):
+    frames = _video()
+    flows = backward_flows(frames, [1])
+    weights = np.ones((len(frames), 1))
+
+    def error(**settings):
+        out = _magenta(magenta_net, frames, weights, _styles()[:1], flows, **settings)
+        assert out.std() > 5
+        return warping_error(out, frames)[0]
+
+    off = error(temporal=False)
+    assert error(smooth_stats="none") < 0.6 * off and error() < 0.6 * off
+    # the statistics alone: the brightness flicker of this clip moves every norm's statistics
+    assert error(flow_blend=0.0, flow_blend_long=0.0) < error(flow_blend=0.0, flow_blend_long=0.0, smooth_stats="none")
+
+
+def test_magenta_alpha_moves_towards_the_content(magenta_net):
+    frames, style = _video()[:3], _styles()[:1]
+    full = _magenta(magenta_net, frames, np.ones((3, 1)), style, temporal=False)
+    distances = [np.abs(_magenta(magenta_net, frames, np.ones((3, 1)), style, temporal=False, alpha=a).astype(int)
+                        - full).mean() for a in (0.7, 0.3)]
+    assert 0 < distances[0] < distances[1]
+
+
+def test_magenta_in_bfloat16_on_the_cpu_runs_the_cuda_code_path(magenta_net, monkeypatch):
+    """precision bfloat16 on the CPU: autocast and channels-last frames, as `auto` gives on CUDA."""
+    import artify.methods.arbitrary as arbitrary
+
+    layouts = []
+    real_input = arbitrary._input
+    monkeypatch.setattr(arbitrary, "_input", lambda *a: layouts.append(
+        (x := real_input(*a)).is_contiguous(memory_format=torch.channels_last)) or x)
+    frames = _video()[:4]
+    flows = backward_flows(frames, [1])
+    weights = np.linspace([1, 0], [0, 1], len(frames))
+    full = _magenta(magenta_net, frames, weights, _styles(), flows)
+    assert len(layouts) == 3 and not any(layouts)  # two style vectors, one batch of frames
+    layouts.clear()
+    low = _magenta(magenta_net, frames, weights, _styles(), flows, precision="bfloat16")
+    assert layouts[-1] and layouts[:-1] == [False, False]  # the style vectors stay float32 (one per keyframe)
+    assert arbitrary.autocast_dtype("cpu", "bfloat16") == torch.bfloat16 and arbitrary.autocast_dtype("cpu") is None
+    assert np.abs(low.astype(int) - full).mean() < 4  # of 255
+    with pytest.raises(ValueError, match="precision"):
+        _magenta(magenta_net, frames, weights, _styles(), flows, precision="int4")

@@ -5,7 +5,7 @@ import sys
 import cv2
 import numpy as np
 
-from tests.conftest import REPO
+from tests.conftest import REPO, require_shared
 
 
 def artify(*args):
@@ -37,3 +37,21 @@ def test_image_command_stylizes_one_picture(tmp_path, painting):
     image = cv2.imread(str(out))
     assert image.shape == (48, 64, 3)
     assert np.abs(image.astype(int) - cv2.imread(str(content)).astype(int)).mean() > 5
+
+
+def test_image_command_runs_the_arbitrary_method_without_training(tmp_path, painting):
+    from fractions import Fraction
+
+    from artify.video import read_frames
+
+    content = tmp_path / "frame.png"
+    frame = read_frames(require_shared("videos", "adain_cutBunny.mp4"), 100, 1, (320, 180), Fraction(24))[0]
+    cv2.imwrite(str(content), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    out = tmp_path / "out.png"
+    proc = artify("image", content, painting, "-o", out, "--size", 320, "--method", "arbitrary")
+    assert proc.returncode == 0, proc.stderr
+    image = cv2.imread(str(out))
+    assert image.shape == (180, 320, 3) and image.std() > 20
+    assert np.abs(image.astype(int) - cv2.imread(str(content)).astype(int)).mean() > 20
+    proc = artify("image", content, painting, "-o", tmp_path / "no.png", "--method", "segmented")
+    assert proc.returncode == 2 and "artify image runs gatys or arbitrary" in proc.stderr

@@ -171,23 +171,28 @@ def test_missing_content_video_is_named(tmp_path, painting):
 
 
 def test_segmented_and_arbitrary_methods_run_through_the_pipeline(tmp_path):
-    """The other two methods, wired the same way: masks per chunk for segmented, a trained decoder for arbitrary."""
+    """The other two methods, wired the same way: masks per chunk for segmented; for arbitrary Magenta's
+    pretrained network (nothing trained), and AdaIN with a decoder trained for the job (allowed on the CPU)."""
     from artify.video import probe
 
     content = require_shared("videos", "moviepy_chaplin.mp4")
     style = require_shared("styles", "wave.jpg")
     tiny = {"max_frames": 6, "size": 64, "chunk_frames": 3, "chunk_overlap": 1, "iterations": 5,
             "warm_iterations": 3, "train_iterations": 4, "train_size": 64, "train_batch": 2}
-    header = ["job", "content", "style", "method", *tiny]
-    rows = [[job, str(content), str(style), job, *map(str, tiny.values())] for job in ("segmented", "arbitrary")]
+    header = ["job", "content", "style", "method", "arbitrary_network", "train_on_cpu", *tiny]
+    jobs = {"segmented": ("segmented", "magenta", "false"), "arbitrary": ("arbitrary", "magenta", "false"),
+            "adain": ("arbitrary", "adain", "true")}
+    rows = [[job, str(content), str(style), *columns, *map(str, tiny.values())] for job, columns in jobs.items()]
     (tmp_path / "jobs.tsv").write_text("\n".join("\t".join(r) for r in [header, *rows]) + "\n")
-    snakemake(tmp_path, "results/segmented/stylized.mp4", "results/arbitrary/stylized.mp4")
-    for job in ("segmented", "arbitrary"):
+    snakemake(tmp_path, *(f"results/{job}/stylized.mp4" for job in jobs))
+    for job in jobs:
         meta = probe(tmp_path / f"results/{job}/stylized.mp4")
         assert meta.frames == 6 and meta.audio
         assert_job_stylized(tmp_path, job)
     assert len(list((tmp_path / "logs/segment_chunk").iterdir())) == 2
-    assert (tmp_path / "resources/models/arbitrary/decoder.pth").exists()
+    assert (tmp_path / "resources/models/adain/decoder.pth").exists()
+    assert not (tmp_path / "resources/models/arbitrary").exists()  # Magenta's network trains nothing
+    assert not (tmp_path / "logs/train_arbitrary/arbitrary.log").exists()
 
 
 def test_temporary_frames_stay_a_few_chunks_however_many_chunks(tmp_path):

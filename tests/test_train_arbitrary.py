@@ -1,4 +1,6 @@
 """Training the arbitrary decoder: losses, a step lowers the loss, a killed run resumes where it stopped."""
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -96,7 +98,8 @@ def test_cli_trains_a_decoder_from_a_video_and_keyframes(tmp_path, small_video):
     out = tmp_path / "models" / "decoder.pth"
     assert main(["train-arbitrary", "--content", str(small_video), "--keyframes", str(tmp_path / "keyframes.tsv"),
                  "--keyframe-dir", str(kdir), "--device", "cpu", "--train-iterations", "2", "--train-size", "32",
-                 "--train-batch", "1", "--train-width", "0.25", "--threads", "1", "-o", str(out)]) == 0
+                 "--train-batch", "1", "--train-width", "0.25", "--train-on-cpu", "true", "--threads", "1",
+                 "-o", str(out)]) == 0
     decoder = load_decoder(out)
     assert decoder[1].weight.shape == (64, 512, 3, 3)  # width 0.25 of pytorch-AdaIN's layout
     assert (tmp_path / "models" / "decoder.pth.loss.png").is_file()
@@ -126,3 +129,31 @@ def test_a_non_finite_loss_is_refused_before_backward_and_no_weights_are_written
     state = torch.load(state_path(out), weights_only=True)
     assert int(state["step"]) == 2  # the last good checkpoint stays, unpoisoned
     assert all(torch.isfinite(v).all() for v in state["decoder"].values())
+
+
+def test_training_on_the_cpu_says_how_long_and_does_not_start_by_default(tmp_path, small_video, capsys):
+    from artify.cli import main
+
+    pd.DataFrame({"file": []}).to_csv(tmp_path / "keyframes.tsv", sep="\t", index=False)
+    out = tmp_path / "models" / "decoder.pth"
+    code = main(["train-arbitrary", "--content", str(small_video), "--keyframes", str(tmp_path / "keyframes.tsv"),
+                 "--keyframe-dir", str(tmp_path), "--device", "cpu", "--threads", "1", "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2
+    # the defaults: 2000 iterations x batch 8 x 256 px, the time expected, the fast default, the switch
+    assert "2000 iterations x batch 8 x 256 px" in err and "expected to take about" in err
+    assert re.search(r"about \d+(\.\d)? (s|min|h) \(\d+\.\d\d s per iteration", err), err
+    assert "arbitrary_network: magenta" in err and "train_on_cpu: true" in err
+    assert not out.parent.exists()  # nothing started, nothing written
+
+
+def test_the_expected_time_counts_what_a_resumed_run_has_done(tmp_path, encoder, data):
+    from artify.settings import defaults
+    from artify.train_arbitrary import expected_time
+
+    settings = defaults() | {"train_iterations": 6, "train_size": SIZE, "train_batch": 1, "train_width": 0.25}
+    out = tmp_path / "decoder.pth"
+    train_decoder(data, out, 6, SIZE, 1, 1e-3, checkpoint_every=1, width=0.25, progress=False, encoder=encoder,
+                  stop_after=4)
+    _, sentence = expected_time(settings, "cpu", out, encoder)
+    assert sentence.startswith("training the AdaIN decoder (2 iterations x batch 1 x 32 px crops, width 0.25)")

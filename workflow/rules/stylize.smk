@@ -59,7 +59,7 @@ def stylize_extra_inputs(wildcards):
         extra["previous"] = f"results/{wildcards.job}/chunks/stylized_{int(wildcards.chunk) - 1:04d}.npy"
     if settings["method"] == "segmented":
         extra["masks"] = f"results/{wildcards.job}/chunks/masks_{wildcards.chunk}.npz"
-    if settings["method"] == "arbitrary" and not settings["adain_decoder"]:
+    if settings["method"] == "arbitrary" and settings["arbitrary_network"] == "adain" and not settings["adain_decoder"]:
         extra["decoder"] = f"resources/models/{baseline_of(wildcards.job)}/decoder.pth"  # rule train_arbitrary
     return extra
 

@@ -58,7 +58,7 @@ def cmd_extract_frames(a):
     from artify.video import VideoMeta
 
     meta = VideoMeta.load(a.meta)
-    n = extract_frames(a.video, a.chunks, a.span, _size(meta, a.size), Fraction(meta.fps), a.output)
+    n = extract_frames(a.video, a.chunks, a.span, _size(meta, a.size), meta, a.output)
     print(f"span {a.span}: {n} frames decoded")
 
 

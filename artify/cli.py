@@ -67,7 +67,7 @@ def cmd_detect_scenes(a):
 
     o = S.from_args("detect_scenes", a)
     scenes = detect_scenes(a.style, a.output, detector=o["scene_detector"], threshold=o["scene_threshold"],
-                           min_scene_frames=o["min_scene_frames"])
+                           min_scene_frames=o["min_scene_frames"], min_change=o["scene_min_change"])
     print(f"{len(scenes)} scenes")
 
 

@@ -227,10 +227,11 @@ def constant_rate(durations: list[Fraction]) -> Fraction:
 
 
 def resampling(meta: VideoMeta, first: int, stop: int | None) -> tuple[dict, list[tuple[str, dict]]]:
-    """ffmpeg input options (as ffmpeg-python takes them) and filters that give frames [first, stop) of a variable-timing video at
-    meta.fps: frame n is the frame shown at n / fps (from the file's start, the clock the audio keeps),
-    rounded to the nearest output frame (ffmpeg's `fps` filter, round=near: a source frame starting within
-    half an output frame of n / fps is shown from frame n). Before the first frame, the first is repeated.
+    """ffmpeg input options (as ffmpeg-python takes them) and filters that give frames [first, stop) of a
+    variable-timing video at meta.fps: frame n is the frame shown at n / fps (from the file's start, the
+    clock the audio keeps), rounded to the nearest output frame (ffmpeg's `fps` filter, round=near: a source
+    frame starting within half an output frame of n / fps is shown from frame n). Before the first frame,
+    the first is repeated.
 
     Timestamps are kept absolute (-copyts -start_at_zero), so the choice of every frame does not depend on
     where a read starts; the seek lands far enough ahead (the longest frame, plus one) that the frame shown

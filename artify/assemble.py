@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from artify.chunks import read_chunks
-from artify.video import MP4_AUDIO, MediaError, VideoMeta, write_frames_h264
+from artify.video import MP4_AUDIO, MediaError, VideoMeta, probe, write_frames_h264
 
 
 def blend_overlap(previous_tail: np.ndarray, current_head: np.ndarray) -> np.ndarray:
@@ -79,4 +79,19 @@ def assemble(meta_json, chunks_tsv, chunk_files: list, out, content=None, crf: i
     write_frames_h264(out, assembled_frames(chunks_tsv, chunk_files), fps, crf=crf,
                       audio=content if use_audio else None,
                       audio_copy=(meta.audio_codec in MP4_AUDIO), duration=n_frames / fps)
+    check_written(out, n_frames, fps)
     return n_frames
+
+
+def check_written(path, frames: int, fps: Fraction) -> None:
+    """Probe what was written and compare it with the plan: a muxer that dropped frames, a duration limit
+    that cut the video short or a wrong rate must fail here, not reach the viewer. A wrong file is removed."""
+    written = probe(path)
+    problems = []
+    if written.frames != frames:
+        problems.append(f"{written.frames} frames written, {frames} planned")
+    if Fraction(written.fps) != fps:
+        problems.append(f"written at {written.fps} fps, planned {fps}")
+    if problems:
+        Path(path).unlink(missing_ok=True)
+        raise MediaError(f"{path}: {'; '.join(problems)}; the file was removed")

@@ -107,7 +107,7 @@ def cmd_stylize_chunk(a):
 
     stylize_chunk(a.frames, a.chunks, a.chunk, a.schedule, a.keyframes, a.keyframe_dir, a.output,
                   S.from_args("stylize_chunk", a), threads=a.threads, flows=a.flows,
-                  previous_chunk=a.previous, decoder=a.decoder, masks=a.masks)
+                  previous_chunk=a.previous, decoder=a.decoder, masks=a.masks, job=a.job)
 
 
 def cmd_segment_chunk(a):
@@ -270,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("chunks", "schedule", "keyframes", "keyframe-dir"):
         p.add_argument(f"--{name}", required=True)
     p.add_argument("--chunk", type=int, required=True)
+    p.add_argument("--job", help="the job's name, for messages (default: the folder above the output's)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (the job's threads)")
     p.add_argument("-o", "--output", required=True)
     p.set_defaults(func=cmd_stylize_chunk)
@@ -358,12 +359,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    from artify.pixels import NonFiniteError
     from artify.settings import ConfigError
     from artify.video import MediaError
 
     try:
         args.func(args)
-    except (MediaError, ConfigError, FileNotFoundError) as e:
+    except (MediaError, ConfigError, FileNotFoundError, NonFiniteError) as e:
         print(f"artify {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0

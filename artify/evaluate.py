@@ -22,6 +22,7 @@ from .cost import cost_metrics, read_benchmark, stage_times  # noqa: F401 (the c
 from .features import (DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, gram_distance, mix_grams, style_grams, to_tensor,
                        vgg19)
 from .flow import dis_flow, occlusion_mask, warp
+from .video import MediaError
 
 # Batch size for VGG passes: small, so evaluation memory stays flat in the clip length.
 _BATCH = 8
@@ -158,6 +159,50 @@ def flicker(output_frames, input_frames, threshold: float = 0.02, flows=None,
             values[t] = float(d_out[static].mean())
     mean = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
     return mean, values
+
+
+# ------------------------------------------------------------------------------------------ broken pictures
+
+class BlankFramesError(MediaError):
+    """A stylized video with blank frames: the job fails and says which frames."""
+
+    def __init__(self, message: str, frames: list[int]):
+        super().__init__(message)
+        self.frames = frames
+
+
+# A frame is blank when it is flat (luma standard deviation under FLAT_STD) or black (mean luma under BLACK),
+# in [0, 1] units, while its input frame is not. 0.01 is 2.5 grey levels: no stylized picture is that
+# flat, and a real frame that is (a fade to black, a title card) is flat in the input too.
+FLAT_STD = 0.01
+BLACK = 0.03
+
+
+def blank_frames(output_frames, input_frames) -> np.ndarray:
+    """(N,) bool: output frames that are flat or black where the input frame is not — what a NaN that became
+    0, a failed decode or a diverged optimiser leaves behind, and what means and counts do not see."""
+    out = _frames(output_frames, "output frames")
+    inp = _frames(input_frames, "input frames")
+    _same(out, inp, "output frames", "input frames")
+    blank = np.zeros(len(out), bool)
+    for t, (o, i) in enumerate(zip(out, inp)):
+        lo, li = _luma(o), _luma(i)
+        flat = lo.std() < FLAT_STD and li.std() >= FLAT_STD
+        black = lo.mean() < BLACK and li.mean() >= BLACK
+        blank[t] = flat or black
+    return blank
+
+
+def frame_ranges(frames) -> str:
+    """[3, 4, 5, 9] -> '3-5, 9': frame lists as people read them."""
+    frames, parts, i = sorted(int(f) for f in frames), [], 0
+    while i < len(frames):
+        j = i
+        while j + 1 < len(frames) and frames[j + 1] == frames[j] + 1:
+            j += 1
+        parts.append(str(frames[i]) if i == j else f"{frames[i]}-{frames[j]}")
+        i = j + 1
+    return ", ".join(parts)
 
 
 # ------------------------------------------------------------------------------------------ style/content
@@ -319,7 +364,8 @@ def evaluate_video(input_frames, output_frames, keyframe_images, schedule_weight
         m_out, e_out = warping_error(out, interval=interval, flows=flows)
         m_in, e_in = warping_error(inp, interval=interval, flows=flows)
         warp_out[key], warp_in[key] = _float(m_out), _float(m_in)
-        (per_short if key == "short" else per_long).update({"out": e_out, "in": e_in})
+        reliable = np.array([float(mask.mean()) for _, mask in flows])
+        (per_short if key == "short" else per_long).update({"out": e_out, "in": e_in, "reliable": reliable})
 
     if n >= 2:
         f1 = flows_short if short == 1 and flows_short is not None else compute_flows(inp, 1)
@@ -354,6 +400,9 @@ def evaluate_video(input_frames, output_frames, keyframe_images, schedule_weight
         "warp_error_long": by_frame(per_long.get("out", []), long),
         "warp_error_input_long": by_frame(per_long.get("in", []), long),
         "flicker_input": by_frame(flick_in_pairs, 1),
+        "reliable_short": by_frame(per_short.get("reliable", []), short),
+        "reliable_long": by_frame(per_long.get("reliable", []), long),
+        "blank": blank_frames(out, inp).astype(int),
     })
     metrics = {
         "warp_error": warp_out,
@@ -366,7 +415,22 @@ def evaluate_video(input_frames, output_frames, keyframe_images, schedule_weight
         "flicker_input": _float(flick_in),
         "frames": int(n),
     }
+    metrics.update(_integrity(per_frame))
     return metrics, per_frame
+
+
+def _integrity(per_frame: pd.DataFrame) -> dict:
+    """blank_frames: the frames that are flat or black where the input is not (`blank_frames`);
+    unreliable_pairs: frame pairs (short and long interval) with no reliable pixel at all, whose warping
+    error therefore says nothing (a cut, or a flow that failed)."""
+    def unreliable(column):
+        values = per_frame[column].to_numpy(dtype=np.float64)
+        return int((values[np.isfinite(values)] == 0).sum())
+
+    return {
+        "blank_frames": [int(f) for f in per_frame.loc[per_frame["blank"] != 0, "frame"]],
+        "unreliable_pairs": {"short": unreliable("reliable_short"), "long": unreliable("reliable_long")},
+    }
 
 
 LONG = 10  # the long-range interval; a window must hold it
@@ -413,6 +477,7 @@ def metrics_from_frames(per_frame: pd.DataFrame) -> dict:
         "flicker": mean("flicker"),
         "flicker_input": mean("flicker_input"),
         "frames": int(len(per_frame)),
+        **_integrity(per_frame),
     }
 
 
@@ -439,6 +504,11 @@ def evaluate_job(content, stylized, meta_json, schedule_tsv, keyframes_tsv, keyf
         n, StyleSchedule.load(schedule_tsv).weights_range(0, n), load_keyframes(keyframes_tsv, keyframe_dir, size),
         device=pick_device(device), window=window)
     metrics = metrics_from_frames(per_frame)
+    if metrics["blank_frames"]:
+        blank = metrics["blank_frames"]
+        raise BlankFramesError(f"{stylized}: {len(blank)} of {n} frames are blank (flat or black where the input "
+                               f"frame is not): frames {frame_ranges(blank)}; the stylization of those frames "
+                               "failed (see logs/stylize_chunk/)", blank)
     if stage_times_tsv is not None:
         metrics.update(cost_metrics(pd.read_csv(stage_times_tsv, sep="\t")))
     atomic_write_text(per_frame_tsv, per_frame.to_csv(sep="\t", index=False))

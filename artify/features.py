@@ -16,6 +16,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from artify.pixels import NonFiniteError
+
 # (block, convs) of VGG19; layer names follow the relu outputs: relu{block}_{conv}.
 _BLOCKS = [(1, 2), (2, 2), (3, 4), (4, 4), (5, 4)]
 _CHANNELS = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
@@ -188,5 +190,11 @@ def to_tensor(frames, device="cpu") -> torch.Tensor:
 
 
 def to_uint8(rgb: torch.Tensor):
-    """float tensor (N, 3, H, W) in [0, 1] -> uint8 numpy (N, H, W, 3)."""
-    return (rgb.detach().clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    """float tensor (N, 3, H, W) in [0, 1] -> uint8 numpy (N, H, W, 3); refuses NaN and infinities."""
+    rgb = rgb.detach()
+    finite = torch.isfinite(rgb).flatten(1).all(1)
+    if not bool(finite.all()):
+        first = int((~finite).nonzero()[0, 0])
+        raise NonFiniteError(f"non-finite values in frame {first} of {len(rgb)}: refusing to write it as pixels",
+                             frame=first)
+    return (rgb.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from artify.pixels import round_to_uint8
 from artify.video import VideoMeta, probe, read_frames, tmp_path, write_frames_h264
 
 # matplotlib's default colour cycle (tab10), so the bar matches the stacked areas of schedule.png
@@ -111,7 +112,7 @@ def side_by_side(content, stylized, meta_json, schedule_tsv, keyframes_tsv, keyf
             for i in range(count):
                 wt = weights[start + i]
                 style = sum(float(wk) * keyframes[k] for k, wk in enumerate(wt) if wk > 0)
-                yield compose(ins[i], outs[i], np.clip(style + 0.5, 0, 255).astype(np.uint8), wt, start + i)
+                yield compose(ins[i], outs[i], round_to_uint8(style), wt, start + i)
 
     write_frames_h264(out, _progress(frames(), n, "side by side"), fps, crf=crf,
                       audio=stylized if result.audio else None, audio_copy=True,

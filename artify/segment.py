@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from artify.pixels import round_to_uint8
 from artify.flow import dis_flow, occlusion_mask, warp
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -541,7 +542,7 @@ def save_masks(path, masks: np.ndarray) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".tmp.{path.stem}.npz")
-    np.savez_compressed(tmp, masks=np.round(np.clip(masks, 0, 1) * 255).astype(np.uint8))
+    np.savez_compressed(tmp, masks=round_to_uint8(np.clip(masks, 0, 1) * 255))
     os.replace(tmp, path)
 
 

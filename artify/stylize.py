@@ -11,6 +11,7 @@ import torch
 
 from artify.chunks import read_chunks
 from artify.features import vgg19
+from artify.pixels import NonFiniteError
 from artify.schedule import StyleSchedule
 from artify.video import MediaError, load_image, read_frames, save_frames
 
@@ -46,8 +47,11 @@ def flow_chunk(frames_video, out, settings: dict, threads: int | None = None) ->
 
 def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_tsv, keyframe_dir, out,
                   settings: dict, threads: int | None = None, flows=None,
-                  previous_chunk=None, decoder=None, masks=None) -> None:
+                  previous_chunk=None, decoder=None, masks=None, job: str | None = None) -> None:
     """Stylize frames [read_start, stop) of one chunk and write them losslessly to `out` (.npy).
+
+    A frame that stays non-finite after the method's own cautious retries fails the chunk with a
+    NonFiniteError naming job, chunk and frame, and leaves no output file (`save_frames` is atomic).
 
     flows: the chunk's flow file (`flow_chunk`), needed when settings["temporal"] is true.
     previous_chunk: the previous chunk's stylized file; with settings["chunk_chain"] this chunk's overlap
@@ -106,10 +110,17 @@ def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_
                                     device, flows=flow_data, previous=previous)
         raise NotImplementedError(f"method {method!r} is not available yet")
 
+    job = job or Path(out).resolve().parent.parent.name  # results/{job}/chunks/stylized_{chunk}.npy
     while True:
+        made = [0]  # frames yielded so far: the one being made when a method fails is read_start + made
         try:
-            save_frames(out, _progress(stylized(settings), len(frames), f"chunk {chunk}"), len(frames))
+            save_frames(out, _counted(_progress(stylized(settings), len(frames), f"chunk {chunk}"), made),
+                        len(frames))
             return
+        except NonFiniteError as e:
+            frame = row.read_start + made[0]
+            raise NonFiniteError(f"job {job}, chunk {chunk}, frame {frame}: {e}; no output written ({out})",
+                                 frame=frame) from None
         except torch.OutOfMemoryError:
             # Batched methods retry with half the batch; one frame that does not fit has no smaller unit.
             batch = int(settings.get("batch_frames", 1))
@@ -120,6 +131,12 @@ def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_
             print(f"out of GPU memory with batch_frames={batch}; retrying with {batch // 2}", flush=True)
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
+
+
+def _counted(frames, made: list):
+    for frame in frames:
+        yield frame
+        made[0] += 1
 
 
 def _progress(frames, total: int, label: str):

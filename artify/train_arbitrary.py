@@ -22,7 +22,9 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
+from artify.pixels import NonFiniteError
 from artify.flow import dis_flow, flow_to_torch, occlusion_mask, warp_torch
 from artify.methods.arbitrary import ENCODER_LAYERS, ArbitraryNet, PasticheEncoder, adain_decoder, mean_std
 
@@ -184,6 +186,12 @@ def losses(net: ArbitraryNet, batch: dict, style_weight: float, temporal_weight:
     return {"loss": total, "content": lc, "style": ls, "temporal": lt}
 
 
+def _finite_weights(decoder: nn.Module, path: Path) -> None:
+    bad = [name for name, t in decoder.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise NonFiniteError(f"{path}: not written: the decoder's weights {', '.join(bad[:3])} are not finite")
+
+
 def _save_atomic(obj, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".tmp.{os.getpid()}.{path.name}")
@@ -224,6 +232,7 @@ def train_decoder(data: TrainingData, out, iterations: int = 2000, size: int = 2
         print(f"resuming from {state_file} at iteration {step}", flush=True)
 
     def save_state():
+        _finite_weights(net.decoder, state_file)
         _save_atomic({"decoder": net.decoder.state_dict(), "optimiser": optimiser.state_dict(), "step": step,
                       "history": torch.tensor(history, dtype=torch.float64).reshape(-1, 5)}, state_file)
 
@@ -242,6 +251,10 @@ def train_decoder(data: TrainingData, out, iterations: int = 2000, size: int = 2
         generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
         b = sample_batch(data, batch, size, generator, device)
         parts = losses(net, b, style_weight, temporal_weight)
+        if not torch.isfinite(parts["loss"]):  # before backward(): a NaN gradient would poison every weight
+            raise NonFiniteError(f"train_arbitrary: non-finite loss at iteration {step + 1} ("
+                                 + ", ".join(f"{k} {float(v.detach()):.4g}" for k, v in parts.items())
+                                 + f"); the last checkpoint ({state_file}) is kept; lower train_lr to continue")
         optimiser.zero_grad(set_to_none=True)
         parts["loss"].backward()
         optimiser.step()
@@ -255,6 +268,7 @@ def train_decoder(data: TrainingData, out, iterations: int = 2000, size: int = 2
     bar.close()
     if not history or history[-1][0] != step:
         save_state()
+    _finite_weights(net.decoder, out)
     _save_atomic(net.decoder.state_dict(), out)
     write_history(history, Path(f"{out}.loss.tsv"))
     return {"step": step, "history": history, "finished": True}

@@ -272,7 +272,8 @@ def read_frames(path, start: int = 0, count: int | None = None, size: tuple[int,
 
     Seeking uses the frame's timestamp (needs `fps`) and then selects by frame number from there, which is
     exact for constant-frame-rate video; reading from 0 needs neither. `meta` (the video's probe) gives the
-    fps, and for a variable-timing video the frames at its constant rate (`resampling`).
+    fps, and for a variable-timing video the frames at its constant rate (`resampling`). With `count`,
+    exactly that many frames come back or MediaError is raised (never a silently shorter read).
     """
     import ffmpeg
     import numpy as np
@@ -284,7 +285,7 @@ def read_frames(path, start: int = 0, count: int | None = None, size: tuple[int,
         if size is not None:
             raise ValueError(f"{path}: extracted frames are already at the processing size")
         frames = np.load(path, mmap_mode="r")
-        return np.array(frames[start: None if count is None else start + count])
+        return _exactly(np.array(frames[start: None if count is None else start + count]), path, start, count)
     input_args, filters = {}, []
     if meta is not None and meta.timing == "variable":
         input_args, filters = resampling(meta, start, None if count is None else start + count)
@@ -313,8 +314,19 @@ def read_frames(path, start: int = 0, count: int | None = None, size: tuple[int,
         meta = meta or probe(path)
         size = (meta.width, meta.height)
     frame_bytes = size[0] * size[1] * 3
-    n = len(raw) // frame_bytes
-    return np.frombuffer(raw[: n * frame_bytes], np.uint8).reshape(n, size[1], size[0], 3)
+    n, rest = divmod(len(raw), frame_bytes)
+    if rest:
+        raise MediaError(f"{path}: ffmpeg gave a partial frame after {n} frames from frame {start}")
+    return _exactly(np.frombuffer(raw, np.uint8).reshape(n, size[1], size[0], 3), path, start, count)
+
+
+def _exactly(frames: np.ndarray, path, start: int, count: int | None) -> np.ndarray:
+    """A short read is an error, never fewer frames: a caller that asked for frames [start, start + count)
+    must not go on with a shorter video as if it were the whole."""
+    if count is not None and len(frames) != count:
+        raise MediaError(f"{path}: {count} frames wanted from frame {start}, but only {len(frames)} could be "
+                         f"read (the video ends or is damaged at frame {start + len(frames)})")
+    return frames
 
 
 def npy_header(shape: tuple[int, ...]) -> bytes:

@@ -49,3 +49,21 @@ def test_audio_none_and_required(tmp_path, bunny_clip):
         assemble(tmp_path / "meta.json", tmp_path / "chunks.tsv", paths, tmp_path / "req.mp4", content=bunny_clip,
                  audio="required")
     assert not (tmp_path / "req.mp4").exists()
+
+
+def test_assemble_probes_what_it_wrote_and_refuses_a_short_video(tmp_path, bunny_clip, monkeypatch):
+    """A muxer that drops frames (simulated: the frame count cut by a duration limit) fails assemble, and the
+    wrong file is removed rather than left looking finished."""
+    import artify.video as video
+
+    meta = probe(bunny_clip)
+    paths = chunk_files(tmp_path, meta, 16)
+    real = video.write_frames_h264
+
+    def dropping(path, frames, fps, **kwargs):
+        return real(path, list(frames)[:13], fps, **kwargs)
+
+    monkeypatch.setattr("artify.assemble.write_frames_h264", dropping)
+    with pytest.raises(MediaError, match=r"out.mp4: 13 frames written, 16 planned; the file was removed"):
+        assemble(tmp_path / "meta.json", tmp_path / "chunks.tsv", paths, tmp_path / "out.mp4", content=bunny_clip)
+    assert not (tmp_path / "out.mp4").exists()

@@ -214,7 +214,9 @@ def test_evaluate_video_keys_and_columns():
     weights = np.stack([np.linspace(1, 0, 12), np.linspace(0, 1, 12)], axis=1)
     metrics, per_frame = evaluate_video(inp, out, keys, weights)
     assert set(metrics) == {"warp_error", "warp_error_input", "style_distance", "style_distance_input",
-                            "content_distance", "ssim", "flicker", "flicker_input", "frames"}
+                            "content_distance", "ssim", "flicker", "flicker_input", "frames", "blank_frames",
+                            "unreliable_pairs"}
+    assert metrics["blank_frames"] == [] and metrics["unreliable_pairs"] == {"short": 0, "long": 0}
     assert metrics["frames"] == 12
     for k in ("warp_error", "warp_error_input"):
         assert set(metrics[k]) == {"short", "long"} and all(isinstance(v, float) for v in metrics[k].values())
@@ -222,7 +224,8 @@ def test_evaluate_video_keys_and_columns():
     assert metrics["ssim"] < 1 and metrics["content_distance"] > 0
     assert list(per_frame.columns) == ["frame", "warp_error_short", "warp_error_input_short", "style_distance",
                                        "style_distance_input", "content_distance", "ssim", "flicker", "warp_error_long",
-                                       "warp_error_input_long", "flicker_input"]
+                                       "warp_error_input_long", "flicker_input", "reliable_short", "reliable_long",
+                                       "blank"]
     assert len(per_frame) == 12 and np.isnan(per_frame["warp_error_short"][0])
     assert per_frame["warp_error_short"][1:].notna().all()
     assert per_frame["warp_error_short"][1:].mean() == pytest.approx(metrics["warp_error"]["short"])
@@ -292,3 +295,61 @@ def test_windowed_evaluation_equals_the_whole_clip():
     for key in ("warp_error", "warp_error_input"):
         for span in ("short", "long"):
             assert metrics[key][span] is not None and same(metrics[key][span], whole_metrics[key][span]), key
+
+
+def test_blank_frames_are_flat_or_black_outputs_of_frames_that_are_not():
+    from artify.evaluate import blank_frames, frame_ranges
+
+    inp = translating_video(n=8, h=48, w=64)
+    out = add_noise(inp, 0.05)
+    out[2] = 0  # a NaN that became 0
+    out[3] = 128  # flat grey
+    out[5] = (out[5] * 0.05).astype(np.uint8)  # nearly black, but with detail: still black
+    inp[6] = 0
+    out[6] = 0  # black where the input is black too: a faithful frame, not a broken one
+    assert np.flatnonzero(blank_frames(out, inp)).tolist() == [2, 3, 5]
+    assert frame_ranges([2, 3, 5, 9, 10, 11]) == "2-3, 5, 9-11"
+
+
+def test_evaluate_counts_blank_frames_and_pairs_with_no_reliable_pixel():
+    inp = translating_video(n=12, h=48, w=64)
+    inp[6:] = 255 - inp[6:, ::-1]  # a cut between frames 5 and 6: no pixel of 6 is reliably 5's
+    out = add_noise(inp, 0.02)
+    out[9] = 0
+    keys = [texture(40, 40, 11)]
+    metrics, per_frame = evaluate_video(inp, out, keys, np.ones((12, 1)))
+    assert metrics["blank_frames"] == [9]
+    assert per_frame["blank"].tolist() == [0] * 9 + [1, 0, 0]
+    assert per_frame["reliable_short"][1:6].min() > 0.5
+    assert per_frame["reliable_short"][6] < 0.5 * per_frame["reliable_short"][1:6].min()  # the cut's pair
+    # a pair with no reliable pixel at all says nothing about steadiness: counted in metrics.json
+    from artify.evaluate import metrics_from_frames
+
+    per_frame.loc[[3, 6], "reliable_short"] = 0.0
+    per_frame.loc[11, "reliable_long"] = 0.0
+    assert metrics_from_frames(per_frame)["unreliable_pairs"] == {"short": 2, "long": 1}
+    assert metrics_from_frames(per_frame)["blank_frames"] == [9]
+
+
+def test_a_job_with_blank_frames_fails_and_says_which(tmp_path):
+    import pandas as pd
+
+    from artify.evaluate import BlankFramesError, evaluate_job
+    from artify.video import probe, write_frames_h264
+
+    inp = translating_video(n=12, h=48, w=64)
+    out = add_noise(inp, 0.02)
+    out[4:7] = 0
+    write_frames_h264(tmp_path / "content.mp4", inp, 24, crf=0)
+    write_frames_h264(tmp_path / "stylized.mp4", out, 24, crf=0)
+    probe(tmp_path / "content.mp4").save(tmp_path / "meta.json")
+    pd.DataFrame({"frame": range(12), "w0": 1.0}).to_csv(tmp_path / "schedule.tsv", sep="\t", index=False)
+    (tmp_path / "kf").mkdir()
+    cv2.imwrite(str(tmp_path / "kf" / "k.png"), texture(40, 40, 11))
+    pd.DataFrame({"keyframe": [0], "file": ["k.png"]}).to_csv(tmp_path / "keyframes.tsv", sep="\t", index=False)
+    with pytest.raises(BlankFramesError, match=r"3 of 12 frames are blank .* frames 4-6") as e:
+        evaluate_job(tmp_path / "content.mp4", tmp_path / "stylized.mp4", tmp_path / "meta.json",
+                     tmp_path / "schedule.tsv", tmp_path / "keyframes.tsv", tmp_path / "kf", tmp_path / "metrics.json",
+                     tmp_path / "per-frame.tsv", size=64, device="cpu")
+    assert e.value.frames == [4, 5, 6]
+    assert not (tmp_path / "metrics.json").exists() and not (tmp_path / "per-frame.tsv").exists()

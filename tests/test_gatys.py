@@ -1,9 +1,10 @@
 """Gatys optimisation: losses as plain functions, the optimiser moves towards the style, deterministic."""
 import numpy as np
+import pytest
 import torch
 
 from artify.features import gram, style_grams, to_tensor, vgg19
-from artify.methods.gatys import content_loss, optimise, stylize_frames, tv_loss
+from artify.methods.gatys import content_loss, optimise, style_loss, stylize_frames, tv_loss
 from artify.settings import defaults
 from tests.conftest import textured_video
 
@@ -108,8 +109,11 @@ def test_adaptive_stop_ends_a_converged_frame_early():
     frame = to_tensor(textured_video(1, 32, 24)[0])
     with torch.no_grad():
         targets = model(frame, ["relu2_1"])
-    # Content loss only, starting at its optimum: the loss cannot fall, so the first check stops it.
-    _, used = optimise(model, frame, targets, {}, 100, 1.0, 0.0, 0.0, tolerance=0.01, check_every=5)
+    grams = style_grams(model, to_tensor(_style_image()), ["relu1_1", "relu2_1"])
+    converged, used = optimise(model, frame, targets, grams, 100, 1.0, 10.0, 0.0)
+    assert used == 100  # no tolerance: every iteration
+    # Started again at its optimum the loss hardly falls, so the second check stops it.
+    _, used = optimise(model, converged, targets, grams, 100, 1.0, 10.0, 0.0, tolerance=0.01, check_every=5)
     assert used == 10
 
 
@@ -126,3 +130,65 @@ def test_colour_preservation():
     reference = rng.integers(100, 255, (32, 32, 3)).astype(np.uint8)
     matched = match_colours(style, reference).reshape(-1, 3).astype(float)
     assert np.allclose(matched.mean(0), reference.reshape(-1, 3).mean(0), atol=3)
+
+
+class _Poisoned(torch.nn.Module):
+    """VGG19 features, except that the calls listed in `bad` (counted from 0) return NaN: a diverged step."""
+
+    def __init__(self, model, bad):
+        super().__init__()
+        self.model, self.bad, self.calls = model, set(bad), 0
+
+    def forward(self, x, layers):
+        feats = self.model(x, layers)
+        self.calls += 1
+        if self.calls - 1 in self.bad:
+            return {k: v * float("nan") for k, v in feats.items()}
+        return feats
+
+
+def test_a_non_finite_step_rolls_back_and_the_frame_stays_finite():
+    model = vgg19()
+    frame = to_tensor(textured_video(1, 32, 24)[0])
+    with torch.no_grad():
+        targets = model(frame, ["relu2_1"])
+    grams = style_grams(model, to_tensor(_style_image()), ["relu1_1", "relu2_1"])
+    clean, _ = optimise(model, frame, targets, grams, 20, 1.0, 10.0, 0.0)
+    poisoned = _Poisoned(model, bad=range(8, 12))  # a few evaluations in the second check go NaN
+    out, used = optimise(poisoned, frame, targets, grams, 20, 1.0, 10.0, 0.0)
+    assert torch.isfinite(out).all() and used == 20 and poisoned.calls > 12
+    start = content_loss(model(frame, ["relu2_1"]), targets) + 10 * style_loss(model(frame, ["relu1_1", "relu2_1"]), grams)
+    recovered = content_loss(model(out, ["relu2_1"]), targets) + 10 * style_loss(model(out, ["relu1_1", "relu2_1"]), grams)
+    assert recovered < 0.5 * start  # it went on optimising after the fall, not just returned the start
+    assert (out - clean).abs().max() > 0  # (and the fall really happened)
+
+
+def test_an_optimisation_that_stays_non_finite_is_refused_not_written():
+    from artify.pixels import NonFiniteError
+
+    model = vgg19()
+    frame = to_tensor(textured_video(1, 32, 24)[0])
+    with torch.no_grad():
+        targets = model(frame, ["relu2_1"])
+    always = _Poisoned(model, bad=range(10_000))
+    with pytest.raises(NonFiniteError):
+        optimise(always, frame, targets, {}, 20, 1.0, 0.0, 0.0)
+    frames = textured_video(2, 32, 24)
+    with pytest.raises(NonFiniteError):
+        list(stylize_frames(always, frames, np.ones((2, 1)), [_style_image()], defaults() | FAST | {"temporal": False},
+                            "cpu"))
+
+
+def test_to_uint8_refuses_non_finite_values():
+    from artify.features import to_uint8
+    from artify.pixels import NonFiniteError, round_to_uint8
+
+    x = torch.rand(3, 3, 4, 4)
+    x[1, 0, 2, 2] = float("nan")
+    with pytest.raises(NonFiniteError) as e:
+        to_uint8(x)
+    assert e.value.frame == 1
+    assert to_uint8(x[:1]).dtype == np.uint8
+    with pytest.raises(NonFiniteError):
+        round_to_uint8(np.array([[1.0, np.inf]]))
+    assert round_to_uint8(np.array([-3.0, 0.4, 254.6, 300])).tolist() == [0, 0, 255, 255]

@@ -54,3 +54,54 @@ def test_temporal_chunk_without_flows_is_refused(chunk_inputs):
     with pytest.raises(ValueError, match="flow file"):
         run_chunk(chunk_inputs, defaults() | {"device": "cpu"})
     assert not (chunk_inputs / "out.npy").exists()
+
+
+def _nan_from_call(n):
+    """A stand-in for gatys.optimise whose n-th call (from 0) gives a NaN picture: a diverged frame."""
+    calls = [0]
+
+    def optimise(model, image, *args, **kwargs):
+        calls[0] += 1
+        out = image.detach().clone()
+        if calls[0] - 1 == n:
+            out[..., 0, 0] = float("nan")
+        return out, 1
+
+    return optimise
+
+
+# gatys optimises frame t in call t; segmented makes frame t's foreground in call 2t, its background in 2t + 1
+@pytest.mark.parametrize("method, call", [("gatys", 2), ("segmented", 4), ("segmented", 5)])
+def test_a_non_finite_frame_fails_the_chunk_naming_job_chunk_and_frame_and_leaves_no_file(
+        chunk_inputs, monkeypatch, method, call):
+    import artify.methods.gatys as gatys
+    from artify.pixels import NonFiniteError
+    from artify.segment import save_masks
+
+    settings = defaults() | {"method": method, "temporal": False, "device": "cpu", "coarse_to_fine": False}
+    extra = {}
+    if method == "segmented":
+        masks = np.zeros((6, 16, 24), np.float32)
+        masks[:, 4:12, 6:18] = 1
+        save_masks(chunk_inputs / "masks.npz", masks)
+        extra["masks"] = chunk_inputs / "masks.npz"
+    monkeypatch.setattr(gatys, "optimise", _nan_from_call(call))
+    with pytest.raises(NonFiniteError, match=r"job myjob, chunk 0, frame 2: non-finite"):
+        run_chunk(chunk_inputs, settings, job="myjob", **extra)
+    assert not (chunk_inputs / "out.npy").exists()
+    assert not list(chunk_inputs.glob(".tmp*"))
+
+
+def test_the_command_line_reports_a_non_finite_frame_in_one_line(chunk_inputs, monkeypatch, capsys):
+    import artify.methods.gatys as gatys
+    from artify.cli import main
+
+    monkeypatch.setattr(gatys, "optimise", _nan_from_call(4))
+    d = chunk_inputs
+    code = main(["stylize-chunk", str(d / "frames.npy"), "--chunks", str(d / "chunks.tsv"), "--chunk", "0",
+                 "--job", "demo", "--schedule", str(d / "schedule.tsv"), "--keyframes", str(d / "keyframes.tsv"),
+                 "--keyframe-dir", str(d / "kf"), "--temporal", "false", "--device", "cpu",
+                 "--coarse-to-fine", "false", "-o", str(d / "out.npy")])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("artify")]  # not the progress bar
+    assert code == 2 and len(err) == 1 and "job demo, chunk 0, frame 4" in err[0], err
+    assert not (d / "out.npy").exists()

@@ -100,3 +100,29 @@ def test_cli_trains_a_decoder_from_a_video_and_keyframes(tmp_path, small_video):
     decoder = load_decoder(out)
     assert decoder[1].weight.shape == (64, 512, 3, 3)  # width 0.25 of pytorch-AdaIN's layout
     assert (tmp_path / "models" / "decoder.pth.loss.png").is_file()
+
+
+def test_a_non_finite_loss_is_refused_before_backward_and_no_weights_are_written(tmp_path, encoder, data,
+                                                                                  monkeypatch):
+    import artify.train_arbitrary as train
+    from artify.pixels import NonFiniteError
+
+    real = train.losses
+    calls = [0]
+
+    def diverging(net, batch, style_weight, temporal_weight):
+        parts = real(net, batch, style_weight, temporal_weight)
+        calls[0] += 1
+        if calls[0] == 3:  # iteration 3 diverges
+            parts["loss"] = parts["loss"] * float("inf")
+        return parts
+
+    monkeypatch.setattr(train, "losses", diverging)
+    out = tmp_path / "decoder.pth"
+    with pytest.raises(NonFiniteError, match="non-finite loss at iteration 3"):
+        train_decoder(data, out, iterations=5, size=SIZE, batch=1, lr=1e-3, checkpoint_every=1, width=0.25,
+                      progress=False, encoder=encoder)
+    assert not out.exists()
+    state = torch.load(state_path(out), weights_only=True)
+    assert int(state["step"]) == 2  # the last good checkpoint stays, unpoisoned
+    assert all(torch.isfinite(v).all() for v in state["decoder"].values())

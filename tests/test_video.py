@@ -6,6 +6,7 @@ import pytest
 
 from artify.chunks import chunk_frames_path, extract_frames, plan_chunks, write_chunks
 from artify.video import MediaError, probe, processing_size, read_frames, save_frames, write_frames_lossless
+from tests.conftest import textured_video
 
 
 def test_probe_real_clip(bunny_clip):
@@ -160,3 +161,15 @@ def test_npy_header_is_numpys(shape):
     f = io.BytesIO()
     np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False, "shape": shape})
     assert npy_header(shape) == f.getvalue()
+
+
+def test_a_short_read_is_an_error_not_fewer_frames(tmp_path):
+    frames = textured_video(10, 32, 24)
+    write_frames_lossless(tmp_path / "x.mkv", frames, Fraction(24))
+    save_frames(tmp_path / "x.npy", frames, len(frames))
+    assert len(read_frames(tmp_path / "x.mkv", 0, 10)) == 10
+    for path in (tmp_path / "x.mkv", tmp_path / "x.npy"):
+        with pytest.raises(MediaError, match=r"12 frames wanted from frame 0, but only 10 could be read"):
+            read_frames(path, 0, 12, fps=Fraction(24))
+        with pytest.raises(MediaError, match=r"5 frames wanted from frame 8, but only 2"):
+            read_frames(path, 8, 5, fps=Fraction(24))

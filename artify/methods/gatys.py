@@ -7,6 +7,7 @@ an adaptive stop, so frames after the first need a fraction of its iterations. L
 """
 from __future__ import annotations
 
+import math
 from typing import Iterator
 
 import numpy as np
@@ -14,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from artify.features import VGG19Features, gram, mix_grams, style_grams, to_tensor, to_uint8
+from artify.pixels import NonFiniteError, round_to_uint8
 from artify.flow import flow_to_torch, warp_torch
 
 
@@ -60,25 +62,44 @@ def match_colours(style: np.ndarray, reference: np.ndarray) -> np.ndarray:
         vals, vecs = np.linalg.eigh(np.cov(x.T) + 1e-5 * np.eye(3))
         return vecs @ np.diag(vals ** (-0.5 if inverse else 0.5)) @ vecs.T
     out = (s - s.mean(0)) @ sqrt_cov(s, inverse=True) @ sqrt_cov(r) + r.mean(0)
-    return (np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8).reshape(style.shape)
+    return round_to_uint8(np.clip(out, 0, 1) * 255).reshape(style.shape)
 
 
 # ------------------------------------------------------------------------------------------- optimisation
 
+# Pixels are optimised through x = sigmoid(z), z unconstrained: the image is in (0, 1) by construction, so the
+# losses (VGG features of a bounded image) are bounded, and nothing moves x behind the optimiser's back.
+# The old way — optimise x itself and clamp it to [0, 1] between L-BFGS calls — let the strong-Wolfe line
+# search step far outside [0, 1] (losses of 1e13-1e20, then NaN) and left L-BFGS a curvature history of a
+# function it was no longer minimising. The sweep in bench/gatys_stability.py chose this over a
+# clamp-in-the-loss projection and over clamping with a history reset: finite everywhere, and lower style
+# and content loss than the old optimiser's finite frames.
+PIXEL_EPS = 1e-3  # inputs are clipped to [eps, 1 - eps] before the logit: within 1/4 of a grey level
+
+
+def to_free(image: torch.Tensor) -> torch.Tensor:
+    """The unconstrained variable z of an image in [0, 1]: logit of the image clipped to [eps, 1 - eps]."""
+    return torch.logit(image.detach().clamp(PIXEL_EPS, 1 - PIXEL_EPS))
+
+
 def optimise(model, image: torch.Tensor, content_targets: dict, target_grams: dict, iterations: int,
              content_weight: float, style_weight: float, tv_weight: float, optimizer: str = "lbfgs",
              learning_rate: float = 0.02, temporal_terms=(), temporal_weight: float = 0.0,
-             tolerance: float = 0.0, check_every: int = 5) -> tuple[torch.Tensor, int]:
+             tolerance: float = 0.0, check_every: int = 5, retries: int = 3) -> tuple[torch.Tensor, int]:
     """Optimise `image` (1, 3, H, W) in [0, 1]; returns it and the iterations used.
 
     temporal_terms: (warped previous frame, mask) pairs. With `tolerance` > 0 the frame stops as soon as
     the loss falls by less than that fraction over `check_every` iterations (the adaptive stop).
+    Every `check_every` iterations the state is checked: a non-finite loss or image goes back to the last
+    finite state and continues more cautiously (a fresh optimiser with a quarter of the step); after
+    `retries` such falls NonFiniteError is raised. Nothing non-finite is ever returned.
     """
-    x = image.detach().clone().contiguous().requires_grad_(True)
+    z = to_free(image).contiguous().requires_grad_(True)
     layers = list(content_targets) + list(target_grams)
     last = {}
 
     def loss_fn():
+        x = torch.sigmoid(z)
         feats = model(x, layers)
         loss = (content_weight * content_loss(feats, content_targets)
                 + style_weight * style_loss(feats, target_grams) + tv_weight * tv_loss(x))
@@ -86,41 +107,56 @@ def optimise(model, image: torch.Tensor, content_targets: dict, target_grams: di
             loss = loss + temporal_weight / len(temporal_terms) * temporal_loss(x, warped, mask)
         return loss
 
-    if optimizer == "lbfgs":
-        opt = torch.optim.LBFGS([x], max_iter=check_every, history_size=20, line_search_fn="strong_wolfe",
-                                tolerance_grad=0.0, tolerance_change=0.0)
+    def evaluate():
+        loss = loss_fn()
+        loss.backward()
+        last["loss"] = loss.item()
+        return loss
 
-        def step():
+    # Adam's learning rate is in pixel units; dx/dz = 1/4 at mid-grey, so the same steps need 4x in z.
+    def make(scale: float):
+        if optimizer == "lbfgs":
+            return torch.optim.LBFGS([z], lr=scale, max_iter=check_every, history_size=20,
+                                     line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=0.0)
+        return torch.optim.Adam([z], lr=4 * learning_rate * scale)
+
+    def step(opt, n: int) -> None:
+        if optimizer == "lbfgs":
+            opt.param_groups[0]["max_iter"] = n
+
             def closure():
                 opt.zero_grad()
-                loss = loss_fn()
-                loss.backward()
-                last["loss"] = loss.item()
-                return loss
+                return evaluate()
             opt.step(closure)
-    else:
-        opt = torch.optim.Adam([x], lr=learning_rate)
-
-        def step():
-            for _ in range(check_every):
+        else:
+            for _ in range(n):
                 opt.zero_grad()
-                loss = loss_fn()
-                loss.backward()
+                evaluate()
                 opt.step()
-                last["loss"] = loss.item()
 
+    scale, falls = 1.0, 0
+    opt = make(scale)
+    good = z.detach().clone()  # the last finite state
     done, previous = 0, None
     while done < iterations:
-        if optimizer == "lbfgs":
-            opt.param_groups[0]["max_iter"] = min(check_every, iterations - done)
-        step()
-        done += min(check_every, iterations - done)
+        n = min(check_every, iterations - done)
+        step(opt, n)
+        done += n
+        if not (math.isfinite(last["loss"]) and torch.isfinite(z).all()):
+            falls += 1
+            if falls > retries:
+                raise NonFiniteError(f"the optimisation stayed non-finite after {retries} cautious retries")
+            with torch.no_grad():
+                z.copy_(good)
+            scale /= 4
+            opt = make(scale)
+            previous = None
+            continue
+        good = z.detach().clone()
         if tolerance > 0 and previous is not None and abs(previous - last["loss"]) <= tolerance * abs(previous):
             break
         previous = last["loss"]
-        with torch.no_grad():
-            x.clamp_(0, 1)
-    return x.detach().clamp(0, 1), done
+    return torch.sigmoid(good), done
 
 
 def keyframe_grams(model: VGG19Features, keyframes: list[np.ndarray], layers, device) -> list[dict]:

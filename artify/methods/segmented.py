@@ -19,6 +19,8 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
+from artify.pixels import round_to_uint8
+
 MERGE_MODES = ("hard", "feather", "blur", "resize")
 
 
@@ -108,14 +110,14 @@ def merge(fg: np.ndarray, bg: np.ndarray, mask: np.ndarray, mode: str, feather_p
     """One merged uint8 frame: hard = binary mask, every other mode = the feathered mask."""
     alpha = (mask > 0.5).astype(np.float32) if mode == "hard" else feather(mask, feather_px)
     out = alpha[..., None] * fg.astype(np.float32) + (1 - alpha[..., None]) * bg.astype(np.float32)
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    return round_to_uint8(out)
 
 
 def _strength(stylized: np.ndarray, content: np.ndarray, s: float) -> np.ndarray:
     if s >= 1:
         return stylized
     out = s * stylized.astype(np.float32) + (1 - s) * content.astype(np.float32)
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    return round_to_uint8(out)
 
 
 def background_keyframes(settings: dict, long_side: int | None = None) -> list[np.ndarray] | None:

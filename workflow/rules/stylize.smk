@@ -96,6 +96,6 @@ rule stylize_chunk:
         gpu=gpu_count,
     shell:
         "{ARTIFY} stylize-chunk {input.frames:q}/{wildcards.chunk}.npy --chunks {input.chunks:q}"
-        " --chunk {wildcards.chunk} --schedule {input.schedule:q} --keyframes {input.keyframes:q}"
+        " --job {wildcards.job} --chunk {wildcards.chunk} --schedule {input.schedule:q} --keyframes {input.keyframes:q}"
         " --keyframe-dir {input.keyframe_dir:q} {params.extra} --threads {threads} -o {output:q}"
         " {params.options} > {log:q} 2>&1"

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from artify.bench_scenes import LabelledClip, build_scene_set, merge_check, score
-from artify.scenes import DEFAULT_MIN_CHANGE, DEFAULT_THRESHOLDS, video_cuts
+from artify.bench_scenes import FPS, LabelledClip, build_scene_set, merge_check, score
+from artify.scenes import (DEFAULT_MIN_CHANGE, DEFAULT_THRESHOLDS, confirm_cuts, detect_cuts, detection_frames,
+                           video_cuts)
 from tests.conftest import SHARED_DATA, require_shared
 
 
@@ -19,14 +20,24 @@ def scene_set(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def found_by_default(scene_set):
-    return {c.name: video_cuts(c.path) for c in scene_set}
+def detections(scene_set):
+    """Per clip, the default detector's own cuts and the frames' hashes (what video_cuts confirms)."""
+    return {c.name: detect_cuts(detection_frames(c.path), FPS) for c in scene_set}
 
 
 @pytest.fixture(scope="module")
-def found_alone(scene_set):
-    """The default detector's own cuts, before the hash confirmation."""
-    return {c.name: video_cuts(c.path, min_change=0) for c in scene_set}
+def found_alone(detections):
+    return {name: cuts for name, (cuts, _) in detections.items()}
+
+
+@pytest.fixture(scope="module")
+def found_by_default(detections):
+    return {name: confirm_cuts(cuts, hashes, 15, DEFAULT_MIN_CHANGE) for name, (cuts, hashes) in detections.items()}
+
+
+def test_video_cuts_is_the_confirmed_detection(scene_set, found_by_default):
+    clip = next(c for c in scene_set if c.name == "flashes")
+    assert video_cuts(clip.path) == found_by_default[clip.name] == []
 
 
 def test_the_set_has_cuts_dissolves_and_negatives(scene_set):

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CORES ?= all
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: run test bench report clean-results slurm-packages
+.PHONY: run test bench report clean-results slurm-packages browser-packages
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ RESUME = $(BIN)/python -m artify.resume --again "make $@"
 run: $(VENV)/.installed
 	$(RESUME) $(SNAKEMAKE) --cores $(CORES)
 
-test: $(VENV)/.installed slurm-packages
+test: $(VENV)/.installed slurm-packages browser-packages
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
 
 # tests/test_slurm.py starts a one-node SLURM on localhost from Debian's packages. Installed only where
@@ -40,6 +40,18 @@ slurm-packages:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	    $(SLURM_PACKAGES) >/dev/null; } || echo "make: warning: apt-get could not install $(SLURM_PACKAGES)"; \
 	  if [ -n "$$made_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
+	fi
+
+# tests/test_pages.py opens the comparison and assessment pages in headless Chromium (driven through its
+# DevTools pipe, so no driver package is needed). Installed like the SLURM packages: only when missing, only
+# as root with apt-get; elsewhere the browser tests skip (and fail under CI=true).
+BROWSER_PACKAGES := chromium
+browser-packages:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "make: installing $(BROWSER_PACKAGES) for tests/test_pages.py"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    $(BROWSER_PACKAGES) >/dev/null; } || echo "make: warning: apt-get could not install $(BROWSER_PACKAGES)"; \
 	fi
 
 report: $(VENV)/.installed

@@ -187,8 +187,34 @@ def cmd_compare(a):
     entries = json.loads(a.entries)
     for e in entries:
         e["metrics"] = e.pop("path", e.get("metrics"))
-    compare(entries, a.markdown, a.html, title=a.title)
+    o = S.from_args("compare", a)
+    compare(entries, a.markdown, a.html, title=a.title, content=a.content, meta_json=a.meta,
+            frames=o["compare_frames"], tally_json=a.tally, assess_page=a.assess_page, answers_dir=a.answers_dir)
     print(Path(a.markdown).read_text())
+
+
+def _usage(message: str):
+    print(f"artify {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def cmd_assess(a):
+    from artify.assess import build_assessment, tally_text, write_tally
+
+    if a.tally:
+        if a.videos or not a.key or not a.output:
+            _usage("assess --tally CSV... needs --key (key files or folders) and -o tally.json, and no videos")
+        print(tally_text(write_tally(a.tally, a.key, a.output)), end="")
+        return
+    if len(a.videos) < 2 or not (a.content and a.meta and a.output and a.key and len(a.key) == 1):
+        _usage("assess JOB=VIDEO JOB=VIDEO... needs at least two videos, --content, --meta, -o page.html and one "
+               "--key key.json")
+    videos = dict(item.split("=", 1) if "=" in item else (Path(item).parent.name, item) for item in a.videos)
+    o = S.from_args("assess", a)
+    key = build_assessment(a.content, videos, a.meta, a.output, a.key[0], key_archive=a.key_archive,
+                           clips=o["assess_clips"], seconds=o["assess_seconds"])
+    print(f"sheet {key['sheet']}: {len(key['segments'])} stretches x {len(videos)} jobs -> {a.output} "
+          f"(key: {a.key[0]})")
 
 
 def cmd_image(a):
@@ -339,14 +365,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True)
     p.set_defaults(func=cmd_plot_per_frame)
 
-    p = _stage_parser(sub, "compare", "one table of the jobs on one content video, with ratios to the baselines")
+    p = _stage_parser(sub, "compare", "the jobs on one content video side by side: frames, videos, plots, their "
+                      "metrics relative to the input and to the baselines -> Markdown and one HTML page", "compare")
     p.add_argument("--entries", required=True,
                    help='JSON list of {"job", "kind": result|per-frame|deflicker, "path": metrics.json, '
-                        '"perframe", "deflicker", "settings"}')
+                        '"perframe", "deflicker", "settings", and for the page "video": stylized.mp4, '
+                        '"per_frame": per-frame.tsv, "plot": per-frame.png, "side_by_side": mp4}')
     p.add_argument("--title", default="Comparison")
+    p.add_argument("--content", help="the content video (the input row of the frame grid)")
+    p.add_argument("--meta", help="its meta.json (frame rate)")
+    p.add_argument("--tally", help="the viewers' tally (artify assess --tally)")
+    p.add_argument("--assess-page", help="the blind A/B page, linked from the comparison")
+    p.add_argument("--answers-dir", default="assessments/", help="where the A/B page's answers go (named on the page)")
     p.add_argument("--markdown", required=True)
     p.add_argument("--html", required=True)
     p.set_defaults(func=cmd_compare)
+
+    p = _stage_parser(sub, "assess", "a blind pairwise (A/B) page of the jobs on one content video, with its key; "
+                      "or with --tally, the win rates of the answers viewers saved from such pages", "assess")
+    p.add_argument("videos", nargs="*", metavar="[JOB=]STYLIZED_MP4")
+    p.add_argument("--content", help="the content video (shown above each pair)")
+    p.add_argument("--meta", help="its meta.json (frame rate)")
+    p.add_argument("--key", nargs="+", help="building: the key file to write (clip ids -> jobs); --tally: key "
+                                            "files or folders of them")
+    p.add_argument("--key-archive", help="a folder that also keeps the key, by sheet id")
+    p.add_argument("--tally", nargs="+", metavar="CSV", help="answers sheets downloaded from the page")
+    p.add_argument("-o", "--output", help="the page (HTML), or with --tally the tally (JSON)")
+    p.set_defaults(func=cmd_assess)
 
     p = _stage_parser(sub, "image", "stylize one picture with the gatys method", "stylize_chunk")
     p.add_argument("content")
@@ -359,13 +404,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    from artify.assess import AnswersError
     from artify.pixels import NonFiniteError
     from artify.settings import ConfigError
     from artify.video import MediaError
 
     try:
         args.func(args)
-    except (MediaError, ConfigError, FileNotFoundError, NonFiniteError) as e:
+    except (MediaError, ConfigError, AnswersError, FileNotFoundError, NonFiniteError) as e:
         print(f"artify {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -159,6 +159,19 @@ class ReportSettings:
 
 
 @dataclass(frozen=True)
+class CompareSettings:
+    compare_frames: int = _f(5, "evenly spaced frames of the input and of every job in the comparison page's grid "
+                                "(the frame of worst warping error is added)")
+
+
+@dataclass(frozen=True)
+class AssessSettings:
+    assess_clips: int = _f(3, "stretches of the video the blind A/B page shows, evenly spaced; each pair of jobs "
+                              "is shown on each")
+    assess_seconds: float = _f(2.0, "length of each stretch in seconds")
+
+
+@dataclass(frozen=True)
 class SegmentSettings:
     segmenter: str = _f("auto", "auto (SAM when sam_checkpoint is set, else motion), sam, or motion (offline, no weights)",
                         ["auto", "sam", "motion"])
@@ -201,6 +214,8 @@ STAGES = {
     "baselines": (BaselineSettings,),  # read by the workflow (common.smk): adds the baseline jobs
     "deflicker": (DeflickerSettings,),
     "contact_sheet": (ReportSettings,),
+    "compare": (CompareSettings,),  # these two are read from the first job on each content video
+    "assess": (AssessSettings,),
 }
 
 

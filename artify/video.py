@@ -301,6 +301,8 @@ def read_frames(path, start: int = 0, count: int | None = None, size: tuple[int,
     if size is not None:
         # the same filter chain as extract_chunk, so both give identical pixels
         stream = stream.filter("scale", size[0], size[1], flags="bicubic").filter("format", "rgb24")
+    # passthrough: each decoded frame once. With a filter graph after an input seek ffmpeg's default (cfr
+    # for rawvideo) repeats the first frame to fill the half frame the seek starts before it.
     out_args = {"format": "rawvideo", "pix_fmt": "rgb24", "fps_mode": "passthrough"}
     if count is not None:
         out_args["frames:v"] = count

@@ -184,10 +184,10 @@ def test_comparison_table_has_the_ratios_to_both_baselines(tmp_path):
     assert ratios["ours", "per-frame"]["seconds_per_frame"] == pytest.approx(1.5)
     assert c["input"]["warp_error.short"] == 0.001
     md = (tmp_path / "c.md").read_text()
-    assert "| ours | ours.perframe | per-frame | 0.25 | 0.25 | 0.25 | 0.8 |" in md
+    assert "| ours | ours.perframe | per-frame | 0.250 | 0.250 | 0.250 | 0.800 |" in md
     assert "| input | floor |" in md and "style_weight=500" in md
     page = (tmp_path / "c.html").read_text()
-    assert page.startswith("<!DOCTYPE html>") and "<td>0.25</td>" in page and "Comparison on clip.mp4" in page
+    assert page.startswith("<!DOCTYPE html>") and "<td>0.250</td>" in page and "Comparison on clip.mp4" in page
 
 
 def test_comparison_without_baselines_says_so(tmp_path):
@@ -248,7 +248,7 @@ def test_report_stages_are_subcommands_and_compare_runs_from_the_command_line(tm
                               cwd=REPO)
 
     out = artify("--help").stdout
-    for stage in ("stage-times", "deflicker", "side-by-side", "contact-sheet", "plot-per-frame", "compare"):
+    for stage in ("stage-times", "deflicker", "side-by-side", "contact-sheet", "plot-per-frame", "compare", "assess"):
         assert stage in out
     (tmp_path / "a.json").write_text(json.dumps(_metrics(0.01, 0.002, 0.2, 3.0)))
     (tmp_path / "b.json").write_text(json.dumps(_metrics(0.04, 0.008, 0.25, 2.0)))
@@ -257,4 +257,4 @@ def test_report_stages_are_subcommands_and_compare_runs_from_the_command_line(tm
     proc = artify("compare", "--entries", json.dumps(entries), "--markdown", tmp_path / "c.md", "--html",
                   tmp_path / "c.html")
     assert proc.returncode == 0, proc.stderr
-    assert "| a | b | per-frame | 0.25 |" in (tmp_path / "c.md").read_text()
+    assert "| a | b | per-frame | 0.250 |" in (tmp_path / "c.md").read_text()

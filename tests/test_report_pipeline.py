@@ -1,7 +1,9 @@
 """End to end: a tiny job with baselines on a real clip, through Snakemake and `snakemake --report`.
 
 One run is shared by the tests of this module: every output for people exists and has the right shape,
-the comparison table has the ratios, metrics.json has the cost, and the report HTML holds every metric.
+the comparison table has the ratios, metrics.json has the cost, the report HTML holds every metric, and the
+comparison and blind A/B pages work in a browser, the A/B page's answers reaching the comparison (last: it
+adds answers to the run and runs the workflow again).
 """
 from __future__ import annotations
 
@@ -83,14 +85,16 @@ def test_people_material_has_the_expected_shape(run):
 
 
 def test_comparison_table_has_ratios_to_both_baselines(run):
+    from artify.compare import fmt
+
     md = (run / "results/comparison/adain_cutBunny.md").read_text()
     html = (run / "results/comparison/adain_cutBunny.html").read_text()
     ours, perframe, defl = (metrics(run, j) for j in ("tiny", "tiny.perframe", "tiny.deflicker"))
     for base, kind in ((perframe, "per-frame"), (defl, "deflicker")):
         r = ours["warp_error"]["short"] / base["warp_error"]["short"]
         row = next(line for line in md.splitlines() if line.startswith(f"| tiny | tiny.{kind.replace('-', '')}"))
-        assert f"| {r:.3g} |" in row, (row, r)
-    assert "tiny.deflicker" in html and "<table>" in html
+        assert f"| {fmt(r)} |" in row, (row, r)
+    assert "tiny.deflicker" in html and "<table class='numbers'>" in html
 
 
 def _embedded_texts(page: str) -> str:
@@ -112,12 +116,66 @@ def test_report_html_holds_every_item_and_every_metric(run):
                  "adain_cutBunny.html", "keyframes.png", "schedule.png"):
         assert item in page, item
     # every metric of the run, as the comparison table embedded in the report writes it
-    from artify.compare import COLUMNS, _fmt, value
+    from artify.compare import COLUMNS, fmt, value
 
     for job in ("tiny", "tiny.perframe", "tiny.deflicker"):
         m = metrics(run, job)
         for key, _, _ in COLUMNS:
             if value(m, key) is not None:
-                assert f"<td>{_fmt(value(m, key))}</td>" in content, (job, key)
+                assert f"<td>{fmt(value(m, key))}</td>" in content, (job, key)
         assert str(m["warp_error"]["short"]) in content  # and metrics.json itself
     assert np.isfinite(metrics(run, "tiny")["ssim"])
+
+
+def test_pages_work_in_a_browser_and_answers_reach_the_comparison(run, artefacts):
+    """The comparison and A/B pages of the run, opened from disk in Chromium: every picture and video loads
+    and plays; a viewer clicks through the A/B page and downloads the answers; with the CSV in
+    assessments/{content}/ the workflow tallies it into the comparison. Screenshots kept in test-artefacts/."""
+    from artify.compare import fmt
+    from tests.browser import Browser, require_chromium
+    from tests.test_pages import assert_every_picture_and_video_loads, assert_every_video_plays, click_through, \
+        clips_on_the_page
+
+    require_chromium()
+    comparison, ab = run / "results/comparison/adain_cutBunny.html", run / "results/assess/adain_cutBunny.html"
+    key = json.loads((run / "results/assess/adain_cutBunny.key.json").read_text())
+    assert json.loads((run / "assessments/adain_cutBunny/keys" / f"{key['sheet']}.json").read_text()) == key
+    jobs = ("tiny", "tiny.perframe", "tiny.deflicker")
+    assert sorted(c["job"] for c in key["clips"].values()) == sorted(jobs)  # 8 frames: one stretch
+    with Browser(downloads=run / "downloads") as browser:
+        browser.open(comparison)
+        columns = browser.js("document.querySelectorAll('table.grid thead th').length") - 1
+        assert columns in (5, 6)  # 5 evenly spaced frames, and the worst one when it is not among them
+        assert_every_picture_and_video_loads(browser, images=(1 + len(jobs)) * columns + len(jobs), videos=len(jobs))
+        assert_every_video_plays(browser)
+        text = browser.js("document.body.innerText")
+        m = metrics(run, "tiny")
+        assert fmt(m["style_distance"] / m["style_distance_input"]) in text and "No answers yet" in text
+        browser.open(ab)
+        assert_every_picture_and_video_loads(browser, images=0, videos=3)
+        assert_every_video_plays(browser)
+        assert "tiny" not in browser.js("document.documentElement.outerHTML")
+        browser.screenshot(artefacts / "assess-e2e.png")
+
+        def prefer_tiny(question, left, right):  # the temporal job is steadier; nothing else is asked of it
+            if question != "steadiness" or "tiny" not in (left, right):
+                return "same"
+            return "left" if left == "tiny" else "right"
+
+        given = click_through(browser, key, prefer_tiny, identify=clips_on_the_page)
+        assert len(given) == 3 * 3
+        browser.click("#download")
+        sheet = browser.wait_download()
+    answers = run / "assessments/adain_cutBunny" / sheet.name
+    sheet.replace(answers)
+    snakemake(run)
+    tally = json.loads((run / "results/assess/adain_cutBunny.tally.json").read_text())
+    steadiness = {j["job"]: j for j in tally["questions"][0]["jobs"]}
+    assert tally["answers"] == 9 and (steadiness["tiny"]["wins"], steadiness["tiny"]["n"]) == (2, 2)
+    md = (run / "results/comparison/adain_cutBunny.md").read_text()
+    assert "### Steadiness" in md and "| tiny | 1.00 | 0.342 – 1.00 | 2 | 0 | 0 | 2 |" in md
+    with Browser() as browser:
+        browser.open(comparison)
+        assert "9 answers from 1 filled-in sheet(s)" in browser.js("document.body.innerText")
+        assert_every_picture_and_video_loads(browser, images=(1 + len(jobs)) * columns + len(jobs), videos=len(jobs))
+        browser.screenshot(artefacts / "comparison-e2e.png")

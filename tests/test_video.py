@@ -75,6 +75,8 @@ def test_chunks_concatenate_to_the_full_decode(tmp_path, clip, monkeypatch):
     meta = probe(bunny_clip)
     size = processing_size(meta.width, meta.height, 128)
     full = read_frames(bunny_clip, 0, 45, size=size)
+    # read_frames seeking into the middle, resized, gives the same frames (the side-by-side and the A/B clips)
+    assert np.array_equal(read_frames(bunny_clip, 29, 16, size=size, fps=Fraction(meta.fps)), full[29:45])
     # spans of at most 20 frames: chunks 0 (0-16), 1 (13-32) and 2 (29-45) each in its own span
     chunks = plan_chunks(meta.frames, chunk_frames=16, chunk_overlap=3, max_frames=45, span_frames=20,
                          keyframes=meta.keyframes)
@@ -101,6 +103,15 @@ def test_chunks_concatenate_to_the_full_decode(tmp_path, clip, monkeypatch):
         got = read_frames(chunk_frames_path(tmp_path / "grouped", row.chunk))
         assert np.array_equal(got, full[row.read_start: row.stop]), f"grouped chunk {row.chunk}"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp")) == []
+
+
+def test_reading_from_the_middle_gives_each_frame_once(small_video):
+    """A seek lands half a frame early; resized or not, every frame must come once (none repeated)."""
+    for size in (None, (48, 32)):
+        full = read_frames(small_video, size=size)
+        for start in (1, 5, 13):
+            assert np.array_equal(read_frames(small_video, start, 6, size=size, fps=Fraction(24)),
+                                  full[start:start + 6]), (size, start)
 
 
 def test_probe_counts_frames_and_keyframes_without_decoding(tmp_path):

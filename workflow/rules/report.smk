@@ -1,6 +1,9 @@
 # Material for people: a side-by-side video, a contact sheet and per-frame plots of every job in the jobs
-# table, and one comparison table per content video (all its jobs and baselines, with ratios). Every item
-# is marked for `snakemake --report` with a caption from workflow/report/.
+# table, one comparison page per content video (frames, videos, plots and numbers of all its jobs and
+# baselines), and a blind A/B page per content video with two jobs or more, whose answers (CSV files that
+# viewers put in assessments/{content}/) are tallied into the comparison. Every item is marked for
+# `snakemake --report` with a caption from workflow/report/.
+import glob
 import json
 
 
@@ -18,13 +21,32 @@ def per_frame_tables(wildcards):
     return tables
 
 
-def comparison_metrics(wildcards):
-    return [f"results/{job}/metrics.json" for job in COMPARISONS[wildcards.content]]
+def comparison_files(name):
+    """Input function: results/{job}/{name} of every job in the comparison."""
+    return lambda wildcards: [f"results/{job}/{name}" for job in COMPARISONS[wildcards.content]]
+
+
+def comparison_first(wildcards):
+    """The JOBS entry of the comparison's first job: the content video, and the compare/assess settings."""
+    return described_by(COMPARISONS[wildcards.content][0])
+
+
+ASSESSED = [content for content, members in COMPARISONS.items() if len(members) >= 2]  # have an A/B page
+ANSWERS = "assessments"  # assessments/{content}/*.csv: the viewers' answers; .../keys/: every page's key
+
+
+def answer_sheets(wildcards):
+    return sorted(glob.glob(os.path.join(ANSWERS, glob.escape(wildcards.content), "*.csv")))
+
+
+def tally_input(wildcards):
+    """The comparison's tally, once viewers' answers are there."""
+    return [f"results/assess/{wildcards.content}.tally.json"] if answer_sheets(wildcards) else []
 
 
 def comparison_entries(wildcards):
     """The compare command's --entries: each job of the comparison, its kind, own baselines and settings
-    (the fields in which it differs from the comparison's first job)."""
+    (the fields in which it differs from the comparison's first job), and its files for the page."""
     members = COMPARISONS[wildcards.content]
     kinds = {b["perframe"]: "per-frame" for b in BASELINES.values()} | {d: "deflicker" for d in DEFLICKERED}
     first = JOBS[described_by(members[0])]
@@ -32,32 +54,35 @@ def comparison_entries(wildcards):
     for job in members:
         kind = kinds.get(job, "result")
         settings = JOBS[described_by(job)]
-        differ = [f"{k}={v}" for k, v in settings.items() if k not in ("content", "style", "baselines", "jobs")
-                  and first.get(k) != v]
+        differ = [f"{k}={v}" for k, v in settings.items()
+                  if k not in ("job", "content", "style", "baselines", "jobs") and first.get(k) != v]
         described = f"{settings['method']}" + (f"; {', '.join(differ)}" if differ else "")
         if job in DEFLICKERED:
             described += f"; deflicker size={settings['deflicker_size']} mode={settings['deflicker_mode']}"
-        entries.append({"job": job, "kind": kind, "path": f"results/{job}/metrics.json",
-                        "settings": described, **BASELINES.get(job, {})})
+        entries.append({"job": job, "kind": kind, "path": f"results/{job}/metrics.json", "settings": described,
+                        "video": f"results/{job}/stylized.mp4", "per_frame": f"results/{job}/per-frame.tsv",
+                        "plot": f"results/{job}/per-frame.png", "side_by_side": f"results/{job}/side_by_side.mp4",
+                        **BASELINES.get(job, {})})
     return shlex.quote(json.dumps(entries))
 
 
 REPORT_TARGETS = [
     *expand("results/{job}/metrics.json", job=EVALUATED),
-    *expand("results/{job}/{item}", job=primary_jobs(), item=["side_by_side.mp4", "contact_sheet.png",
-                                                              "per-frame.png"]),
+    *expand("results/{job}/contact_sheet.png", job=primary_jobs()),
+    *expand("results/{job}/{item}", job=EVALUATED, item=["side_by_side.mp4", "per-frame.png"]),
     *expand("results/comparison/{content}.{ext}", content=COMPARISONS, ext=["md", "html"]),
+    *expand("results/assess/{content}.html", content=ASSESSED),
 ]
 
 
 rule side_by_side:
     input:
         stylized="results/{job}/stylized.mp4",
-        content=content_video,
-        meta="results/{job}/meta.json",
-        schedule="results/{job}/schedule.tsv",
-        keyframes="results/{job}/keyframes.tsv",
-        keyframe_dir="results/{job}/keyframes",
+        content=evaluated_content,
+        meta=described("meta.json"),
+        schedule=described("schedule.tsv"),
+        keyframes=described("keyframes.tsv"),
+        keyframe_dir=described("keyframes"),
     output:
         report(
             "results/{job}/side_by_side.mp4",
@@ -111,8 +136,8 @@ rule contact_sheet:
 rule plot_per_frame:
     input:
         tables=lambda wildcards: [path for _, path in per_frame_tables(wildcards)],
-        schedule="results/{job}/schedule.tsv",
-        meta="results/{job}/meta.json",
+        schedule=described("schedule.tsv"),
+        meta=described("meta.json"),
     output:
         report(
             "results/{job}/per-frame.png",
@@ -138,7 +163,14 @@ rule plot_per_frame:
 
 rule compare:
     input:
-        comparison_metrics,
+        metrics=comparison_files("metrics.json"),
+        videos=comparison_files("stylized.mp4"),
+        per_frame=comparison_files("per-frame.tsv"),
+        plots=comparison_files("per-frame.png"),
+        side_by_side=comparison_files("side_by_side.mp4"),
+        content=lambda wildcards: JOBS[comparison_first(wildcards)]["content"],
+        meta=lambda wildcards: f"results/{comparison_first(wildcards)}/meta.json",
+        tally=tally_input,
     output:
         markdown="results/comparison/{content}.md",
         html=report(
@@ -149,9 +181,15 @@ rule compare:
         ),
     params:
         entries=comparison_entries,
-        title=lambda wildcards: shlex.quote(
-            f"Comparison on {JOBS[described_by(COMPARISONS[wildcards.content][0])]['content']}"
+        title=lambda wildcards: shlex.quote(f"Comparison on {JOBS[comparison_first(wildcards)]['content']}"),
+        options=lambda wildcards: shlex.join(stage_options("compare", JOBS[comparison_first(wildcards)])),
+        tally=lambda wildcards, input: f"--tally {shlex.quote(input.tally[0])}" if input.tally else "",
+        assess=lambda wildcards: (
+            f"--assess-page {shlex.quote(f'results/assess/{wildcards.content}.html')}"
+            if wildcards.content in ASSESSED
+            else ""
         ),
+        answers=lambda wildcards: shlex.quote(os.path.join(ANSWERS, wildcards.content, "")),
     log:
         "logs/compare/{content}.log",
     benchmark:
@@ -159,8 +197,62 @@ rule compare:
     conda:
         "../../envs/evaluate.yaml"
     resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "{ARTIFY} compare --entries {params.entries} --title {params.title} --content {input.content:q}"
+        " --meta {input.meta:q} {params.tally} {params.assess} --answers-dir {params.answers}"
+        " --markdown {output.markdown:q} --html {output.html:q} {params.options} > {log:q} 2>&1"
+
+
+rule assess:
+    input:
+        videos=comparison_files("stylized.mp4"),
+        content=lambda wildcards: JOBS[comparison_first(wildcards)]["content"],
+        meta=lambda wildcards: f"results/{comparison_first(wildcards)}/meta.json",
+    output:
+        page=report(
+            "results/assess/{content}.html",
+            caption="../report/assess.rst",
+            category="Comparison",
+            labels={"content": "{content}", "figure": "blind A/B page"},
+        ),
+        key="results/assess/{content}.key.json",
+    params:
+        videos=lambda wildcards: shlex.join(
+            f"{job}=results/{job}/stylized.mp4" for job in COMPARISONS[wildcards.content]
+        ),
+        options=lambda wildcards: shlex.join(stage_options("assess", JOBS[comparison_first(wildcards)])),
+        archive=lambda wildcards: shlex.quote(os.path.join(ANSWERS, wildcards.content, "keys")),
+    log:
+        "logs/assess/{content}.log",
+    benchmark:
+        "benchmarks/assess/{content}.tsv"
+    conda:
+        "../../envs/evaluate.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=30,
+    shell:
+        "{ARTIFY} assess {params.videos} --content {input.content:q} --meta {input.meta:q} --key {output.key:q}"
+        " --key-archive {params.archive} -o {output.page:q} {params.options} > {log:q} 2>&1"
+
+
+rule tally:
+    input:
+        answer_sheets,
+    output:
+        "results/assess/{content}.tally.json",
+    params:
+        key_dir=lambda wildcards: shlex.quote(os.path.join(ANSWERS, wildcards.content, "keys")),
+    log:
+        "logs/tally/{content}.log",
+    benchmark:
+        "benchmarks/tally/{content}.tsv"
+    conda:
+        "../../envs/evaluate.yaml"
+    resources:
         mem_mb=500,
         runtime=5,
     shell:
-        "{ARTIFY} compare --entries {params.entries} --title {params.title} --markdown {output.markdown:q}"
-        " --html {output.html:q} > {log:q} 2>&1"
+        "{ARTIFY} assess --tally {input:q} --key {params.key_dir} -o {output:q} > {log:q} 2>&1"

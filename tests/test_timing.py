@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from artify.assemble import assemble
+from artify.assemble import assemble, assembled_frames
 from artify.chunks import chunk_frames_path, extract_frames, plan_chunks, write_chunks
 from artify.video import _decoded_frame_times, constant_rate, ffmpeg_exe, probe, read_frames
 
@@ -85,6 +85,10 @@ def run_through_pipeline(video: Path, work: Path):
         files += [chunk_frames_path(work / f"span{span}", c.chunk) for c in chunks if c.span == span]
     out = work / "out.mp4"
     assemble(work / "meta.json", work / "chunks.tsv", files, out, content=video)
+    # every reader gives the same frames: read_frames (evaluate, reports, keyframes) whole and from the middle
+    extracted = np.stack(list(assembled_frames(work / "chunks.tsv", files)))
+    assert np.array_equal(read_frames(video, meta=meta), extracted)
+    assert np.array_equal(read_frames(video, 37, 20, size=(meta.width, meta.height), meta=meta), extracted[37:57])
     return meta, out
 
 

@@ -21,9 +21,12 @@ $(VENV)/.installed: requirements.txt requirements-weights.txt pyproject.toml
 # The workflow profile sits in workflow/profiles/default (Snakemake only finds profiles/default beside the
 # Snakefile by itself), so the local runs name it.
 SNAKEMAKE := $(BIN)/snakemake --workflow-profile workflow/profiles/default
+# After a hard kill (kill -9, the OOM killer, a power cut) Snakemake's lock stays behind: artify.resume removes
+# it when no Snakemake process or job is still running here, and otherwise says what to run (artify/resume.py).
+RESUME = $(BIN)/python -m artify.resume --again "make $@"
 
 run: $(VENV)/.installed
-	$(SNAKEMAKE) --cores $(CORES)
+	$(RESUME) $(SNAKEMAKE) --cores $(CORES)
 
 test: $(VENV)/.installed slurm-packages browser-packages
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
@@ -56,7 +59,7 @@ browser-packages:
 	fi
 
 report: $(VENV)/.installed
-	$(SNAKEMAKE) --cores $(CORES) --report results/report.html
+	$(RESUME) $(SNAKEMAKE) --cores $(CORES) --report results/report.html
 
 bench: $(VENV)/.installed
 	$(BIN)/python -m artify.bench $(BENCH_ARGS)

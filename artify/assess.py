@@ -74,7 +74,8 @@ def build_assessment(content, videos: dict, meta_json, out_html, out_key, key_ar
         raise ValueError(f"{content}: a pairwise assessment needs at least two jobs, got {len(videos)}")
     if clips < 1 or seconds <= 0:
         raise ValueError(f"clips ({clips}) and seconds ({seconds}) must be positive")
-    fps = Fraction(VideoMeta.load(meta_json).fps)
+    meta = VideoMeta.load(meta_json)  # the content's: its frames as the pipeline numbers them
+    fps = Fraction(meta.fps)
     metas = {job: probe(path) for job, path in videos.items()}
     n = min(m.frames for m in metas.values())
     first = next(iter(metas.values()))
@@ -88,7 +89,7 @@ def build_assessment(content, videos: dict, meta_json, out_html, out_key, key_ar
     with tempfile.TemporaryDirectory(prefix="artify-assess-") as tmp:
         tmp = Path(tmp)
         for start in clip_starts(n, clip_frames, clips):
-            reference = read_frames(content, start, clip_frames, size=size, fps=fps)
+            reference = read_frames(content, start, clip_frames, size=size, meta=meta)
             if len(reference) != clip_frames:
                 raise MediaError(f"{content}: could not read frames {start}..{start + clip_frames}")
             ids = []

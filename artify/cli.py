@@ -58,7 +58,7 @@ def cmd_extract_frames(a):
     from artify.video import VideoMeta
 
     meta = VideoMeta.load(a.meta)
-    n = extract_frames(a.video, a.chunks, a.span, _size(meta, a.size), Fraction(meta.fps), a.output)
+    n = extract_frames(a.video, a.chunks, a.span, _size(meta, a.size), meta, a.output)
     print(f"span {a.span}: {n} frames decoded")
 
 
@@ -67,7 +67,7 @@ def cmd_detect_scenes(a):
 
     o = S.from_args("detect_scenes", a)
     scenes = detect_scenes(a.style, a.output, detector=o["scene_detector"], threshold=o["scene_threshold"],
-                           min_scene_frames=o["min_scene_frames"])
+                           min_scene_frames=o["min_scene_frames"], min_change=o["scene_min_change"])
     print(f"{len(scenes)} scenes")
 
 

@@ -221,19 +221,21 @@ def png_data_uri(image) -> str:
     return "data:image/png;base64," + base64.b64encode(image).decode("ascii")
 
 
-def frame_grid(content, videos: dict, fps, frames: list[dict], thumb_width: int = 240) -> dict:
+def frame_grid(content, videos: dict, meta, frames: list[dict], thumb_width: int = 240) -> dict:
     """Thumbnails of the same frames of the input and of each job's video: {"input": [uri...], job: [uri...]}.
-    All at the size of the first job's video scaled to thumb_width, so the cells line up."""
+    All at the size of the first job's video scaled to thumb_width, so the cells line up. `meta`: the
+    content's probe (its frames as the pipeline numbers them, variable timing included)."""
     from artify.video import MediaError, probe, read_frames
 
-    fps = Fraction(fps)
+    fps = Fraction(meta.fps)
     first = probe(next(iter(videos.values())))
     size = thumbnail_size(first.width, first.height, thumb_width)
     grid = {}
     for label, path in {"input": content, **videos}.items():
         cells = []
         for f in frames:
-            image = read_frames(path, f["frame"], 1, size=size, fps=fps)
+            timing = {"meta": meta} if label == "input" else {"fps": fps}  # results are constant-rate
+            image = read_frames(path, f["frame"], 1, size=size, **timing)
             if len(image) != 1:
                 raise MediaError(f"{path}: could not read frame {f['frame']}")
             cells.append(png_data_uri(image[0]))
@@ -340,12 +342,13 @@ def compare(entries: list[dict], out_md, out_html, title: str = "Comparison", co
     if content is not None and meta_json is not None and videos:
         from artify.video import VideoMeta, probe
 
-        fps = VideoMeta.load(meta_json).fps
+        meta = VideoMeta.load(meta_json)
+        fps = meta.fps
         n = min(probe(v).frames for v in videos.values())
         # the worst frame of the results themselves (a per-frame baseline is worst almost everywhere)
         tables = {e["job"]: e["per_frame"] for e in entries if e.get("per_frame") and e["kind"] == "result"}
         picks = pick_frames(n, frames, tables or {e["job"]: e["per_frame"] for e in entries if e.get("per_frame")})
-        grid = frame_grid(content, videos, fps, picks)
+        grid = frame_grid(content, videos, meta, picks)
     media = {}
     for e in entries:
         m = {}

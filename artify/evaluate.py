@@ -500,7 +500,7 @@ def evaluate_job(content, stylized, meta_json, schedule_tsv, keyframes_tsv, keyf
     n = probe(stylized).frames
     per_frame = evaluate_frames(
         lambda start, count: read_frames(stylized, start, count, fps=fps),
-        lambda start, count, size: read_frames(content, start, count, size=size, fps=fps),
+        lambda start, count, size: read_frames(content, start, count, size=size, meta=meta),
         n, StyleSchedule.load(schedule_tsv).weights_range(0, n), load_keyframes(keyframes_tsv, keyframe_dir, size),
         device=pick_device(device), window=window)
     metrics = metrics_from_frames(per_frame)

@@ -116,7 +116,7 @@ def _video_groups(path: Path, scenes: pd.DataFrame, samples: int, blur_threshold
     candidates = []
     for scene, start, end in parts:
         frames = sample_frames(start, end, samples)
-        images = np.concatenate([read_frames(path, f, 1, size=out_size, fps=fps) for f in frames])
+        images = np.concatenate([read_frames(path, f, 1, size=out_size, meta=meta) for f in frames])
         if len(images) != len(frames):
             raise MediaError(f"{path}: could not read frames {frames} of scene {scene}")
         candidates.append(_scene_candidate(scene, frames, images, float(fps), blur_threshold, size, model,

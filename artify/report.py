@@ -106,7 +106,7 @@ def side_by_side(content, stylized, meta_json, schedule_tsv, keyframes_tsv, keyf
         for start in range(0, n, _BLOCK):
             count = min(_BLOCK, n - start)
             outs = read_frames(stylized, start, count, fps=fps)
-            ins = read_frames(content, start, count, size=(w, h), fps=fps)
+            ins = read_frames(content, start, count, size=(w, h), meta=meta)
             if len(outs) != count or len(ins) != count:
                 raise ValueError(f"{stylized} / {content}: could not read frames {start}..{start + count}")
             for i in range(count):
@@ -142,7 +142,7 @@ def video_contact_sheet(content, stylized, meta_json, out_png, frames: int = 8, 
     font = ImageFont.load_default()
     for i, f in enumerate(picks):
         out = read_frames(stylized, f, 1, fps=fps)
-        inp = read_frames(content, f, 1, size=(w, h), fps=fps)
+        inp = read_frames(content, f, 1, size=(w, h), meta=meta)
         if not len(out) or not len(inp):
             raise ValueError(f"{stylized} / {content}: could not read frame {f}")
         x = pad + (i % cols) * (cell_w + pad)

@@ -4,27 +4,37 @@ A style source is a video, a single image, a folder of images or a text file lis
 becomes the same scenes table (start_frame, end_frame exclusive, start_time, end_time in seconds), so
 keyframe selection, merging and the schedule follow one rule for all: an image is a one-frame scene.
 
-For videos PySceneDetect finds the cuts. The adaptive detector's default ratio (8.0, not PySceneDetect's
-3.0) was measured on Big Buck Bunny's first 30 s (moviepy_big_buck_bunny_0_30.webm): its three real cuts
-(frames 283, 376, 551) score adaptive ratios of 50, 92 and 49, while a fade-in from black (frame 31, 3.9)
-and a slow pan (frame 139, 4.1) score under 4.2 and were reported as cuts at 3.0. 8.0 sits about twice
-above the false ones and six times below the weakest real cut.
+For videos PySceneDetect finds the cuts (`video_cuts`, for any video: a style source here, a content video
+elsewhere), on frames the pipeline's own reader gives, so cuts are in the pipeline's frame numbers. Each
+detector's default threshold was chosen on a labelled set of 21 clips made from real media
+(`python -m artify.bench_scenes`: 33 hard cuts, 3 dissolves, 17 negative events such as fades, flashes,
+fast pans and camera shake), by recall first, then precision: a missed cut is a lost style, while a
+spurious split costs little, because keyframe merging folds scenes of one style back together. The
+adaptive detector at 2.0 finds every hard cut and 2 of 3 dissolves, with 3 spurious splits (two flashes, a
+fade-in); the former 8.0, chosen on one clip, missed every cut in fast motion (adaptive ratios 2.4-8).
+config/README.md has the whole table.
 """
 from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from .video import MediaError, atomic_write_text, probe
+from .video import MediaError, VideoMeta, atomic_write_text, probe, processing_size, read_frames
 
 SCENE_COLUMNS = ["start_frame", "end_frame", "start_time", "end_time"]
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 LIST_SUFFIXES = {".txt", ".lst"}
-DETECTORS = ("adaptive", "content", "threshold")
-# Each detector's threshold means something else (ratio, score, mean luma); defaults per detector.
-DEFAULT_THRESHOLDS = {"adaptive": 8.0, "content": 27.0, "threshold": 12.0}
+DETECTORS = ("adaptive", "content", "histogram", "hash", "threshold")
+# Each detector's threshold means something else (ratio, score, histogram or hash distance, mean luma);
+# defaults per detector, chosen on the labelled set of artify.bench_scenes (config/README.md has the table).
+DEFAULT_THRESHOLDS = {"adaptive": 2.0, "content": 35.0, "histogram": 0.2, "hash": 0.35, "threshold": 12.0}
+DETECTION_SIZE = 256  # long side of the frames the detectors see
+HASH_SIZE = 8  # perceptual hash of HASH_SIZE^2 bits (PySceneDetect's HashDetector default)
+DEFAULT_MIN_CHANGE = 0.3  # see confirm_cuts
+DETECTION_BATCH = 480  # frames read at a time
 
 
 def source_kind(source) -> str:
@@ -68,21 +78,17 @@ def style_images(source) -> list[Path]:
 
 
 def detect_scenes(source, out_tsv, detector: str = "adaptive", threshold: float | None = None,
-                  min_scene_frames: int = 15) -> pd.DataFrame:
+                  min_scene_frames: int = 15, min_change: float = DEFAULT_MIN_CHANGE) -> pd.DataFrame:
     """Write and return the scenes table of a style source (see the module docstring).
 
-    threshold None takes the detector's measured default (DEFAULT_THRESHOLDS). A video without cuts is one
-    scene covering all its frames.
+    threshold None (or 0) takes the detector's measured default (DEFAULT_THRESHOLDS); min_change: see
+    `confirm_cuts`. A video without cuts is one scene covering all its frames.
     """
-    if detector not in DETECTORS:
-        raise ValueError(f"unknown scene detector {detector!r} ({', '.join(DETECTORS)})")
-    if threshold is None:
-        threshold = DEFAULT_THRESHOLDS[detector]
-    if threshold <= 0 or min_scene_frames < 1:
-        raise ValueError(f"scene threshold must be > 0 and min_scene_frames >= 1, got {threshold}, "
-                         f"{min_scene_frames}")
+    make_detector(detector, threshold, min_scene_frames)  # checks the arguments before any work
+    if not 0 <= min_change <= 1:
+        raise ValueError(f"min_change must be in [0, 1], got {min_change}")
     if source_kind(source) == "video":
-        scenes = _video_scenes(Path(source), detector, threshold, min_scene_frames)
+        scenes = _video_scenes(Path(source), detector, threshold, min_scene_frames, min_change)
     else:
         scenes = image_scenes(len(style_images(source)))
     write_scenes(scenes, out_tsv)
@@ -95,10 +101,10 @@ def image_scenes(n_images: int) -> pd.DataFrame:
                          "start_time": 0.0, "end_time": 0.0})[SCENE_COLUMNS]
 
 
-def _video_scenes(path: Path, detector: str, threshold: float, min_scene_frames: int) -> pd.DataFrame:
+def _video_scenes(path: Path, detector: str, threshold: float, min_scene_frames: int,
+                 min_change: float) -> pd.DataFrame:
     meta = probe(path)  # validates the file (MediaError names it) and gives the exact frame count and fps
-    cuts = [c for c in _detect_cuts(path, detector, threshold, min_scene_frames) if 0 < c < meta.frames]
-    starts = [0, *sorted(set(cuts))]
+    starts = [0, *video_cuts(path, detector, threshold, min_scene_frames, min_change, meta)]
     ends = [*starts[1:], meta.frames]
     return frames_to_scenes(starts, ends, meta.fps_fraction)
 
@@ -110,26 +116,93 @@ def frames_to_scenes(starts: list[int], ends: list[int], fps: Fraction) -> pd.Da
                          "end_time": [round(float(e / fps), 6) for e in ends]})[SCENE_COLUMNS]
 
 
-def _detect_cuts(path: Path, detector: str, threshold: float, min_scene_frames: int) -> list[int]:
-    """Frame numbers where a new scene starts (the first scene's 0 included)."""
-    from scenedetect import (AdaptiveDetector, ContentDetector, SceneManager, ThresholdDetector,
-                             VideoOpenFailure, open_video)
+def video_cuts(path, detector: str = "adaptive", threshold: float | None = None, min_scene_frames: int = 15,
+               min_change: float = DEFAULT_MIN_CHANGE, meta: VideoMeta | None = None) -> list[int]:
+    """The frames of any video (a style source or a content video) where a new shot starts, in the
+    pipeline's frame numbers (a variable-rate video's frames at its constant rate, as every stage reads them):
+    `find_cuts` on its `detection_frames`."""
+    meta = meta or probe(path)
+    cuts = find_cuts(detection_frames(path, meta), meta.fps_fraction, detector, threshold, min_scene_frames,
+                     min_change)
+    return [c for c in cuts if 0 < c < meta.frames]
 
+
+def detection_frames(path, meta: VideoMeta | None = None):
+    """A video's frames as the detectors see them: read by ffmpeg at DETECTION_SIZE on the long side
+    (PySceneDetect's own default is to shrink frames to about 256 px wide), in batches, so memory does not
+    grow with the video."""
+    meta = meta or probe(path)
+    size = processing_size(meta.width, meta.height, DETECTION_SIZE)
+    for start in range(0, meta.frames, DETECTION_BATCH):
+        yield from read_frames(path, start, min(DETECTION_BATCH, meta.frames - start), size=size, meta=meta)
+
+
+def find_cuts(frames, fps: Fraction, detector: str = "adaptive", threshold: float | None = None,
+              min_scene_frames: int = 15, min_change: float = DEFAULT_MIN_CHANGE) -> list[int]:
+    """Frame numbers where a new scene starts, from an iterable of uint8 RGB frames: the cuts one of
+    PySceneDetect's detectors finds (`DETECTORS`; threshold None = its measured default, DEFAULT_THRESHOLDS)
+    that `confirm_cuts` keeps."""
+    cuts, hashes = detect_cuts(frames, fps, detector, threshold, min_scene_frames)
+    return confirm_cuts(cuts, hashes, min_scene_frames, min_change)
+
+
+def detect_cuts(frames, fps: Fraction, detector: str = "adaptive", threshold: float | None = None,
+                min_scene_frames: int = 15) -> tuple[list[int], np.ndarray]:
+    """The cuts the detector finds, and every frame's perceptual hash (for `confirm_cuts`)."""
+    from scenedetect import FrameTimecode, HashDetector
+
+    scene_detector = make_detector(detector, threshold, min_scene_frames)
+    cuts, hashes, position = [], [], None
+    for i, frame in enumerate(frames):
+        position = FrameTimecode(i, fps)
+        bgr = np.ascontiguousarray(frame[:, :, ::-1])
+        cuts += scene_detector.process_frame(position, bgr)
+        hashes.append(HashDetector.hash_frame(bgr, HASH_SIZE, 2).ravel())
+    if position is not None:
+        cuts += scene_detector.post_process(position)
+    return sorted({c.frame_num for c in cuts}), np.array(hashes, bool).reshape(-1, HASH_SIZE * HASH_SIZE)
+
+
+def confirm_cuts(cuts: list[int], hashes: np.ndarray, min_scene_frames: int, min_change: float) -> list[int]:
+    """The cuts across which the picture's structure really changes: the frames half a shortest scene
+    before and after the cut differ in at least `min_change` of their perceptual hash bits (0 keeps all).
+
+    The hash is PySceneDetect's HashDetector's (signs of the low DCT frequencies of the luma against their
+    median): it ignores brightness and contrast, so a fade, a dip to black or a flash inside one shot (the
+    same picture, darker or lighter) and a shake (the same picture, shifted a little) change few bits, while
+    a cut to another shot, or to the far side of a dissolve, changes many. Measured on the labelled set
+    (python -m artify.bench_scenes): across true cuts and dissolves at least 0.375 of the bits, across the
+    adaptive detector's spurious cuts at most 0.22.
+    """
+    gap = max(1, min_scene_frames // 2)
+    kept = []
+    for k in cuts:
+        before, after = hashes[max(0, k - 1 - gap)], hashes[min(len(hashes) - 1, k + gap)]
+        if min_change <= 0 or np.count_nonzero(before != after) >= min_change * hashes.shape[1]:
+            kept.append(k)
+    return kept
+
+
+def make_detector(detector: str, threshold: float | None, min_scene_frames: int):
+    """A PySceneDetect detector by name with its threshold (None = DEFAULT_THRESHOLDS) and shortest scene."""
+    from scenedetect import AdaptiveDetector, ContentDetector, HashDetector, HistogramDetector, ThresholdDetector
+
+    if detector not in DETECTORS:
+        raise ValueError(f"unknown scene detector {detector!r} ({', '.join(DETECTORS)})")
+    if threshold is None or threshold == 0:
+        threshold = DEFAULT_THRESHOLDS[detector]
+    if threshold < 0 or min_scene_frames < 1:
+        raise ValueError(f"scene threshold must be >= 0 and min_scene_frames >= 1, got {threshold}, "
+                         f"{min_scene_frames}")
     if detector == "adaptive":
-        scene_detector = AdaptiveDetector(adaptive_threshold=threshold, min_scene_len=min_scene_frames)
-    elif detector == "content":
-        scene_detector = ContentDetector(threshold=threshold, min_scene_len=min_scene_frames)
-    else:
-        scene_detector = ThresholdDetector(threshold=threshold, min_scene_len=min_scene_frames)
-    try:
-        video = open_video(str(path))
-        manager = SceneManager()
-        manager.add_detector(scene_detector)
-        manager.detect_scenes(video)
-        scene_list = manager.get_scene_list(start_in_scene=True)
-    except VideoOpenFailure as e:
-        raise MediaError(f"{path}: PySceneDetect could not open the video ({e})") from None
-    return [start.frame_num for start, _ in scene_list]
+        return AdaptiveDetector(adaptive_threshold=threshold, min_scene_len=min_scene_frames)
+    if detector == "content":
+        return ContentDetector(threshold=threshold, min_scene_len=min_scene_frames)
+    if detector == "histogram":
+        return HistogramDetector(threshold=threshold, min_scene_len=min_scene_frames)
+    if detector == "hash":
+        return HashDetector(threshold=threshold, min_scene_len=min_scene_frames)
+    return ThresholdDetector(threshold=threshold, min_scene_len=min_scene_frames)
 
 
 def write_scenes(scenes: pd.DataFrame, out_tsv) -> None:

@@ -39,9 +39,12 @@ class ExtractSettings:
 @dataclass(frozen=True)
 class SceneSettings:
     scene_detector: str = _f("adaptive", "PySceneDetect detector for the style video",
-                             ["adaptive", "content", "threshold"])
-    scene_threshold: float = _f(8.0, "the detector's threshold (adaptive: ratio; content: score; threshold: luma)")
+                             ["adaptive", "content", "histogram", "hash", "threshold"])
+    scene_threshold: float = _f(0.0, "the detector's threshold (adaptive: ratio; content: score; histogram, hash: "
+                                     "distance; threshold: luma); 0 = its default chosen on the labelled set")
     min_scene_frames: int = _f(15, "shortest scene, in frames of the style video")
+    scene_min_change: float = _f(0.3, "keep a found cut only when the frames half a shortest scene before and after "
+                                      "it differ in at least this fraction of their perceptual hash (0 = keep all)")
 
 
 @dataclass(frozen=True)

@@ -117,9 +117,6 @@ def training_data(content_video, keyframes_tsv=None, keyframe_dir=None, image_fo
     from artify.video import probe, processing_size, read_frames
 
     meta = probe(content_video)
-    from fractions import Fraction
-
-    fps = Fraction(meta.fps)
     w, h = processing_size(meta.width, meta.height, 0)
     scale = size / min(w, h)
     dims = (max(2, round(w * scale / 2) * 2), max(2, round(h * scale / 2) * 2))
@@ -127,7 +124,7 @@ def training_data(content_video, keyframes_tsv=None, keyframe_dir=None, image_fo
     starts = np.unique(np.linspace(0, max(0, n - 2), min(max_pairs, max(1, n - 1))).round().astype(int))
     frames = []
     for start in starts:
-        two = read_frames(content_video, int(start), 2, dims, fps)
+        two = read_frames(content_video, int(start), 2, dims, meta=meta)
         if len(two) == 2:
             frames += [two[0], two[1]]
     if not frames:

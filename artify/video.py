@@ -7,6 +7,7 @@ quotes or unicode work. ffprobe is not required: the `imageio-ffmpeg` binary shi
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -36,15 +37,21 @@ def ffmpeg_exe() -> str:
 @dataclass
 class VideoMeta:
     path: str
-    fps: str  # exact fraction, e.g. "24000/1001"
+    fps: str  # exact fraction, e.g. "24000/1001": the constant rate the pipeline works at
     width: int  # display size, after rotation
     height: int
     rotation: int  # degrees, as the display matrix says; frames are read already rotated
-    frames: int
+    frames: int  # frames at `fps`
     audio: bool
     audio_codec: str | None
     duration: float
     keyframes: list[int] = field(default_factory=list)  # frame indices where decoding can start; [] = unknown
+    # "constant": one decoded frame per frame, as they are. "variable" (frame durations that vary: phone
+    # video, animated GIFs): frames are resampled to `fps` by their timestamps (see `resampling`).
+    timing: str = "constant"
+    source_fps: str = ""  # the rate ffmpeg reports for the stream (its timestamps' rate; a GIF's is 100/1)
+    source_frames: int = 0  # frames the stream decodes to
+    longest_frame: float = 0.0  # seconds the longest frame is shown
 
     @property
     def fps_fraction(self) -> Fraction:
@@ -85,20 +92,22 @@ _FRAME_RATE = re.compile(r" fr:(\d+)/(\d+)")
 _STREAM_VIDEO = re.compile(r"Stream #0:(\d+)[^:]*: Video: (\w+).*?, (\d+)x(\d+)\b")
 _STREAM_AUDIO = re.compile(r"Stream #0:\d+[^:]*: Audio: (\w+)")
 _ROTATION = re.compile(r"rotation of (-?[\d.]+) degrees")
-_FRAME_COUNT = re.compile(r"Output stream #0:0 \(video\): (\d+) frames encoded")
 _DURATION = re.compile(r"Duration: (\d+):(\d+):([\d.]+)")
 _TIME_BASE = re.compile(r"^#tb 0: (\d+)/(\d+)", re.M)
 _PKT_KEY, _PKT_DISCARD = 0x1, 0x4  # AVPacket flags, as framecrc prints them
+_NO_PTS = -(1 << 63)  # AV_NOPTS_VALUE
 
 
 def probe(path) -> VideoMeta:
-    """Exact fps, display size and rotation, frame count, keyframes and audio presence of a video.
+    """Exact fps, display size and rotation, frame count and timing, keyframes and audio presence of a video.
 
     One ffmpeg run lists the video packets without decoding them (`-c copy -f framecrc`: timestamps and
     keyframe flags) and decodes only the first frame (for the exact frame rate as a fraction and to check
-    the stream decodes). For constant-frame-rate video one packet is one frame; where the packets' count
-    and their time span at that rate disagree (field-coded or variable-rate video), the frames are counted
-    by decoding the whole stream instead.
+    the stream decodes). Where every packet lies within half a frame of its place at that rate, one packet
+    is one frame: constant timing, and frames and fps are the stream's own. Otherwise the stream is decoded
+    once for every frame's timestamp: frames still evenly spaced at that rate (field-coded video) are counted
+    as they are; frames whose durations vary are variable timing, resampled to `constant_rate` (see
+    `resampling`), the frame count covering the stream's time from the file's start to its last frame's end.
     """
     path = Path(path)
     if not path.is_file():
@@ -118,10 +127,25 @@ def probe(path) -> VideoMeta:
     rate = _FRAME_RATE.search(err)
     if proc.returncode != 0 or not (video and rate):
         raise MediaError(f"{path}: could not read frames (corrupt or unsupported video)")
-    fps = Fraction(int(rate.group(1)), int(rate.group(2)))
-    frames, keyframes = _count_packets(proc.stdout, fps)
-    if frames is None:
-        frames, keyframes = _decoded_frame_count(path), []
+    source_fps = Fraction(int(rate.group(1)), int(rate.group(2)))
+    fps, timing, longest = source_fps, "constant", 1 / source_fps
+    packet_tb, packets = _packets(proc.stdout)  # (pts, duration, key) in ticks of packet_tb, in display order
+    if packets and _evenly_spaced([pts for pts, _, _ in packets], packet_tb, fps):
+        frames = source_frames = len(packets)
+        keyframes = [i for i, (_, _, key) in enumerate(packets) if key]
+    else:
+        tb, decoded = _decoded_frame_times(path)
+        frames = source_frames = len(decoded)
+        keyframes = []
+        if frames and not _evenly_spaced([pts for pts, _ in decoded], tb, fps):
+            timing, fps = "variable", constant_rate([dur * tb for _, dur in decoded])
+            longest = max(dur for _, dur in decoded) * tb
+            last_duration = decoded[-1][1] or sorted(dur for _, dur in decoded)[frames // 2]
+            end = (decoded[-1][0] + last_duration) * tb  # the end of the last frame: the video's length
+            frames = int(end * fps + Fraction(1, 2))
+            # the output frame that first shows each keyframe
+            keyframes = sorted({int(pts * packet_tb * fps + Fraction(1, 2)) for pts, _, key in packets if key}
+                               - {frames})
     if frames == 0:
         raise MediaError(f"{path}: could not read frames (corrupt or unsupported video)")
     width, height = int(video.group(3)), int(video.group(4))
@@ -132,15 +156,22 @@ def probe(path) -> VideoMeta:
     audio = _STREAM_AUDIO.search(err)
     dur = _DURATION.search(err)
     duration = int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3)) if dur else 0.0
-    return VideoMeta(str(path), str(fps) if fps.denominator != 1 else f"{fps.numerator}/1", width, height,
-                     rotation, frames, audio is not None, audio.group(1) if audio else None, duration, keyframes)
+    return VideoMeta(str(path), _fraction_text(fps), width, height, rotation, frames, audio is not None,
+                     audio.group(1) if audio else None, duration, keyframes, timing, _fraction_text(source_fps),
+                     source_frames, round(float(longest), 6))
 
 
-def _count_packets(framecrc: str, fps: Fraction) -> tuple[int | None, list[int]]:
-    """Frame count and keyframe indices (display order) from framecrc's packet list; None when the packets
-    do not map one-to-one onto frames at `fps`."""
+def _fraction_text(rate: Fraction) -> str:
+    return f"{rate.numerator}/{rate.denominator}"
+
+
+def _packets(framecrc: str) -> tuple[Fraction, list[tuple[int, int, bool]]]:
+    """The time base and the shown video packets of framecrc's list: (pts, duration) in ticks of the time
+    base and the keyframe flag, in display order; no packets when the list lacks timestamps."""
     tb = _TIME_BASE.search(framecrc)
-    packets = []  # (pts, duration, key)
+    if tb is None:
+        return Fraction(1), []
+    packets = []
     for line in framecrc.splitlines():
         if not line.startswith("0,"):
             continue
@@ -148,21 +179,80 @@ def _count_packets(framecrc: str, fps: Fraction) -> tuple[int | None, list[int]]
         flags = int(parts[6][2:], 16) if len(parts) > 6 and parts[6].startswith("F=") else _PKT_KEY
         if flags & _PKT_DISCARD:
             continue  # e.g. cut by an edit list: never shown
+        if int(parts[2]) == _NO_PTS:
+            return Fraction(1), []
         packets.append((int(parts[2]), int(parts[3]), bool(flags & _PKT_KEY)))
-    if not packets or tb is None:
-        return None, []
-    packets.sort()
-    span = (packets[-1][0] + packets[-1][1] - packets[0][0]) * Fraction(int(tb.group(1)), int(tb.group(2)))
-    if abs(span * fps - len(packets)) > 1:
-        return None, []
-    return len(packets), [i for i, (_, _, key) in enumerate(packets) if key]
+    return Fraction(int(tb.group(1)), int(tb.group(2))), sorted(packets)
 
 
-def _decoded_frame_count(path) -> int:
-    err = run_ffmpeg(["-hide_banner", "-nostdin", "-v", "verbose", "-nostats", "-i", str(path), "-map", "0:v:0",
-                      "-f", "null", "-"], path)
-    counts = _FRAME_COUNT.findall(err)
-    return int(counts[-1]) if counts else 0
+def _evenly_spaced(ticks: list[int], tb: Fraction, fps: Fraction) -> bool:
+    """Whether frame i starts within half a frame of ticks[0] + i / fps, for every i (then each frame keeps its
+    own place at that rate). In integers: |2 (t - t0) tb fps - 2 i| < 1, with tb fps = a / b."""
+    a, b = (tb * fps).numerator, (tb * fps).denominator
+    return all(abs(2 * (t - ticks[0]) * a - 2 * i * b) < b for i, t in enumerate(ticks))
+
+
+def _decoded_frame_times(path) -> tuple[Fraction, list[tuple[int, int]]]:
+    """The time base and every decoded frame's (pts, duration) in its ticks (from the file's start), by
+    decoding the stream."""
+    out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:v:0",
+                          "-fps_mode", "passthrough", "-enc_time_base", "demux", "-f", "framecrc", "pipe:1"],
+                         capture_output=True, text=True, errors="replace")
+    if out.returncode != 0:
+        lines = out.stderr.strip().splitlines()
+        raise MediaError(f"{path}: ffmpeg could not decode: {lines[-1] if lines else 'no message'}")
+    tb = _TIME_BASE.search(out.stdout)
+    rows = sorted((int(p[2]), int(p[3])) for p in (ln.split(",") for ln in out.stdout.splitlines()
+                                                     if ln.startswith("0,")))
+    return (Fraction(int(tb.group(1)), int(tb.group(2))) if tb else Fraction(1)), rows
+
+
+# Rates a resampled variable-rate video snaps to when its frames' rate is within 5 % of one.
+STANDARD_RATES = [Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(30),
+                  Fraction(48), Fraction(50), Fraction(60000, 1001), Fraction(60), Fraction(120)]
+
+
+def constant_rate(durations: list[Fraction]) -> Fraction:
+    """The constant rate a variable-rate video is resampled to: one over its 10th-percentile frame duration
+    (only frames shorter than nine in ten of the others can share an output frame and be dropped; longer
+    frames are repeated), snapped to the nearest standard rate within 5 % (timestamps jitter), limited to
+    1-120 fps."""
+    shown = sorted(d for d in durations if d > 0)
+    if not shown:
+        raise ValueError("no frame durations")
+    rate = 1 / shown[len(shown) // 10]
+    nearest = min(STANDARD_RATES, key=lambda r: abs(r - rate))
+    rate = nearest if abs(nearest - rate) <= rate / 20 else rate.limit_denominator(1001)
+    return min(max(rate, Fraction(1)), Fraction(120))
+
+
+def resampling(meta: VideoMeta, first: int, stop: int | None) -> tuple[dict, list[tuple[str, dict]]]:
+    """ffmpeg input options (as ffmpeg-python takes them) and filters that give frames [first, stop) of a
+    variable-timing video at meta.fps: frame n is the frame shown at n / fps (from the file's start, the
+    clock the audio keeps), rounded to the nearest output frame (ffmpeg's `fps` filter, round=near: a source
+    frame starting within half an output frame of n / fps is shown from frame n). Before the first frame,
+    the first is repeated.
+
+    Timestamps are kept absolute (-copyts -start_at_zero), so the choice of every frame does not depend on
+    where a read starts; the seek lands far enough ahead (the longest frame, plus one) that the frame shown
+    at `first` is decoded, and `trim` keeps frames from exactly `first` by their output timestamp.
+    """
+    rate = Fraction(meta.fps)
+    ahead = max(0, first - math.ceil(meta.longest_frame * rate) - 1)
+    start = float(ahead / rate)
+    options = {"copyts": None, "start_at_zero": None} | ({"ss": f"{start:.6f}"} if ahead else {})
+    trim = {"start_pts": first} | ({"end_pts": stop} if stop is not None else {})
+    return options, [("fps", {"fps": str(rate), "start_time": f"{start:.6f}", "round": "near"}), ("trim", trim)]
+
+
+def option_args(options: dict) -> list[str]:
+    """ffmpeg-python's options as command-line arguments: {"copyts": None, "ss": 2} -> ["-copyts", "-ss", "2"]."""
+    return [a for k, v in options.items() for a in (f"-{k}", *([] if v is None else [str(v)]))]
+
+
+def filter_text(filters: list[tuple[str, dict]]) -> str:
+    """Filters as a filtergraph chain: [("fps", {"fps": 24})] -> "fps=fps=24"."""
+    return ",".join(f"{name}=" + ":".join(f"{k}={v}" for k, v in opts.items()) for name, opts in filters)
 
 
 def processing_size(width: int, height: int, size: int) -> tuple[int, int]:
@@ -176,13 +266,14 @@ def processing_size(width: int, height: int, size: int) -> tuple[int, int]:
 
 
 def read_frames(path, start: int = 0, count: int | None = None, size: tuple[int, int] | None = None,
-                fps: Fraction | None = None) -> np.ndarray:
+                fps: Fraction | None = None, meta: VideoMeta | None = None) -> np.ndarray:
     """Frames [start, start+count) of a video or a .npy frames file as uint8 RGB (N, H, W, 3), resized to
     `size` (w, h) when given (videos only).
 
     Seeking uses the frame's timestamp (needs `fps`) and then selects by frame number from there, which is
-    exact for constant-frame-rate video; reading from 0 needs neither. With `count`, exactly that many frames
-    come back or MediaError is raised (never a silently shorter read).
+    exact for constant-frame-rate video; reading from 0 needs neither. `meta` (the video's probe) gives the
+    fps, and for a variable-timing video the frames at its constant rate (`resampling`). With `count`,
+    exactly that many frames come back or MediaError is raised (never a silently shorter read).
     """
     import ffmpeg
     import numpy as np
@@ -195,13 +286,18 @@ def read_frames(path, start: int = 0, count: int | None = None, size: tuple[int,
             raise ValueError(f"{path}: extracted frames are already at the processing size")
         frames = np.load(path, mmap_mode="r")
         return _exactly(np.array(frames[start: None if count is None else start + count]), path, start, count)
-    input_args = {}
-    if start > 0:
+    input_args, filters = {}, []
+    if meta is not None and meta.timing == "variable":
+        input_args, filters = resampling(meta, start, None if count is None else start + count)
+    elif start > 0:
+        fps = Fraction(meta.fps) if meta is not None else fps
         if fps is None:
             raise ValueError("seeking needs the video's fps")
         # Seek to half a frame before the wanted one: ffmpeg then starts on exactly that frame.
         input_args["ss"] = f"{float((start - Fraction(1, 2)) / fps):.6f}"
     stream = ffmpeg.input(str(path), **input_args).video
+    for name, options in filters:
+        stream = stream.filter(name, **options)
     if size is not None:
         # the same filter chain as extract_chunk, so both give identical pixels
         stream = stream.filter("scale", size[0], size[1], flags="bicubic").filter("format", "rgb24")
@@ -217,7 +313,7 @@ def read_frames(path, start: int = 0, count: int | None = None, size: tuple[int,
         last = e.stderr.decode(errors="replace").strip().splitlines()
         raise MediaError(f"{path}: ffmpeg could not decode: {last[-1] if last else ''}") from None
     if size is None:
-        meta = probe(path)
+        meta = meta or probe(path)
         size = (meta.width, meta.height)
     frame_bytes = size[0] * size[1] * 3
     n, rest = divmod(len(raw), frame_bytes)

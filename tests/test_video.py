@@ -84,13 +84,13 @@ def test_chunks_concatenate_to_the_full_decode(tmp_path, clip, monkeypatch):
     assert [c.span for c in chunks] == [0, 1, 2]
     for row in chunks:
         out = tmp_path / f"span{row.span}"
-        extract_frames(bunny_clip, tmp_path / "chunks.tsv", row.span, size, Fraction(meta.fps), out)
+        extract_frames(bunny_clip, tmp_path / "chunks.tsv", row.span, size, meta, out)
         got = read_frames(chunk_frames_path(out, row.chunk))
         assert np.array_equal(got, full[row.read_start: row.stop]), f"chunk {row.chunk}"
     # one span for all three: the overlapping frames are written to both chunks
     chunks = plan_chunks(meta.frames, chunk_frames=16, chunk_overlap=3, max_frames=45, span_frames=0)
     write_chunks(chunks, tmp_path / "chunks.tsv")
-    assert extract_frames(bunny_clip, tmp_path / "chunks.tsv", 0, size, Fraction(meta.fps), tmp_path / "all") == 45
+    assert extract_frames(bunny_clip, tmp_path / "chunks.tsv", 0, size, meta, tmp_path / "all") == 45
     for row in chunks:
         got = read_frames(chunk_frames_path(tmp_path / "all", row.chunk))
         assert np.array_equal(got, full[row.read_start: row.stop]), f"chunk {row.chunk}"
@@ -98,7 +98,7 @@ def test_chunks_concatenate_to_the_full_decode(tmp_path, clip, monkeypatch):
     import artify.chunks
 
     monkeypatch.setattr(artify.chunks, "GROUP_CHUNKS", 2)
-    assert extract_frames(bunny_clip, tmp_path / "chunks.tsv", 0, size, Fraction(meta.fps), tmp_path / "grouped") == 45
+    assert extract_frames(bunny_clip, tmp_path / "chunks.tsv", 0, size, meta, tmp_path / "grouped") == 45
     for row in chunks:
         got = read_frames(chunk_frames_path(tmp_path / "grouped", row.chunk))
         assert np.array_equal(got, full[row.read_start: row.stop]), f"grouped chunk {row.chunk}"
@@ -118,7 +118,7 @@ def test_probe_counts_frames_and_keyframes_without_decoding(tmp_path):
     """The packet list gives the frame count and keyframes; they agree with a full decode."""
     import subprocess
 
-    from artify.video import _decoded_frame_count, ffmpeg_exe, write_frames_h264
+    from artify.video import _decoded_frame_times, ffmpeg_exe, write_frames_h264
     from tests.conftest import textured_video
 
     path = tmp_path / "gop.mp4"
@@ -126,7 +126,7 @@ def test_probe_counts_frames_and_keyframes_without_decoding(tmp_path):
     subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(tmp_path / "src.mp4"), "-c:v", "libx264", "-g", "12",
                     "-keyint_min", "12", "-sc_threshold", "0", "-bf", "2", str(path)], check=True)
     meta = probe(path)
-    assert meta.frames == _decoded_frame_count(path) == 50
+    assert meta.frames == len(_decoded_frame_times(path)[1]) == 50 and meta.timing == "constant"
     assert meta.keyframes == [0, 12, 24, 36, 48]
 
 
@@ -135,7 +135,7 @@ def test_extraction_failure_leaves_no_folder(tmp_path, bunny_clip):
     # a plan that claims more frames than the clip has: the count check fails
     write_chunks(plan_chunks(meta.frames + 10, 300, 3, span_frames=0), tmp_path / "chunks.tsv")
     with pytest.raises(MediaError, match="adain_cutBunny.mp4: span 0 should have 250 frames from frame 0, got 240"):
-        extract_frames(bunny_clip, tmp_path / "chunks.tsv", 0, (64, 36), Fraction(meta.fps), tmp_path / "span")
+        extract_frames(bunny_clip, tmp_path / "chunks.tsv", 0, (64, 36), meta, tmp_path / "span")
     assert list(tmp_path.iterdir()) == [tmp_path / "chunks.tsv"]
 
 

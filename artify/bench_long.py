@@ -1,0 +1,212 @@
+"""Feature-length input: how planning and per-job costs scale with the length of the video.
+
+    python -m artify.bench_long plan [--minutes 12,24,120] [--method gatys]
+    python -m artify.bench_long fixed [--methods gatys,segmented,arbitrary]
+
+plan: for each length, a 128x72 24-fps testsrc2 clip with a tone (made here with ffmpeg), one job of the
+default config on it; the content side is prepared (probe, plan_chunks: `snakemake results/J/chunks.tsv`), then
+`snakemake -n` is timed: chunks, spans, jobs of the dry run by rule, and seconds, with seconds per 1000 jobs
+(constant when planning is linear).
+fixed: the fixed cost of one stylization job per method on the CPU: `artify stylize-span` on one chunk of one
+frame against the same command on N frames; fixed = t(1) - per-frame cost, per-frame = (t(N) - t(1)) / (N - 1).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("ARTIFY_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def make_clip(path: Path, seconds: float, size: str = "128x72", fps: int = 24) -> Path:
+    """A testsrc2 clip with a 440 Hz tone, H.264 + AAC, made once (kept when it exists)."""
+    from artify.video import ffmpeg_exe
+
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".tmp.{path.name}")
+        subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y",
+                        "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}:duration={seconds}",
+                        "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=22050:duration={seconds}",
+                        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "32k",
+                        "-shortest", "-f", "mp4", str(tmp)], check=True)
+        os.replace(tmp, path)
+    return path
+
+
+def snakemake(workdir: Path, *args: str, profile: Path | None = None, env: dict | None = None):
+    cmd = [str(Path(sys.executable).with_name("snakemake")), "-s", str(REPO / "Snakefile"), *args, "--directory",
+           str(workdir), "--configfile", str(REPO / "config/config.yaml"), "--config", f"jobs={workdir / 'jobs.tsv'}"]
+    cmd += ["--profile", str(profile)] if profile else ["--cores", "1"]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"snakemake failed in {workdir}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc, seconds
+
+
+def job_stats(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a dry run: rule -> count."""
+    table = output.split("Job stats:")[-1]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+def write_job(workdir: Path, content: Path, style: Path, method: str, **settings) -> None:
+    row = {"job": "long", "content": str(content), "style": str(style), "method": method, **settings}
+    (workdir / "jobs.tsv").write_text("\t".join(row) + "\n" + "\t".join(map(str, row.values())) + "\n")
+
+
+def prepared(root: Path, minutes: float, method: str, style: Path, **settings) -> Path:
+    """A working directory whose job has its meta.json and chunks.tsv: what a dry run needs to see every job."""
+    clip = make_clip(root / f"testsrc2_{minutes:g}min.mp4", minutes * 60)
+    workdir = root / f"{method}_{minutes:g}min"
+    workdir.mkdir(parents=True, exist_ok=True)
+    write_job(workdir, clip, style, method, **settings)
+    snakemake(workdir, "results/long/chunks.tsv")
+    return workdir
+
+
+def cmd_plan(a) -> int:
+    from artify.chunks import read_chunks
+
+    style = Path(a.style)
+    rows = []
+    for minutes in [float(m) for m in a.minutes.split(",")]:
+        workdir = prepared(Path(a.root), minutes, a.method, style)
+        plan = read_chunks(workdir / "results/long/chunks.tsv")
+        proc, seconds = snakemake(workdir, "-n", "--quiet", "rules")
+        stats = job_stats(proc.stdout)
+        rows.append((minutes, len(plan), plan[-1].span + 1, stats.get("total", 0), seconds, stats))
+        print(f"{minutes:g} min: {len(plan)} chunks, {plan[-1].span + 1} spans, {stats.get('total')} jobs, "
+              f"dry run {seconds:.1f} s  {stats}", flush=True)
+    print(f"\nplanning (`snakemake -n`, method {a.method}, 128x72 24 fps testsrc2 with a tone; this machine)")
+    print(f"{'input':>8} {'chunks':>7} {'spans':>6} {'jobs':>6} {'dry run s':>10} {'s per 1000 jobs':>16}")
+    for minutes, chunks, spans, jobs, seconds, _ in rows:
+        print(f"{minutes:>6g} m {chunks:>7} {spans:>6} {jobs:>6} {seconds:>10.1f} {1000 * seconds / jobs:>16.1f}")
+    return 0
+
+
+def fixed_cost_span(root: Path, clip: Path, style: Path, method: str, chunks: int, frames: int, size: int) -> Path:
+    """A span of `chunks` identical chunks of `frames` frames of `clip` at `size` px (no overlap, one style, flows
+    and masks made once and copied): the inputs of `artify stylize-span` for `method`."""
+    import cv2
+    import torch
+
+    from artify.chunks import Chunk, write_chunks
+    from artify.methods.arbitrary import adain_decoder
+    from artify.segment import segment_chunk
+    from artify.settings import defaults
+    from artify.spans import chunk_path
+    from artify.stylize import flow_chunk
+    from artify.video import load_image, probe, processing_size, read_frames, save_frames
+
+    d = root / f"{method}_{chunks}"
+    shutil.rmtree(d, ignore_errors=True)
+    (d / "frames").mkdir(parents=True)
+    (d / "kf").mkdir()
+    meta = probe(clip)
+    picture = read_frames(clip, 0, frames, processing_size(meta.width, meta.height, size))
+    write_chunks([Chunk(i, i * frames, i * frames, (i + 1) * frames, 0) for i in range(chunks)], d / "chunks.tsv")
+
+    cv2.imwrite(str(d / "kf" / "k0.png"), cv2.cvtColor(load_image(style, size), cv2.COLOR_RGB2BGR))
+    (d / "keyframes.tsv").write_text("file\nk0.png\n")
+    (d / "schedule.tsv").write_text("frame\tw0\n" + "".join(f"{i}\t1.0\n" for i in range(chunks * frames)))
+    settings = defaults()
+    for i in range(chunks):
+        save_frames(chunk_path(d / "frames", i, ".npy"), picture, len(picture))
+    flow_chunk(chunk_path(d / "frames", 0, ".npy"), chunk_path(d / "flows", 0, ".npz"), settings, threads=1)
+    if method == "segmented":
+        segment_chunk(chunk_path(d / "frames", 0, ".npy"), chunk_path(d / "masks", 0, ".npz"), settings, threads=1)
+    for kind in ("flows", "masks"):
+        for i in range(1, chunks):
+            if (d / kind).is_dir():
+                shutil.copy(chunk_path(d / kind, 0, ".npz"), chunk_path(d / kind, i, ".npz"))
+    if method == "arbitrary":  # an untrained decoder of the default width: a trained one costs the same
+        torch.manual_seed(0)
+        torch.save(adain_decoder(settings["train_width"]).state_dict(), d / "decoder.pth")
+    return d
+
+
+def time_span(d: Path, method: str) -> tuple[float, float]:
+    """Wall and CPU seconds of `artify stylize-span` over the span in `d` (one thread, device cpu)."""
+    import resource
+
+    args = [sys.executable, "-m", "artify", "stylize-span", str(d / "frames"), "--chunks", str(d / "chunks.tsv"),
+            "--span", "0", "--schedule", str(d / "schedule.tsv"), "--keyframes", str(d / "keyframes.tsv"),
+            "--keyframe-dir", str(d / "kf"), "--flows", str(d / "flows"), "--threads", "1", "-o", str(d / "out"),
+            "--method", method, "--device", "cpu"]
+    if method == "segmented":
+        args += ["--masks", str(d / "masks")]
+    if method == "arbitrary":
+        args += ["--decoder", str(d / "decoder.pth")]
+    env = dict(os.environ, ARTIFY_PROGRESS="0", PYTHONPATH=str(REPO))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(args, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise RuntimeError(f"stylize-span failed:\n{proc.stderr[-3000:]}")
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def cmd_fixed(a) -> int:
+    """t(k chunks) = F + k C: F = t(1) - C with C = (t(k) - t(1)) / (k - 1)."""
+    root = Path(a.root) / "fixed"
+    k = a.chunks
+    rows = []
+    for method in a.methods.split(","):
+        small = fixed_cost_span(root, Path(a.clip), Path(a.style), method, 1, a.frames, a.size)
+        large = fixed_cost_span(root, Path(a.clip), Path(a.style), method, k, a.frames, a.size)
+        t1, tk = time_span(small, method), time_span(large, method)
+        per_chunk = [(tk[i] - t1[i]) / (k - 1) for i in range(2)]
+        fixed = [t1[i] - per_chunk[i] for i in range(2)]
+        rows.append((method, fixed, [c / a.frames for c in per_chunk], t1, tk))
+        print(f"{method}: 1 chunk {t1[0]:.1f} s wall / {t1[1]:.1f} s CPU, {k} chunks {tk[0]:.1f} / {tk[1]:.1f}",
+              flush=True)
+    print(f"\nfixed cost of one stylize-span job (process, imports, model load) against its work, CPU, 1 thread, "
+          f"{a.size} px, chunks of {a.frames} frames; from spans of 1 and {k} identical chunks, one run")
+    print(f"{'method':<10} {'fixed s (wall/CPU)':>20} {'s/frame (wall/CPU)':>20} {'frames for fixed <= 10 %':>26}")
+    for method, fixed, per_frame, _, _ in rows:
+        need = fixed[1] / (0.1 * per_frame[1]) if per_frame[1] > 0 else float("inf")
+        print(f"{method:<10} {fixed[0]:>9.2f} / {fixed[1]:<8.2f} {per_frame[0]:>9.3f} / {per_frame[1]:<8.3f} "
+              f"{need:>26.0f}")
+    print("(a span job does many chunks: its fixed cost is paid once; a chunk's own start, e.g. gatys' cold first "
+          "frame, is in s/frame)")
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    q = sub.add_parser("plan", help="dry-run time against the input's length")
+    q.add_argument("--minutes", default="12,24,120")
+    q.add_argument("--method", default="gatys")
+    q.add_argument("--style", default=str(SHARED / "styles" / "starry_night.jpg"))
+    q.add_argument("--root", default=str(Path(tempfile.gettempdir()) / "artify-bench-long"),
+                   help="clips and working directories (kept: the clips are reused)")
+    q.set_defaults(func=cmd_plan)
+    q = sub.add_parser("fixed", help="per-job fixed cost of stylize-span per method, CPU")
+    q.add_argument("--methods", default="gatys,segmented,arbitrary")
+    q.add_argument("--clip", default=str(SHARED / "videos" / "adain_cutBunny.mp4"))
+    q.add_argument("--style", default=str(SHARED / "styles" / "starry_night.jpg"))
+    q.add_argument("--frames", type=int, default=8, help="frames per chunk")
+    q.add_argument("--chunks", type=int, default=3, help="chunks of the longer span")
+    q.add_argument("--size", type=int, default=256)
+    q.add_argument("--root", default=str(Path(tempfile.gettempdir()) / "artify-bench-long"))
+    q.set_defaults(func=cmd_fixed)
+    a = p.parse_args(argv)
+    return a.func(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -185,6 +185,126 @@ def cmd_fixed(a) -> int:
     return 0
 
 
+def watch(proc: subprocess.Popen, temp_dirs: list[Path], every: float = 0.5) -> dict:
+    """Until proc ends: peak bytes under temp_dirs (the temp() frames and flows) and peak resident memory of
+    proc's whole process tree, sampled every `every` seconds."""
+    import psutil
+
+    peak = {"temp_mb": 0.0, "tree_rss_mb": 0.0}
+    root = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        size = 0
+        for d in temp_dirs:
+            for dirpath, _, files in os.walk(d):
+                for f in files:
+                    try:
+                        size += os.path.getsize(os.path.join(dirpath, f))
+                    except OSError:
+                        pass
+        rss = 0
+        try:
+            for p in [root, *root.children(recursive=True)]:
+                try:
+                    rss += p.memory_info().rss
+                except psutil.Error:
+                    pass
+        except psutil.Error:
+            pass
+        peak["temp_mb"] = max(peak["temp_mb"], size / 1e6)
+        peak["tree_rss_mb"] = max(peak["tree_rss_mb"], rss / 1e6)
+        time.sleep(every)
+    return peak
+
+
+def span_work(workdir: Path, rule: str) -> float:
+    """Seconds the span jobs of `rule` spent on their chunks (run_span's line in each log)."""
+    total = 0.0
+    for log in (workdir / "logs" / rule).glob("*.log"):
+        total += sum(float(x) for x in re.findall(r"chunks made in ([0-9.]+) s", log.read_text()))
+    return total
+
+
+def run_arbitrary(workdir: Path, content: Path, style: Path, size: int, cores: int, **settings) -> dict:
+    """The arbitrary method through the whole pipeline to stylized.mp4 (an untrained decoder of the default
+    width: a trained one costs the same), watched; returns wall, rule, chunk-work seconds and peaks."""
+    import torch
+
+    from artify.cost import read_benchmark
+    from artify.methods.arbitrary import adain_decoder
+    from artify.settings import defaults
+
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.save(adain_decoder(defaults()["train_width"]).state_dict(), workdir / "decoder.pth")
+    write_job(workdir, content, style, "arbitrary", size=size, device="cpu", adain_decoder=workdir / "decoder.pth",
+              **settings)
+    cmd = [str(Path(sys.executable).with_name("snakemake")), "-s", str(REPO / "Snakefile"), "results/long/stylized.mp4",
+           "--directory", str(workdir), "--configfile", str(REPO / "config/config.yaml"), "--config",
+           f"jobs={workdir / 'jobs.tsv'}", "--cores", str(cores), "--quiet", "all"]
+    log = open(workdir / "snakemake.out", "w")
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, ARTIFY_PROGRESS="0"))
+    peak = watch(proc, [workdir / "results/long" / d for d in ("frames", "flows")])
+    wall = time.perf_counter() - t0
+    log.close()
+    if proc.returncode != 0:
+        raise RuntimeError(f"snakemake failed in {workdir}: {(workdir / 'snakemake.out').read_text()[-3000:]}")
+    rules = {}
+    for path in (workdir / "benchmarks").glob("*/*.tsv"):
+        b = read_benchmark(path)
+        r = rules.setdefault(path.parent.name, {"s": 0.0, "jobs": 0, "rss": 0.0})
+        r["s"] += b["s"]
+        r["jobs"] += 1
+        r["rss"] = max(r["rss"], 0.0 if b["max_rss"] != b["max_rss"] else b["max_rss"])
+    from artify.chunks import read_chunks
+
+    plan = read_chunks(workdir / "results/long/chunks.tsv")
+    return {"wall": wall, "rules": rules, "stylize": span_work(workdir, "stylize_chunk"),
+            "flow": span_work(workdir, "flow_chunk"), "frames": plan[-1].stop, "chunks": len(plan),
+            "spans": plan[-1].span + 1, **peak}
+
+
+def report_run(label: str, r: dict) -> None:
+    rules = sum(v["s"] for v in r["rules"].values())
+    method = r["stylize"] + r["flow"]
+    print(f"\n{label}: {r['frames']} frames, {r['chunks']} chunks in {r['spans']} spans; wall {r['wall']:.1f} s, "
+          f"rules {rules:.1f} s")
+    for name, v in sorted(r["rules"].items(), key=lambda kv: -kv[1]["s"]):
+        print(f"    {name:<18} {v['jobs']:>4} jobs {v['s']:>9.1f} s  peak {v['rss']:>7.0f} MB")
+    print(f"  stylization's own time (the span jobs' seconds on their chunks): stylize {r['stylize']:.1f} s, "
+          f"flow {r['flow']:.1f} s")
+    print(f"  overhead: wall / stylize - 1 = {100 * (r['wall'] / r['stylize'] - 1):+.1f} %; "
+          f"wall / (stylize + flow) - 1 = {100 * (r['wall'] / method - 1):+.1f} %; "
+          f"span jobs beyond their chunks: stylize {r['rules']['stylize_chunk']['s'] - r['stylize']:.1f} s, "
+          f"flow {r['rules']['flow_chunk']['s'] - r['flow']:.1f} s")
+    print(f"  peaks: temporary frames+flows on disk {r['temp_mb']:.1f} MB; resident memory of snakemake and its "
+          f"jobs together {r['tree_rss_mb']:.0f} MB; largest job {max(v['rss'] for v in r['rules'].values()):.0f} MB")
+
+
+def cmd_overhead(a) -> int:
+    """The arbitrary method end to end (one core: wall and job times add up) against its own time; temp disk
+    and memory peaks at two lengths."""
+    from artify.demo import make_demo
+
+    root, style = Path(a.root), Path(a.style)
+    runs = []
+    if a.demo:
+        make_demo(root / "demo" / "content.mp4", root / "demo" / "style.mp4")
+        runs.append((f"demo (3 s, its style video) at {a.size} px",
+                     run_arbitrary(root / "overhead_demo", root / "demo" / "content.mp4", root / "demo" / "style.mp4",
+                                   a.size, a.cores)))
+    for minutes in [float(m) for m in a.minutes.split(",") if m]:
+        clip = make_clip(root / f"testsrc2_{a.clip_size}_{minutes:g}min.mp4", minutes * 60, a.clip_size)
+        runs.append((f"{minutes:g}-minute {a.clip_size} testsrc2 clip with a tone at {a.size} px",
+                     run_arbitrary(root / f"overhead_{minutes:g}min_{a.size}", clip, style, a.size, a.cores)))
+        report_run(*runs[-1])
+    print(f"\narbitrary method (AdaIN, width-{0.5} decoder), device cpu, --cores {a.cores}; this machine, one run")
+    for label, r in runs:
+        report_run(label, r)
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -204,6 +324,15 @@ def main(argv=None) -> int:
     q.add_argument("--size", type=int, default=256)
     q.add_argument("--root", default=str(Path(tempfile.gettempdir()) / "artify-bench-long"))
     q.set_defaults(func=cmd_fixed)
+    q = sub.add_parser("overhead", help="arbitrary end to end vs its own time; temp disk and memory peaks")
+    q.add_argument("--minutes", default="10", help="clip lengths (made here), comma-separated; '' = none")
+    q.add_argument("--clip-size", default="256x144", help="the clips' own size")
+    q.add_argument("--size", type=int, default=256, help="processing size")
+    q.add_argument("--demo", action="store_true", help="also the demo (3 s, its style video)")
+    q.add_argument("--cores", type=int, default=1)
+    q.add_argument("--style", default=str(SHARED / "styles" / "starry_night.jpg"))
+    q.add_argument("--root", default=str(Path(tempfile.gettempdir()) / "artify-bench-long"))
+    q.set_defaults(func=cmd_overhead)
     a = p.parse_args(argv)
     return a.func(a)
 

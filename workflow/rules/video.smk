@@ -31,7 +31,7 @@ checkpoint plan_chunks:
     benchmark:
         "benchmarks/plan_chunks/{job}.tsv"
     conda:
-        "../../envs/video.yaml"
+        "../../envs/stylize.yaml"  # spans are sized for the device torch will stylize on
     resources:
         mem_mb=500,
         runtime=5,

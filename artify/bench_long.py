@@ -1,14 +1,19 @@
 """Feature-length input: how planning and per-job costs scale with the length of the video.
 
     python -m artify.bench_long plan [--minutes 12,24,120] [--method gatys]
-    python -m artify.bench_long fixed [--methods gatys,segmented,arbitrary]
+    python -m artify.bench_long fixed [--methods gatys,segmented,arbitrary] [--startup-only]
+    python -m artify.bench_long overhead [--minutes 10] [--size 256] [--demo] [--cores 1]
 
 plan: for each length, a 128x72 24-fps testsrc2 clip with a tone (made here with ffmpeg), one job of the
 default config on it; the content side is prepared (probe, plan_chunks: `snakemake results/J/chunks.tsv`), then
 `snakemake -n` is timed: chunks, spans, jobs of the dry run by rule, and seconds, with seconds per 1000 jobs
 (constant when planning is linear).
-fixed: the fixed cost of one stylization job per method on the CPU: `artify stylize-span` on one chunk of one
-frame against the same command on N frames; fixed = t(1) - per-frame cost, per-frame = (t(N) - t(1)) / (N - 1).
+fixed: per method on the CPU, the fixed cost of one stylization job (a process that starts, imports what
+`artify stylize-span` imports and loads the model) against its seconds per frame (spans of 1 and k identical
+chunks through `artify stylize-span`: the difference is k - 1 chunks' work).
+overhead: the arbitrary method through the whole pipeline on one core (wall time and job times add up)
+against the stylization's own time (the span jobs' seconds on their chunks, from their logs), with the peaks
+of temporary disk (frames, flows) and of memory: run it at two lengths to see them stay flat.
 """
 from __future__ import annotations
 
@@ -83,15 +88,19 @@ def cmd_plan(a) -> int:
     for minutes in [float(m) for m in a.minutes.split(",")]:
         workdir = prepared(Path(a.root), minutes, a.method, style)
         plan = read_chunks(workdir / "results/long/chunks.tsv")
+        _, start = snakemake(workdir, "-n", "--quiet", "rules", "results/long/chunks.tsv")  # nothing to plan
         proc, seconds = snakemake(workdir, "-n", "--quiet", "rules")
         stats = job_stats(proc.stdout)
-        rows.append((minutes, len(plan), plan[-1].span + 1, stats.get("total", 0), seconds, stats))
+        rows.append((minutes, len(plan), plan[-1].span + 1, stats.get("total", 0), seconds, start))
         print(f"{minutes:g} min: {len(plan)} chunks, {plan[-1].span + 1} spans, {stats.get('total')} jobs, "
-              f"dry run {seconds:.1f} s  {stats}", flush=True)
-    print(f"\nplanning (`snakemake -n`, method {a.method}, 128x72 24 fps testsrc2 with a tone; this machine)")
-    print(f"{'input':>8} {'chunks':>7} {'spans':>6} {'jobs':>6} {'dry run s':>10} {'s per 1000 jobs':>16}")
-    for minutes, chunks, spans, jobs, seconds, _ in rows:
-        print(f"{minutes:>6g} m {chunks:>7} {spans:>6} {jobs:>6} {seconds:>10.1f} {1000 * seconds / jobs:>16.1f}")
+              f"dry run {seconds:.1f} s (with nothing to plan {start:.1f} s)  {stats}", flush=True)
+    print(f"\nplanning (`snakemake -n`, method {a.method}, 128x72 24 fps testsrc2 with a tone; this machine, "
+          f"load {os.getloadavg()[0]:.1f})")
+    print(f"{'input':>8} {'chunks':>7} {'spans':>6} {'jobs':>6} {'dry run s':>10} {'nothing to plan s':>18} "
+          f"{'ms per job beyond':>18}")
+    for minutes, chunks, spans, jobs, seconds, start in rows:
+        print(f"{minutes:>6g} m {chunks:>7} {spans:>6} {jobs:>6} {seconds:>10.1f} {start:>18.1f} "
+              f"{1000 * (seconds - start) / jobs:>18.1f}")
     return 0
 
 
@@ -159,29 +168,77 @@ def time_span(d: Path, method: str) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+STARTUP = """
+import sys
+import torch
+torch.set_num_threads(1)
+import artify.cli, artify.spans, artify.stylize  # what `artify stylize-span` imports before its first chunk
+method, decoder = sys.argv[1], sys.argv[2]
+if method == "arbitrary":
+    from artify.methods.arbitrary import network_for
+    from artify.settings import defaults
+    network_for(defaults(), "cpu", decoder)
+else:
+    import artify.methods.gatys
+    if method == "segmented":
+        import artify.methods.segmented, artify.segment
+    from artify.features import vgg19
+    vgg19("cpu")
+"""
+
+
+def startup(method: str, decoder: Path, repeats: int) -> tuple[float, float]:
+    """Wall and CPU seconds of a Python process that starts, imports what a stylize-span job imports and loads
+    the method's model, then exits: the fixed cost of one job (median of `repeats`)."""
+    import resource
+    import statistics
+
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    walls, cpus = [], []
+    for _ in range(repeats):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", STARTUP, method, str(decoder)], check=True, env=env)
+        walls.append(time.perf_counter() - t0)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return statistics.median(walls), statistics.median(cpus)
+
+
 def cmd_fixed(a) -> int:
-    """t(k chunks) = F + k C: F = t(1) - C with C = (t(k) - t(1)) / (k - 1)."""
+    """Fixed cost: a process that starts, imports and loads the model (`startup`). Work: spans of 1 and k
+    identical chunks through `artify stylize-span`, t(k) = F + k C: seconds per frame C / frames (and
+    F = t(1) - C, the fixed cost as the difference shows it: noisy where C is large)."""
     root = Path(a.root) / "fixed"
     k = a.chunks
     rows = []
     for method in a.methods.split(","):
         small = fixed_cost_span(root, Path(a.clip), Path(a.style), method, 1, a.frames, a.size)
+        fixed = startup(method, small / "decoder.pth", a.repeats)
+        print(f"{method}: start, imports, model load {fixed[0]:.2f} s wall / {fixed[1]:.2f} s CPU", flush=True)
+        if a.startup_only:
+            rows.append((method, fixed, None, None))
+            continue
         large = fixed_cost_span(root, Path(a.clip), Path(a.style), method, k, a.frames, a.size)
         t1, tk = time_span(small, method), time_span(large, method)
         per_chunk = [(tk[i] - t1[i]) / (k - 1) for i in range(2)]
-        fixed = [t1[i] - per_chunk[i] for i in range(2)]
-        rows.append((method, fixed, [c / a.frames for c in per_chunk], t1, tk))
+        rows.append((method, fixed, [c / a.frames for c in per_chunk], [t1[i] - per_chunk[i] for i in range(2)]))
         print(f"{method}: 1 chunk {t1[0]:.1f} s wall / {t1[1]:.1f} s CPU, {k} chunks {tk[0]:.1f} / {tk[1]:.1f}",
               flush=True)
-    print(f"\nfixed cost of one stylize-span job (process, imports, model load) against its work, CPU, 1 thread, "
-          f"{a.size} px, chunks of {a.frames} frames; from spans of 1 and {k} identical chunks, one run")
-    print(f"{'method':<10} {'fixed s (wall/CPU)':>20} {'s/frame (wall/CPU)':>20} {'frames for fixed <= 10 %':>26}")
-    for method, fixed, per_frame, _, _ in rows:
+    print(f"\nfixed cost of one stylize-span job (process start, imports, model load) against its work: CPU, 1 "
+          f"thread, {a.size} px, chunks of {a.frames} frames; one run (load {os.getloadavg()[0]:.1f})")
+    print(f"{'method':<10} {'fixed s wall/CPU':>18} {'s/frame wall/CPU':>18} {'frames: fixed <= 10 %':>22} "
+          f"{'24-frame chunk alone':>21} {'fixed by difference':>20}")
+    for method, fixed, per_frame, by_difference in rows:
+        if per_frame is None:
+            print(f"{method:<10} {fixed[0]:>8.2f} / {fixed[1]:<7.2f}")
+            continue
         need = fixed[1] / (0.1 * per_frame[1]) if per_frame[1] > 0 else float("inf")
-        print(f"{method:<10} {fixed[0]:>9.2f} / {fixed[1]:<8.2f} {per_frame[0]:>9.3f} / {per_frame[1]:<8.3f} "
-              f"{need:>26.0f}")
-    print("(a span job does many chunks: its fixed cost is paid once; a chunk's own start, e.g. gatys' cold first "
-          "frame, is in s/frame)")
+        alone = fixed[1] / (fixed[1] + 24 * per_frame[1])
+        print(f"{method:<10} {fixed[0]:>8.2f} / {fixed[1]:<7.2f} {per_frame[0]:>8.3f} / {per_frame[1]:<7.3f} "
+              f"{need:>22.0f} {100 * alone:>19.1f} % {by_difference[0]:>8.2f} / {by_difference[1]:<7.2f}")
+    print("(CPU seconds are this process's own, steadier than wall time on a shared machine; '24-frame chunk "
+          "alone': the fixed cost's share of a job that did one default chunk, as before spans)")
     return 0
 
 
@@ -322,6 +379,8 @@ def main(argv=None) -> int:
     q.add_argument("--frames", type=int, default=8, help="frames per chunk")
     q.add_argument("--chunks", type=int, default=3, help="chunks of the longer span")
     q.add_argument("--size", type=int, default=256)
+    q.add_argument("--repeats", type=int, default=3, help="start-up measurements per method (median)")
+    q.add_argument("--startup-only", action="store_true", help="only the fixed cost, not the work per frame")
     q.add_argument("--root", default=str(Path(tempfile.gettempdir()) / "artify-bench-long"))
     q.set_defaults(func=cmd_fixed)
     q = sub.add_parser("overhead", help="arbitrary end to end vs its own time; temp disk and memory peaks")

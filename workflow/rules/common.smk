@@ -83,21 +83,28 @@ def style_source(wildcards):
 
 @functools.lru_cache(maxsize=None)
 def _read_plan(path, stamp):
+    from collections import Counter
+
     from artify.chunks import read_chunks
 
-    return read_chunks(path)
+    chunks = read_chunks(path)
+    frames = Counter()
+    for c in chunks:
+        frames[c.span] += c.stop - c.read_start
+    return chunks, dict(frames)
 
 
 def read_plan(path):
-    """The chunks (artify.chunks.Chunk) of a chunks.tsv, read once per version of the file: input functions
-    run for every job, and re-reading a feature film's plan each time made planning quadratic."""
+    """(the chunks of a chunks.tsv (artify.chunks.Chunk), frames read by each span), once per version of the
+    file: input and resource functions run for every job, and re-reading or re-scanning a feature film's plan
+    each time made planning quadratic."""
     stat = os.stat(path)
     return _read_plan(path, (stat.st_size, stat.st_mtime_ns))
 
 
 def chunk_plan(wildcards):
     """After the plan_chunks checkpoint: the job's chunks."""
-    return read_plan(checkpoints.plan_chunks.get(job=wildcards.job).output[0])
+    return read_plan(checkpoints.plan_chunks.get(job=wildcards.job).output[0])[0]
 
 
 def span_ids(wildcards):
@@ -118,7 +125,7 @@ def span_runtime(stage):
         settings, plan = JOBS[wildcards.job], f"results/{wildcards.job}/chunks.tsv"
         if not os.path.exists(plan):  # a span asked for by name before its plan exists (it is made first)
             return 60 * attempt
-        frames = sum(c.stop - c.read_start for c in read_plan(plan) if c.span == int(wildcards.span))
+        frames = read_plan(plan)[1][int(wildcards.span)]
         kind = settings["method"] if stage == "method" else stage
         device = "cpu" if settings["device"] == "cpu" else "cuda"
         return span_runtime_minutes(kind, device, frames, settings["size"]) * attempt

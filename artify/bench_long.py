@@ -9,7 +9,7 @@ default config on it; the content side is prepared (probe, plan_chunks: `snakema
 `snakemake -n` is timed: chunks, spans, jobs of the dry run by rule, and seconds, with seconds per 1000 jobs
 (constant when planning is linear).
 fixed: per method on the CPU, the fixed cost of one stylization job (a process that starts, imports what
-`artify stylize-span` imports and loads the model) against its seconds per frame (spans of 1 and k identical
+`artify stylize-span` imports, loads the model and pays the network's first-call costs) against its seconds per frame (spans of 1 and k identical
 chunks through `artify stylize-span`: the difference is k - 1 chunks' work).
 overhead: the arbitrary method through the whole pipeline on one core (wall time and job times add up)
 against the stylization's own time (the span jobs' seconds on their chunks, from their logs), with the peaks
@@ -169,27 +169,42 @@ def time_span(d: Path, method: str) -> tuple[float, float]:
 
 
 STARTUP = """
-import sys
+import sys, time
 import torch
 torch.set_num_threads(1)
 import artify.cli, artify.spans, artify.stylize  # what `artify stylize-span` imports before its first chunk
-method, decoder = sys.argv[1], sys.argv[2]
+method, decoder, h, w = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+x = torch.rand(8 if method == "arbitrary" else 1, 3, h, w)
 if method == "arbitrary":
     from artify.methods.arbitrary import network_for
     from artify.settings import defaults
-    network_for(defaults(), "cpu", decoder)
+    net = network_for(defaults(), "cpu", decoder)
+    def step():
+        with torch.no_grad():
+            net(x, *net.style_stats(x[:1]))
 else:
     import artify.methods.gatys
     if method == "segmented":
         import artify.methods.segmented, artify.segment
     from artify.features import vgg19
-    vgg19("cpu")
+    model = vgg19("cpu")
+    x.requires_grad_(True)
+    def step():  # one optimiser evaluation: features forward and backward
+        out = model(x, ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1", "relu4_2"])
+        sum(v.mean() for v in out.values()).backward()
+times = []
+for _ in range(2):  # the first call also pays one-off costs (kernel selection, allocation): part of the fixed cost
+    t = time.process_time()
+    step()
+    times.append(time.process_time() - t)
+print(times[1])
 """
 
 
-def startup(method: str, decoder: Path, repeats: int) -> tuple[float, float]:
-    """Wall and CPU seconds of a Python process that starts, imports what a stylize-span job imports and loads
-    the method's model, then exits: the fixed cost of one job (median of `repeats`)."""
+def startup(method: str, decoder: Path, size: tuple[int, int], repeats: int) -> tuple[float, float]:
+    """Wall and CPU seconds of a Python process that starts, imports what a stylize-span job imports, loads the
+    method's model and runs its network twice on a frame of `size`, less two steady calls of the network: the
+    fixed cost of one job (median of `repeats`)."""
     import resource
     import statistics
 
@@ -198,10 +213,12 @@ def startup(method: str, decoder: Path, repeats: int) -> tuple[float, float]:
     for _ in range(repeats):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", STARTUP, method, str(decoder)], check=True, env=env)
-        walls.append(time.perf_counter() - t0)
+        proc = subprocess.run([sys.executable, "-c", STARTUP, method, str(decoder), str(size[1]), str(size[0])],
+                              check=True, env=env, capture_output=True, text=True)
+        steady = float(proc.stdout.split()[-1])
+        walls.append(time.perf_counter() - t0 - 2 * steady)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime - 2 * steady)
     return statistics.median(walls), statistics.median(cpus)
 
 
@@ -214,8 +231,12 @@ def cmd_fixed(a) -> int:
     rows = []
     for method in a.methods.split(","):
         small = fixed_cost_span(root, Path(a.clip), Path(a.style), method, 1, a.frames, a.size)
-        fixed = startup(method, small / "decoder.pth", a.repeats)
-        print(f"{method}: start, imports, model load {fixed[0]:.2f} s wall / {fixed[1]:.2f} s CPU", flush=True)
+        from artify.video import read_frames
+
+        h, w = read_frames(small / "frames" / "0000.npy").shape[1:3]
+        fixed = startup(method, small / "decoder.pth", (w, h), a.repeats)
+        print(f"{method}: start, imports, model load, first call {fixed[0]:.2f} s wall / {fixed[1]:.2f} s CPU",
+              flush=True)
         if a.startup_only:
             rows.append((method, fixed, None, None))
             continue

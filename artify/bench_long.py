@@ -302,9 +302,11 @@ def span_work(workdir: Path, rule: str) -> float:
     return total
 
 
-def run_arbitrary(workdir: Path, content: Path, style: Path, size: int, cores: int, **settings) -> dict:
-    """The arbitrary method through the whole pipeline to stylized.mp4 (an untrained decoder of the default
-    width: a trained one costs the same), watched; returns wall, rule, chunk-work seconds and peaks."""
+def run_arbitrary(workdir: Path, content: Path, style: Path, size: int, cores: int, decoder: Path | None = None,
+                  **settings) -> dict:
+    """The arbitrary method through the whole pipeline to stylized.mp4, watched; returns wall, rule and
+    chunk-work seconds and peaks. Without `decoder`, an untrained decoder of the default width: it costs what a
+    trained one costs, but its pictures are nearly black."""
     import torch
 
     from artify.cost import read_benchmark
@@ -313,10 +315,11 @@ def run_arbitrary(workdir: Path, content: Path, style: Path, size: int, cores: i
 
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    torch.manual_seed(0)
-    torch.save(adain_decoder(defaults()["train_width"]).state_dict(), workdir / "decoder.pth")
-    write_job(workdir, content, style, "arbitrary", size=size, device="cpu", adain_decoder=workdir / "decoder.pth",
-              **settings)
+    if decoder is None:
+        torch.manual_seed(0)
+        decoder = workdir / "decoder.pth"
+        torch.save(adain_decoder(defaults()["train_width"]).state_dict(), decoder)
+    write_job(workdir, content, style, "arbitrary", size=size, device="cpu", adain_decoder=decoder, **settings)
     cmd = [str(Path(sys.executable).with_name("snakemake")), "-s", str(REPO / "Snakefile"), "results/long/stylized.mp4",
            "--directory", str(workdir), "--configfile", str(REPO / "config/config.yaml"), "--config",
            f"jobs={workdir / 'jobs.tsv'}", "--cores", str(cores), "--quiet", "all"]
@@ -371,13 +374,15 @@ def cmd_overhead(a) -> int:
         make_demo(root / "demo" / "content.mp4", root / "demo" / "style.mp4")
         runs.append((f"demo (3 s, its style video) at {a.size} px",
                      run_arbitrary(root / "overhead_demo", root / "demo" / "content.mp4", root / "demo" / "style.mp4",
-                                   a.size, a.cores)))
+                                   a.size, a.cores, a.decoder)))
     for minutes in [float(m) for m in a.minutes.split(",") if m]:
         clip = make_clip(root / f"testsrc2_{a.clip_size}_{minutes:g}min.mp4", minutes * 60, a.clip_size)
         runs.append((f"{minutes:g}-minute {a.clip_size} testsrc2 clip with a tone at {a.size} px",
-                     run_arbitrary(root / f"overhead_{minutes:g}min_{a.size}", clip, style, a.size, a.cores)))
+                     run_arbitrary(root / f"overhead_{minutes:g}min_{a.size}", clip, style, a.size, a.cores,
+                                   a.decoder)))
         report_run(*runs[-1])
-    print(f"\narbitrary method (AdaIN, width-{0.5} decoder), device cpu, --cores {a.cores}; this machine, one run")
+    print(f"\narbitrary method (AdaIN, {a.decoder or 'an untrained decoder of the default width'}), device cpu, "
+          f"--cores {a.cores}; this machine, one run")
     for label, r in runs:
         report_run(label, r)
     return 0
@@ -410,6 +415,7 @@ def main(argv=None) -> int:
     q.add_argument("--size", type=int, default=256, help="processing size")
     q.add_argument("--demo", action="store_true", help="also the demo (3 s, its style video)")
     q.add_argument("--cores", type=int, default=1)
+    q.add_argument("--decoder", type=Path, help="a trained decoder.pth (default: an untrained one, as fast)")
     q.add_argument("--style", default=str(SHARED / "styles" / "starry_night.jpg"))
     q.add_argument("--root", default=str(Path(tempfile.gettempdir()) / "artify-bench-long"))
     q.set_defaults(func=cmd_overhead)

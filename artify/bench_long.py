@@ -268,9 +268,14 @@ def watch(proc: subprocess.Popen, temp_dirs: list[Path], every: float = 0.5) -> 
     proc's whole process tree, sampled every `every` seconds."""
     import psutil
 
-    peak = {"temp_mb": 0.0, "tree_rss_mb": 0.0}
+    peak = {"temp_mb": 0.0, "tree_rss_mb": 0.0, "snakemake_cpu": 0.0}
     root = psutil.Process(proc.pid)
     while proc.poll() is None:
+        try:
+            times = root.cpu_times()
+            peak["snakemake_cpu"] = times.user + times.system  # Snakemake's own process, not its jobs
+        except psutil.Error:
+            pass
         size = 0
         for d in temp_dirs:
             for dirpath, _, files in os.walk(d):
@@ -294,12 +299,13 @@ def watch(proc: subprocess.Popen, temp_dirs: list[Path], every: float = 0.5) -> 
     return peak
 
 
-def span_work(workdir: Path, rule: str) -> float:
-    """Seconds the span jobs of `rule` spent on their chunks (run_span's line in each log)."""
-    total = 0.0
+def span_work(workdir: Path, rule: str) -> tuple[float, float]:
+    """Wall and CPU seconds the span jobs of `rule` spent on their chunks (run_span's line in each log)."""
+    wall = cpu = 0.0
     for log in (workdir / "logs" / rule).glob("*.log"):
-        total += sum(float(x) for x in re.findall(r"chunks made in ([0-9.]+) s", log.read_text()))
-    return total
+        for w, c in re.findall(r"chunks made in ([0-9.]+) s \(([0-9.]+) s CPU\)", log.read_text()):
+            wall, cpu = wall + float(w), cpu + float(c)
+    return wall, cpu
 
 
 def run_arbitrary(workdir: Path, content: Path, style: Path, size: int, cores: int, decoder: Path | None = None,
@@ -331,11 +337,15 @@ def run_arbitrary(workdir: Path, content: Path, style: Path, size: int, cores: i
     log.close()
     if proc.returncode != 0:
         raise RuntimeError(f"snakemake failed in {workdir}: {(workdir / 'snakemake.out').read_text()[-3000:]}")
+    import pandas as pd
+
     rules = {}
     for path in (workdir / "benchmarks").glob("*/*.tsv"):
         b = read_benchmark(path)
-        r = rules.setdefault(path.parent.name, {"s": 0.0, "jobs": 0, "rss": 0.0})
+        cpu = pd.read_csv(path, sep="\t")["cpu_time"].mean()  # the job's process tree, user + system
+        r = rules.setdefault(path.parent.name, {"s": 0.0, "cpu": 0.0, "jobs": 0, "rss": 0.0})
         r["s"] += b["s"]
+        r["cpu"] += 0.0 if cpu != cpu else float(cpu)
         r["jobs"] += 1
         r["rss"] = max(r["rss"], 0.0 if b["max_rss"] != b["max_rss"] else b["max_rss"])
     from artify.chunks import read_chunks
@@ -346,19 +356,23 @@ def run_arbitrary(workdir: Path, content: Path, style: Path, size: int, cores: i
             "spans": plan[-1].span + 1, **peak}
 
 
-def report_run(label: str, r: dict) -> None:
-    rules = sum(v["s"] for v in r["rules"].values())
-    method = r["stylize"] + r["flow"]
-    print(f"\n{label}: {r['frames']} frames, {r['chunks']} chunks in {r['spans']} spans; wall {r['wall']:.1f} s, "
-          f"rules {rules:.1f} s")
+def report_run(label: str, r: dict, cores: int) -> None:
+    """Overhead = what the run cost beyond the stylization's own time (the stylize span jobs' seconds on their
+    chunks), as wall time (cores x wall: a core idle while others work counts) and as CPU time (every job's
+    and Snakemake's own CPU: what contention from other processes on the machine does not change)."""
+    rules, rules_cpu = sum(v["s"] for v in r["rules"].values()), sum(v["cpu"] for v in r["rules"].values())
+    (own, own_cpu), (flow, flow_cpu) = r["stylize"], r["flow"]
+    spent, spent_cpu = cores * r["wall"], rules_cpu + r["snakemake_cpu"]
+    print(f"\n{label}: {r['frames']} frames, {r['chunks']} chunks in {r['spans']} spans; wall {r['wall']:.1f} s "
+          f"x {cores} cores; jobs {rules:.1f} s ({rules_cpu:.1f} s CPU), Snakemake itself {r['snakemake_cpu']:.1f} s CPU")
     for name, v in sorted(r["rules"].items(), key=lambda kv: -kv[1]["s"]):
-        print(f"    {name:<18} {v['jobs']:>4} jobs {v['s']:>9.1f} s  peak {v['rss']:>7.0f} MB")
-    print(f"  stylization's own time (the span jobs' seconds on their chunks): stylize {r['stylize']:.1f} s, "
-          f"flow {r['flow']:.1f} s")
-    print(f"  overhead: wall / stylize - 1 = {100 * (r['wall'] / r['stylize'] - 1):+.1f} %; "
-          f"wall / (stylize + flow) - 1 = {100 * (r['wall'] / method - 1):+.1f} %; "
-          f"span jobs beyond their chunks: stylize {r['rules']['stylize_chunk']['s'] - r['stylize']:.1f} s, "
-          f"flow {r['rules']['flow_chunk']['s'] - r['flow']:.1f} s")
+        print(f"    {name:<18} {v['jobs']:>4} jobs {v['s']:>9.1f} s {v['cpu']:>9.1f} s CPU  peak {v['rss']:>7.0f} MB")
+    print(f"  the stylization's own time (stylize span jobs' seconds on their chunks) {own:.1f} s ({own_cpu:.1f} s "
+          f"CPU); the flows' {flow:.1f} s ({flow_cpu:.1f} s CPU)")
+    for name, base, base_cpu in (("stylization", own, own_cpu), ("stylization + flows", own + flow, own_cpu + flow_cpu)):
+        print(f"  overhead vs {name}: wall {100 * (spent / base - 1):+.1f} %, CPU {100 * (spent_cpu / base_cpu - 1):+.1f} %")
+    print(f"  stylize span jobs beyond their chunks (start, imports, model): {r['rules']['stylize_chunk']['s'] - own:.1f} s "
+          f"over {r['rules']['stylize_chunk']['jobs']} jobs")
     print(f"  peaks: temporary frames+flows on disk {r['temp_mb']:.1f} MB; resident memory of snakemake and its "
           f"jobs together {r['tree_rss_mb']:.0f} MB; largest job {max(v['rss'] for v in r['rules'].values()):.0f} MB")
 
@@ -375,16 +389,17 @@ def cmd_overhead(a) -> int:
         runs.append((f"demo (3 s, its style video) at {a.size} px",
                      run_arbitrary(root / "overhead_demo", root / "demo" / "content.mp4", root / "demo" / "style.mp4",
                                    a.size, a.cores, a.decoder)))
+        report_run(*runs[-1], a.cores)
     for minutes in [float(m) for m in a.minutes.split(",") if m]:
         clip = make_clip(root / f"testsrc2_{a.clip_size}_{minutes:g}min.mp4", minutes * 60, a.clip_size)
         runs.append((f"{minutes:g}-minute {a.clip_size} testsrc2 clip with a tone at {a.size} px",
                      run_arbitrary(root / f"overhead_{minutes:g}min_{a.size}", clip, style, a.size, a.cores,
                                    a.decoder)))
-        report_run(*runs[-1])
+        report_run(*runs[-1], a.cores)
     print(f"\narbitrary method (AdaIN, {a.decoder or 'an untrained decoder of the default width'}), device cpu, "
           f"--cores {a.cores}; this machine, one run")
     for label, r in runs:
-        report_run(label, r)
+        report_run(label, r, a.cores)
     return 0
 
 

@@ -65,7 +65,7 @@ def run_span(chunks: list[Chunk], out_dir, suffix: str, make: Callable[[Chunk, P
     for stray in partial.iterdir():  # other chunks' files (the plan changed), half-written temporary files
         if stray.name not in names and stray.name.removesuffix(".key") not in names:
             stray.unlink() if stray.is_file() else shutil.rmtree(stray)
-    made, work = 0, 0.0
+    made, work, cpu = 0, 0.0, 0.0
     for c in chunks:
         path = chunk_path(partial, c.chunk, suffix)
         stamp = path.with_name(path.name + ".key")
@@ -73,9 +73,9 @@ def run_span(chunks: list[Chunk], out_dir, suffix: str, make: Callable[[Chunk, P
         if path.is_file() and stamp.is_file() and stamp.read_text() == wanted:
             continue
         stamp.unlink(missing_ok=True)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         make(c, partial, path)
-        work += time.perf_counter() - t0
+        work, cpu = work + time.perf_counter() - t0, cpu + time.process_time() - c0
         atomic_write_text(stamp, wanted)
         made += 1
     for stamp in partial.glob("*.key"):
@@ -83,8 +83,8 @@ def run_span(chunks: list[Chunk], out_dir, suffix: str, make: Callable[[Chunk, P
     shutil.rmtree(out_dir, ignore_errors=True)
     os.replace(partial, out_dir)
     # the chunks' own seconds: the job's benchmark time less this is what the job cost beyond its chunks
-    print(f"{out_dir}: {made} chunks made in {work:.3f} s, {len(chunks) - made} reused from an interrupted run",
-          flush=True)
+    print(f"{out_dir}: {made} chunks made in {work:.3f} s ({cpu:.3f} s CPU), {len(chunks) - made} reused from an "
+          f"interrupted run", flush=True)
     return made, len(chunks) - made
 
 

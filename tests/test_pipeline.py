@@ -157,7 +157,7 @@ def test_killed_run_resumes_without_redoing_finished_chunks(tmp_path):
         assert (out / name).stat().st_mtime_ns == mtime
     assert sorted(p.name for p in out.glob("*.npy")) == ["0000.npy", "0001.npy", "0002.npy"]
     log = (tmp_path / "logs/stylize_chunk/tiny_0000.log").read_text()
-    assert re.search(rf"{3 - len(done)} chunks made in [0-9.]+ s, {len(done)} reused", log), log[-500:]
+    assert re.search(rf"{3 - len(done)} chunks made in [0-9.]+ s \([0-9.]+ s CPU\), {len(done)} reused", log), log[-500:]
     assert (tmp_path / "results/tiny/stylized.mp4").exists()
 
 

@@ -12,6 +12,7 @@ the frames on disk stay bounded by the span size, not the video's length.
 """
 from __future__ import annotations
 
+import bisect
 import csv
 import os
 import shutil
@@ -36,12 +37,12 @@ class Chunk(NamedTuple):
 
 def plan_chunks(n_frames: int, chunk_frames: int = 24, chunk_overlap: int = 4, max_frames: int = 0,
                 span_frames: int = 480, keyframes: list[int] | None = None) -> list[Chunk]:
-    """Frame ranges of every chunk, and the extraction span of each.
+    """Frame ranges of every chunk, and the span of each (in time linear in the number of chunks).
 
-    A span decodes at most `span_frames` frames (0 = the whole video in one). Where it must end is
-    chosen to start the next one just after a keyframe: among the chunk boundaries that leave it between
-    half and all of `span_frames` long, the last whose read_start has a keyframe less than a chunk
-    before it; failing that, the last boundary that fits. (Without keyframes, spans are simply full.)
+    A span holds at most `span_frames` frames (0 = the whole video in one). Where it must end is chosen
+    to start the next one just after a keyframe: among the chunk boundaries that leave it between half and
+    all of `span_frames` long, the last whose read_start has a keyframe less than a chunk before it;
+    failing that, the last boundary that fits. (Without keyframes, spans are simply full.)
     """
     if chunk_frames < 2:
         raise ValueError(f"chunk_frames must be at least 2, got {chunk_frames}")
@@ -52,31 +53,46 @@ def plan_chunks(n_frames: int, chunk_frames: int = 24, chunk_overlap: int = 4, m
     total = min(n_frames, max_frames) if max_frames > 0 else n_frames
     if total <= 0:
         raise ValueError("the content video has no frames to process")
+    ranges = chunk_ranges(total, chunk_frames, chunk_overlap)
+    spans = span_numbers(ranges, span_frames or total, sorted(keyframes or []), chunk_frames)
+    return [Chunk(i, *r, span) for i, (r, span) in enumerate(zip(ranges, spans))]
+
+
+def chunk_ranges(total: int, chunk_frames: int, chunk_overlap: int) -> list[tuple[int, int, int]]:
+    """(read_start, start, stop) of each chunk: cores of `chunk_frames` tiling [0, total), each read from
+    `chunk_overlap` frames earlier."""
     ranges = [[max(0, start - chunk_overlap), start, min(start + chunk_frames, total)]
               for start in range(0, total, chunk_frames)]
     # A last chunk shorter than the overlap would be all blend: fold it into the one before.
     if len(ranges) > 1 and ranges[-1][2] - ranges[-1][1] <= chunk_overlap:
         last = ranges.pop()
         ranges[-1][2] = last[2]
-    keys = sorted(keyframes or [])
+    return [tuple(r) for r in ranges]
 
-    def near_key(frame):
-        return any(frame - chunk_frames < k <= frame for k in keys)
 
-    span_of, first = [0] * len(ranges), 0
-    while first < len(ranges):
-        s, limit = ranges[first][0], span_frames or total
-        # breaking before chunk i leaves this span ranges[i-1] stop - s frames long
-        fits = [i for i in range(first + 1, len(ranges)) if ranges[i - 1][2] - s <= limit]
-        if ranges[-1][2] - s <= limit:
-            end = len(ranges)
-        else:
-            keyed = [i for i in fits if ranges[i - 1][2] - s >= limit / 2 and near_key(ranges[i][0])]
-            end = keyed[-1] if keyed else (fits[-1] if fits else first + 1)
-        for i in range(first, end):
-            span_of[i] = span_of[first - 1] + 1 if first else 0
+def span_numbers(ranges: list[tuple[int, int, int]], limit: int, keys: list[int], chunk_frames: int) -> list[int]:
+    """The span of each chunk: runs of consecutive chunks decoding at most `limit` frames, cut before a
+    chunk whose read_start is less than a chunk after a keyframe where that leaves the span at least half
+    full (see plan_chunks). Each span looks only at its own chunks and the next: linear in the chunks."""
+    def near_key(frame):  # a keyframe k with frame - chunk_frames < k <= frame
+        i = bisect.bisect_right(keys, frame)
+        return i > 0 and keys[i - 1] > frame - chunk_frames
+
+    spans, first, n = [], 0, len(ranges)
+    while first < n:
+        s = ranges[first][0]
+        end = first + 1  # breaking before chunk `end` leaves the span ranges[end - 1] stop - s frames long
+        fit = keyed = None
+        while end < n and ranges[end - 1][2] - s <= limit:
+            fit = end
+            if ranges[end - 1][2] - s >= limit / 2 and near_key(ranges[end][0]):
+                keyed = end
+            end += 1
+        if end < n or ranges[-1][2] - s > limit:  # the rest does not fit in this span
+            end = keyed or fit or first + 1
+        spans += [spans[-1] + 1 if spans else 0] * (end - first)
         first = end
-    return [Chunk(i, *r, span_of[i]) for i, r in enumerate(ranges)]
+    return spans
 
 
 def write_chunks(chunks: list[Chunk], path) -> None:

@@ -41,10 +41,28 @@ def cmd_plan_chunks(a):
 
     o = S.from_args("plan_chunks", a)
     meta = VideoMeta.load(a.meta)
-    chunks = plan_chunks(meta.frames, o["chunk_frames"], o["chunk_overlap"], o["max_frames"], o["span_frames"],
+    span_frames = o["span_frames"] or _auto_span_frames(meta, o)
+    chunks = plan_chunks(meta.frames, o["chunk_frames"], o["chunk_overlap"], o["max_frames"], span_frames,
                          meta.keyframes)
     write_chunks(chunks, a.output)
-    print(f"{len(chunks)} chunks over {chunks[-1].stop} frames, in {chunks[-1].span + 1} extraction spans")
+    print(f"{len(chunks)} chunks over {chunks[-1].stop} frames, in {chunks[-1].span + 1} spans of at most "
+          f"{span_frames} frames")
+
+
+def _auto_span_frames(meta, o) -> int:
+    """span_frames: 0: spans sized for the method on the device the stylization will run on (auto: this
+    machine's, as pick_device decides)."""
+    from artify.cost import auto_span_frames
+
+    device = o["device"]
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    total = min(meta.frames, o["max_frames"]) if o["max_frames"] else meta.frames
+    span = auto_span_frames(total, o["chunk_frames"], o["method"], device, *_size(meta, o["size"]))
+    print(f"span_frames 0: {span} frames a span for method {o['method']} on {device}")
+    return span
 
 
 def _size(meta, size: int):
@@ -102,6 +120,28 @@ def cmd_flow_chunk(a):
     flow_chunk(a.frames, a.output, S.from_args("flow_chunk", a), threads=a.threads)
 
 
+def cmd_flow_span(a):
+    from artify.spans import flow_span
+
+    flow_span(a.frames, a.chunks, a.span, a.output, S.from_args("flow_chunk", a), threads=a.threads)
+
+
+def cmd_segment_span(a):
+    from artify.spans import segment_span
+    from artify.stylize import pick_device
+
+    segment_span(a.frames, a.chunks, a.span, a.output, S.from_args("segment_chunk", a), pick_device(a.device),
+                 threads=a.threads)
+
+
+def cmd_stylize_span(a):
+    from artify.spans import stylize_span
+
+    stylize_span(a.frames, a.chunks, a.span, a.schedule, a.keyframes, a.keyframe_dir, a.output,
+                 S.from_args("stylize_chunk", a), threads=a.threads, flows_dir=a.flows, previous_dir=a.previous,
+                 decoder=a.decoder, masks_dir=a.masks, job=a.job)
+
+
 def cmd_stylize_chunk(a):
     from artify.stylize import stylize_chunk
 
@@ -130,7 +170,10 @@ def cmd_assemble(a):
     from artify.assemble import assemble
 
     o = S.from_args("assemble", a)
-    n = assemble(a.meta, a.chunks, a.stylized, a.output, content=a.content, crf=o["crf"], audio=o["audio"])
+    # span folders (rule stylize_chunk's outputs) stand for their chunk files, in order: a feature film's
+    # thousands of chunk paths would not fit in one shell command
+    files = [f for p in map(Path, a.stylized) for f in (sorted(p.glob("*.npy")) if p.is_dir() else [p])]
+    n = assemble(a.meta, a.chunks, files, a.output, content=a.content, crf=o["crf"], audio=o["audio"])
     print(f"{n} frames -> {a.output}")
 
 
@@ -223,6 +266,14 @@ def cmd_image(a):
     stylize_image(a.content, a.style, a.output, S.from_args("stylize_chunk", a), size=a.size)
 
 
+def _span_arguments(p, frames_help: str) -> None:
+    p.add_argument("frames", help=frames_help)
+    p.add_argument("--chunks", required=True, help="the job's chunks.tsv")
+    p.add_argument("--span", type=int, required=True)
+    p.add_argument("--threads", type=int, default=None, help="torch/OpenCV threads (the job's threads)")
+    p.add_argument("-o", "--output", required=True, help="the span's output folder")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="artify", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -286,6 +337,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True)
     p.set_defaults(func=cmd_segment_chunk)
 
+    p = _stage_parser(sub, "flow-span", "flow-chunk for every chunk of a span, in one process: a folder of "
+                      "NNNN.npz (resumable)", "flow_chunk")
+    _span_arguments(p, "the span's folder of frames (extract-frames)")
+    p.set_defaults(func=cmd_flow_span)
+
+    p = _stage_parser(sub, "segment-span", "segment-chunk for every chunk of a span, in one process: a folder of "
+                      "NNNN.npz (resumable)", "segment_chunk")
+    _span_arguments(p, "the span's folder of frames (extract-frames)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (SAM)")
+    p.set_defaults(func=cmd_segment_span)
+
+    p = _stage_parser(sub, "stylize-span", "stylize-chunk for every chunk of a span, in one process (one model "
+                      "load): a folder of NNNN.npy (resumable chunk by chunk)", "stylize_chunk")
+    _span_arguments(p, "the span's folder of frames (extract-frames)")
+    p.add_argument("--flows", help="the span's folder of flows (flow-span), for temporal: true")
+    p.add_argument("--previous", help="the previous span's folder of stylized chunks, for chunk_chain: true")
+    p.add_argument("--masks", help="method segmented: the span's folder of masks (segment-span)")
+    p.add_argument("--decoder", help="method arbitrary, arbitrary_network adain: the job's trained decoder "
+                                     "(train-arbitrary), used when adain_decoder is empty")
+    for name in ("schedule", "keyframes", "keyframe-dir"):
+        p.add_argument(f"--{name}", required=True)
+    p.add_argument("--job", help="the job's name, for messages (default: the folder above the output's)")
+    p.set_defaults(func=cmd_stylize_span)
+
     p = _stage_parser(sub, "stylize-chunk", "stylize one chunk's frames -> .npy (lossless)", "stylize_chunk")
     p.add_argument("frames")
     p.add_argument("--flows", help="the chunk's flow file (flow-chunk), for temporal: true")
@@ -313,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train_arbitrary)
 
     p = _stage_parser(sub, "assemble", "join chunks, cross-fade overlaps, mux audio -> H.264 mp4", "assemble")
-    p.add_argument("stylized", nargs="+")
+    p.add_argument("stylized", nargs="+", help="the stylized chunks (.npy) in order, or folders of them (spans)")
     p.add_argument("--meta", required=True)
     p.add_argument("--chunks", required=True)
     p.add_argument("--content", help="the content video, whose audio goes into the output")

@@ -71,3 +71,51 @@ def cost_metrics(stage_table: pd.DataFrame) -> dict:
     return {"seconds_per_frame": _float(stage_table["seconds_per_frame"].sum()),
             "peak_memory_mb": _float(rss.max()) if len(rss) else None,
             "stages": per_stage}
+
+
+# ---------------------------------------------------------------------------------------- sizing the spans
+
+# What one job of a per-span stage costs, at 256x144 (scaled by the pixels at other sizes): seconds before its
+# chunks' own work (process start, imports, model load, the network's first-call costs) and seconds per frame.
+# cpu: measured with `python -m artify.bench_long fixed` (CPU seconds, one thread, on the shared 2-core
+#   development VM; the pipeline's default settings; arbitrary: AdaIN with the width-0.5 decoder): start-up
+#   2.7-3.0 s for every method, 4.6 s for a whole arbitrary job by difference of 1- and 3-chunk spans; per
+#   frame gatys 13.9 s, segmented 26.4 s, arbitrary 0.37 s. Rounded up to 5 s fixed.
+# cuda: estimated, not measured (no GPU was available): fixed = 5 s + 3 s of CUDA start-up; per frame from the
+#   methods' arithmetic on a current datacenter GPU, with reading and writing the frames. Flow (OpenCV DIS)
+#   and the motion segmenter run on the CPU either way (their figures only size time limits).
+JOB_COSTS = {
+    "cpu": {"gatys": (5.0, 14.0), "segmented": (5.0, 26.0), "arbitrary": (5.0, 0.37), "flow": (3.0, 0.02),
+            "segment": (3.0, 0.1)},
+    "cuda": {"gatys": (8.0, 0.3), "segmented": (8.0, 0.6), "arbitrary": (8.0, 0.003), "flow": (3.0, 0.02),
+             "segment": (8.0, 0.1)},
+}
+FIXED_SHARE = 0.05  # a span's fixed cost is meant to be at most this share of its work: half the 10 % limit
+SPREAD_SPANS = 16  # a short video is cut into this many spans (jobs that can run at once) where it can ...
+LONG_SPAN = 960  # ... up to spans of this many frames (40 s at 24 fps: a few hundred jobs for a feature film)
+SPAN_BYTES = 4 << 30  # most bytes of extracted frames one span holds on disk (spans of a fast method on a GPU)
+
+
+def job_cost(stage: str, device: str, pixels: int) -> tuple[float, float]:
+    """(fixed seconds, seconds per frame) of one job of `stage` (a method, "flow" or "segment") on `device`
+    (cpu or cuda) at `pixels` pixels a frame."""
+    fixed, per_frame = JOB_COSTS[device][stage]
+    return fixed, per_frame * pixels / (256 * 144)
+
+
+def auto_span_frames(total: int, chunk_frames: int, method: str, device: str, width: int, height: int) -> int:
+    """Frames per span for `span_frames: 0`: long enough that the stylization job's fixed cost stays under
+    FIXED_SHARE of its work; otherwise SPREAD_SPANS spans of a short video (parallel jobs), spans of
+    LONG_SPAN frames on a long one (jobs linear in the length, temporary frames flat); at most SPAN_BYTES of
+    frames (a fast method on a GPU may not quite amortise its fixed cost on very large frames then)."""
+    fixed, per_frame = job_cost(method, device, width * height)
+    amortised = math.ceil(fixed / (FIXED_SHARE * per_frame))
+    spread = min(math.ceil(total / SPREAD_SPANS), LONG_SPAN)
+    return max(chunk_frames, min(max(amortised, spread), SPAN_BYTES // (width * height * 3)))
+
+
+def span_runtime_minutes(stage: str, device: str, frames: int, size: int) -> int:
+    """A generous time limit for one span job (cluster `runtime`): three times the estimate at `size` x `size`
+    pixels (no frame of a `size` long side is larger), plus ten minutes."""
+    fixed, per_frame = job_cost(stage, device, size * size)
+    return math.ceil(3 * (fixed + frames * per_frame) / 60) + 10

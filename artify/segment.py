@@ -551,12 +551,14 @@ def load_masks(path) -> np.ndarray:
         return data["masks"].astype(np.float32) / 255.0
 
 
-def segment_chunk(frames_video, out, settings: dict, device="cpu", threads: int | None = None) -> None:
-    """The segment_chunk stage: a chunk's frames -> its stable foreground masks (.npz)."""
+def segment_chunk(frames_video, out, settings: dict, device="cpu", threads: int | None = None,
+                  segmenter=None) -> None:
+    """The segment_chunk stage: a chunk's frames -> its stable foreground masks (.npz). segmenter: one made
+    by `make_segmenter` for these settings, shared by a span's chunks (default: a new one)."""
     from artify.video import read_frames
 
     if threads:
         import torch
 
         torch.set_num_threads(threads)
-    save_masks(out, segment_frames(read_frames(frames_video), settings, device))
+    save_masks(out, segment_frames(read_frames(frames_video), settings, device, segmenter))

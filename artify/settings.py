@@ -27,8 +27,8 @@ class FrameRange:
 class ChunkSettings:
     chunk_frames: int = _f(24, "frames per stylization job (the unit of parallelism and of caching)")
     chunk_overlap: int = _f(4, "frames each chunk repeats from the one before, cross-faded in assemble")
-    span_frames: int = _f(480, "most frames one extraction job decodes (its chunks' frames stay on disk until "
-                                  "they are stylized); 0 = the whole video in one job")
+    span_frames: int = _f(0, "most frames in one span: one job per stage (extraction, flow, stylization) does "
+                                "all its chunks in one process; 0 = sized for the method (see config/README.md)")
 
 
 @dataclass(frozen=True)
@@ -72,9 +72,13 @@ class FlowSettings:
 
 
 @dataclass(frozen=True)
-class StylizeSettings:
+class MethodSettings:  # also read by plan_chunks: spans are sized for the method and the device
     method: str = _f("gatys", "stylization method", ["gatys", "segmented", "arbitrary"])
     device: str = _f("auto", "where to run: auto (CUDA when present), cpu or cuda", ["auto", "cpu", "cuda"])
+
+
+@dataclass(frozen=True)
+class StylizeSettings:
     seed: int = _f(0, "random seed; CPU runs are deterministic for a given seed")
     temporal: bool = _f(True, "temporal coherence (flow-warped loss and initialisation); false = per-frame")
     temporal_weight: float = _f(200.0, "weight of the temporal loss")
@@ -208,14 +212,14 @@ class SegmentedSettings:
 
 # Which settings each stage reads (and so which changes rerun it).
 STAGES = {
-    "plan_chunks": (FrameRange, ChunkSettings),
+    "plan_chunks": (FrameRange, ChunkSettings, MethodSettings, ExtractSettings),
     "extract_frames": (ExtractSettings,),
     "detect_scenes": (SceneSettings,),
     "select_keyframes": (KeyframeSettings,),
     "plan_schedule": (FrameRange, ScheduleSettings),
     "flow_chunk": (FlowSettings,),
     "segment_chunk": (SegmentSettings,),
-    "stylize_chunk": (StylizeSettings, ArbitrarySettings, SegmentedSettings),
+    "stylize_chunk": (MethodSettings, StylizeSettings, ArbitrarySettings, SegmentedSettings),
     "train_arbitrary": (ArbitraryTrainSettings,),
     "assemble": (AssembleSettings,),
     "baselines": (BaselineSettings,),  # read by the workflow (common.smk): adds the baseline jobs

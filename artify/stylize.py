@@ -1,6 +1,7 @@
 """The chunk driver: a chunk's frames x the schedule's weights -> the chosen method -> a lossless chunk file."""
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -35,6 +36,24 @@ def load_keyframes(keyframes_tsv, keyframe_dir, long_side: int) -> list[np.ndarr
     return [load_image(Path(keyframe_dir) / name, long_side) for name in table["file"]]
 
 
+def _per_file(load):
+    """load(path, *args), remembered by this process while the file is unchanged (path, size, mtime): a span's
+    chunks (spans.stylize_span) read the plan, the schedule and the keyframes once (models
+    are shared by their own caches: features.vgg19, arbitrary.network_for)."""
+    remembered = functools.lru_cache(maxsize=4)(lambda path, stamp, *args: load(path, *args))
+
+    def get(path, *args):
+        stat = os.stat(path)
+        return remembered(str(path), (stat.st_size, stat.st_mtime_ns), *args)
+
+    return get
+
+
+_plan = _per_file(read_chunks)
+_schedule = _per_file(StyleSchedule.load)
+_keyframes = _per_file(load_keyframes)
+
+
 def flow_chunk(frames_video, out, settings: dict, threads: int | None = None) -> None:
     """Backward flows and reliable-pixel masks of one chunk's frames, for the temporal terms."""
     from artify.flow import backward_flows, save_flows
@@ -64,14 +83,14 @@ def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_
     torch.manual_seed(settings["seed"])
     torch.use_deterministic_algorithms(True, warn_only=True)
     device = pick_device(settings["device"])
-    row = next((c for c in read_chunks(chunks_tsv) if c.chunk == chunk), None)
+    row = next((c for c in _plan(chunks_tsv) if c.chunk == chunk), None)
     if row is None:
         raise ValueError(f"{chunks_tsv}: no chunk {chunk}")
     frames = read_frames(frames_video)
     if len(frames) != row.stop - row.read_start:
         raise MediaError(f"{frames_video}: has {len(frames)} frames, chunk {chunk} needs {row.stop - row.read_start}")
-    weights = StyleSchedule.load(schedule_tsv).weights_range(int(row.read_start), int(row.stop))
-    keyframes = load_keyframes(keyframes_tsv, keyframe_dir, settings["style_size"])
+    weights = _schedule(schedule_tsv).weights_range(int(row.read_start), int(row.stop))
+    keyframes = _keyframes(keyframes_tsv, keyframe_dir, settings["style_size"])
     if weights.shape[1] != len(keyframes):
         raise ValueError(f"{schedule_tsv}: {weights.shape[1]} styles scheduled but {len(keyframes)} keyframes")
     if settings["temporal"] and flows is None:

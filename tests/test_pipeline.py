@@ -44,6 +44,12 @@ def write_jobs(workdir: Path, content: Path, style: Path, **overrides):
     (workdir / "jobs.tsv").write_text("\t".join(header) + "\n" + "\t".join(row) + "\n")
 
 
+def spans(workdir: Path, job: str = "tiny") -> int:
+    from artify.chunks import read_chunks
+
+    return read_chunks(workdir / "results" / job / "chunks.tsv")[-1].span + 1
+
+
 def planned_jobs(dry_run_output: str) -> dict[str, int]:
     """The 'Job stats' table of a dry run: rule -> count."""
     table = dry_run_output.split("Job stats:")[-1]
@@ -85,8 +91,8 @@ def test_output_has_the_inputs_frames_fps_audio_and_is_stylized(run):
                  "detect_scenes", "select_keyframes", "plan_schedule"):
         assert list((workdir / "logs" / rule).iterdir()) and list((workdir / "benchmarks" / rule).iterdir()), rule
     # frames and flows were temporary
-    assert not (workdir / "results/tiny/frames").exists() or not list((workdir / "results/tiny/frames").iterdir())
-    assert not list((workdir / "results/tiny/chunks").glob("flow_*"))
+    for temporary in ("frames", "flows"):
+        assert not (workdir / "results/tiny" / temporary).exists() or not list((workdir / "results/tiny" / temporary).iterdir())
 
 
 def test_second_run_has_nothing_to_do(run):
@@ -101,9 +107,9 @@ def test_changing_a_stylization_parameter_reruns_only_what_follows(run):
         planned = planned_jobs(snakemake(workdir, "-n").stdout)
     finally:
         write_jobs(workdir, content, style)
-    chunks = 3
+    n = spans(workdir)  # one job per span and stage (3 chunks: 1 span at the default span size)
     # extract_frames and flow_chunk rerun only because their outputs are temp() and already deleted
-    assert planned == {"extract_frames": 1, "flow_chunk": chunks, "stylize_chunk": chunks, "assemble": 1,
+    assert planned == {"extract_frames": n, "flow_chunk": n, "stylize_chunk": n, "assemble": 1,
                        "stage_times": 1, "evaluate": 1, "side_by_side": 1, "contact_sheet": 1, "plot_per_frame": 1,
                        "compare": 1, "all": 1}
 
@@ -120,6 +126,8 @@ def test_changing_a_scene_parameter_reruns_style_stages_not_extraction(run):
 
 
 def test_killed_run_resumes_without_redoing_finished_chunks(tmp_path):
+    """Killed while a span's job is between chunks: the rerun runs that span's job again, which keeps the
+    chunks it had finished (files untouched) and stylizes the rest."""
     content = require_shared("videos", "adain_cutBunny.mp4")
     style = require_shared("styles", "starry_night.jpg")
     write_jobs(tmp_path, content, style, max_frames=15, iterations=40, warm_iterations=20)
@@ -127,31 +135,32 @@ def test_killed_run_resumes_without_redoing_finished_chunks(tmp_path):
            str(tmp_path), "--configfile", str(REPO / "config/config.yaml"), "--config", f"jobs={tmp_path / 'jobs.tsv'}",
            "--cores", "1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    chunks = tmp_path / "results/tiny/chunks"
-    logs = tmp_path / "logs/stylize_chunk"
+    partial = tmp_path / "results/tiny/stylized/.0000.partial"  # the one span's chunks, as they finish
 
-    def running():  # chunks whose stylization has started (a log exists) but not finished
-        started = {p.stem.split("_")[-1] for p in logs.glob("tiny_*.log")} if logs.exists() else set()
-        return {c for c in started if not (chunks / f"stylized_{c}.npy").exists()}
+    def finished():  # chunks whose file and key are written
+        return {p.name for p in partial.glob("*.npy") if p.with_name(p.name + ".key").exists()} if partial.exists() else set()
 
     deadline = time.time() + 600
     try:
-        while time.time() < deadline and not (list(chunks.glob("stylized_*.npy")) and running()):
+        while time.time() < deadline and not finished():
             time.sleep(0.2)
         time.sleep(0.5)
-        in_flight = running()
-        finished = {p.name: p.stat().st_mtime_ns for p in chunks.glob("stylized_*.npy")}
-        assert finished and in_flight, "never caught a chunk in flight after one had finished"
+        done = {name: (partial / name).stat().st_mtime_ns for name in finished()}
+        assert done and len(done) < 3, "never caught the span between its first and its last chunk"
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=60)
-    for c in in_flight:  # nothing half-written looks finished
-        assert not (chunks / f"stylized_{c}.npy").exists()
+    assert spans(tmp_path) == 1
+    assert not (tmp_path / "results/tiny/stylized/0000").exists()  # nothing half-done looks finished
     planned = planned_jobs(snakemake(tmp_path, "-n").stdout)
-    assert planned["stylize_chunk"] == 3 - len(finished)  # the finished chunks are not redone
+    assert planned["stylize_chunk"] == 1  # the span's job runs again ...
     snakemake(tmp_path)
-    for name, mtime in finished.items():
-        assert (chunks / name).stat().st_mtime_ns == mtime
+    out = tmp_path / "results/tiny/stylized/0000"
+    for name, mtime in done.items():  # ... without redoing its finished chunks
+        assert (out / name).stat().st_mtime_ns == mtime
+    assert sorted(p.name for p in out.glob("*.npy")) == ["0000.npy", "0001.npy", "0002.npy"]
+    log = (tmp_path / "logs/stylize_chunk/tiny_0000.log").read_text()
+    assert re.search(rf"{3 - len(done)} chunks made in [0-9.]+ s \([0-9.]+ s CPU\), {len(done)} reused", log), log[-500:]
     assert_job_stylized(tmp_path, "tiny")
 
 
@@ -189,7 +198,7 @@ def test_segmented_and_arbitrary_methods_run_through_the_pipeline(tmp_path):
         meta = probe(tmp_path / f"results/{job}/stylized.mp4")
         assert meta.frames == 6 and meta.audio
         assert_job_stylized(tmp_path, job)
-    assert len(list((tmp_path / "logs/segment_chunk").iterdir())) == 2
+    assert len(list((tmp_path / "logs/segment_chunk").iterdir())) == spans(tmp_path, "segmented")
     assert (tmp_path / "resources/models/adain/decoder.pth").exists()
     assert not (tmp_path / "resources/models/arbitrary").exists()  # Magenta's network trains nothing
     assert not (tmp_path / "logs/train_arbitrary/arbitrary.log").exists()
@@ -207,13 +216,13 @@ def test_temporary_frames_stay_a_few_chunks_however_many_chunks(tmp_path):
            str(tmp_path), "--configfile", str(REPO / "config/config.yaml"), "--config", f"jobs={tmp_path / 'jobs.tsv'}",
            "--cores", "2", "results/tiny/stylized.mp4"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    chunks, frames, peak = tmp_path / "results/tiny/chunks", tmp_path / "results/tiny/frames", 0
+    chunks, frames, peak = tmp_path / "results/tiny/stylized", tmp_path / "results/tiny/frames", 0
     while proc.poll() is None:
         if frames.exists():
             peak = max(peak, len(list(frames.glob("*/*.npy"))))
         time.sleep(0.1)
     assert proc.returncode == 0
-    assert len(list(chunks.glob("stylized_*.npy"))) == 10
+    assert len(list(chunks.glob("*/*.npy"))) == 10
     assert_job_stylized(tmp_path, "tiny")
     assert len(list((tmp_path / "logs/extract_frames").iterdir())) == 5
     assert 1 <= peak <= 4, peak  # at most two spans of two chunks
@@ -224,17 +233,23 @@ def test_the_demo_through_a_style_transition_with_the_defaults(tmp_path):
     (L-BFGS, 60 iterations, style_weight 50, temporal) at the demo's 192 px, a chunk starting cold at frame
     20, inside the cross-fade from the first style to the second (schedule row about (0.95, 0.05, 0)). The
     old optimiser went to NaN on that frame and the whole chunk was written black. Chunks of 12 frames make
-    the chunk that starts there (frames 20-35) the only one stylized."""
+    the span of the chunk that starts there (frames 20-35) the only one stylized."""
     from artify.schedule import StyleSchedule
     from artify.video import read_frames
     from tests.pictures import assert_real_pictures
 
+    from artify.chunks import read_chunks
+    from artify.spans import chunk_path
+
     (tmp_path / "jobs.tsv").write_text("job\tcontent\tstyle\tmethod\tsize\tchunk_frames\n"
                                        "demo\tresources/demo/content.mp4\tresources/demo/style.mp4\tgatys\t192\t12\n")
-    chunk = tmp_path / "results/demo/chunks/stylized_0002.npy"
-    snakemake(tmp_path, str(chunk.relative_to(tmp_path)))
+    snakemake(tmp_path, "results/demo/chunks.tsv")
+    chunk = read_chunks(tmp_path / "results/demo/chunks.tsv")[2]
+    assert (chunk.read_start, chunk.stop) == (20, 36)
+    span = tmp_path / f"results/demo/stylized/{chunk.span:04d}"
+    snakemake(tmp_path, str(span.relative_to(tmp_path)))
     weights = StyleSchedule.load(tmp_path / "results/demo/schedule.tsv").weights_range(20, 36)
     assert 0.9 < weights[0].max() < 0.99 and weights[-1].max() < 0.9  # a transition runs through the chunk
     inputs = read_frames(tmp_path / "resources/demo/content.mp4", 0, 36, size=(192, 108))[20:]
     keyframes = [load_image(f) for f in sorted((tmp_path / "results/demo/keyframes").glob("*.png"))]
-    assert_real_pictures(read_frames(chunk), inputs, keyframes, weights, what="demo chunk 2")
+    assert_real_pictures(read_frames(chunk_path(span, 2, ".npy")), inputs, keyframes, weights, what="demo chunk 2")

@@ -2,8 +2,8 @@
 with the project's SLURM profile (workflow/profiles/slurm).
 
 Checked: the SLURM run's stylized chunks equal the local run's frame for frame (the CPU path is
-deterministic); every stylization chunk was an sbatch job asking for a GPU, and no other job asked for
-one; a failing job makes Snakemake fail and shows the job's log. Needs Debian's slurmctld, slurmd,
+deterministic); each span's extraction, flow and stylization were one sbatch job (a group job) asking for
+a GPU, and no other job asked for one; a failing job makes Snakemake fail and shows the job's log. Needs Debian's slurmctld, slurmd,
 slurm-client and munge and root: skipped without them, failed under CI=true (`make test` installs them).
 """
 from __future__ import annotations
@@ -25,7 +25,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 PROFILE = REPO / "workflow" / "profiles" / "slurm" / "config.yaml"
 PARTITION = "artify"
-TINY = {"max_frames": 8, "size": 64, "chunk_frames": 4, "chunk_overlap": 1, "iterations": 3, "warm_iterations": 2}
+# two chunks, one span each (two group jobs)
+TINY = {"max_frames": 8, "size": 64, "chunk_frames": 4, "chunk_overlap": 1, "span_frames": 5, "iterations": 3,
+        "warm_iterations": 2}
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +175,7 @@ def test_gpu_job_and_failing_job(cluster, runs):
 def chunk_frames(workdir: Path) -> dict[str, "object"]:
     from artify.video import read_frames
 
-    files = sorted((workdir / "results/tiny/chunks").glob("stylized_*.npy"))
+    files = sorted((workdir / "results/tiny/stylized").glob("*/*.npy"))
     return {f.name: read_frames(f) for f in files}
 
 
@@ -184,23 +186,30 @@ def test_tiny_pipeline_on_slurm_equals_local_run(cluster, runs):
     # outputs and logs land in the working directory, not in the repository
     assert (remote / "results/tiny/stylized.mp4").is_file() and (remote / "logs/stylize_chunk").is_dir()
     ours, theirs = chunk_frames(remote), chunk_frames(local)
-    assert ours.keys() == theirs.keys() and len(ours) == 2
+    assert ours.keys() == theirs.keys() and [f.split(".")[0] for f in ours] == ["0000", "0001"]
     for name in ours:
         assert ours[name].shape == theirs[name].shape and np.array_equal(ours[name], theirs[name]), name
     for small in ("meta.json", "chunks.tsv", "schedule.tsv", "keyframes.tsv"):
         assert (remote / "results/tiny" / small).read_bytes() == (local / "results/tiny" / small).read_bytes(), small
 
 
-def test_stylization_jobs_asked_slurm_for_a_gpu(cluster, runs):
+def test_each_span_was_one_submission_asking_slurm_for_a_gpu(cluster, runs):
+    from artify.chunks import read_chunks
+
     remote = runs["slurm"].check().workdir
     jobs = [j for j in cluster.jobs() if j.get("WorkDir") == str(remote)]
-    rules = [j["Comment"].removeprefix("rule_").split("_wildcards_")[0] for j in jobs]
-    # every rule's jobs went through sbatch, from this working directory
-    assert rules.count("stylize_chunk") == 2 and {"probe", "plan_chunks", "extract_frames", "assemble"} <= set(rules), rules
-    for j, rule in zip(jobs, rules):
+    # a span's group job is named span_{job}_{span} followed by its rules
+    names = [j["Comment"].removeprefix("rule_").split("_wildcards_")[0] for j in jobs]
+    spans = read_chunks(remote / "results/tiny/chunks.tsv")[-1].span + 1
+    groups = sorted(n for n in names if n.startswith("span_"))
+    assert groups == [f"span_tiny_{s:04d}_extract_frames_flow_chunk_stylize_chunk" for s in range(spans)], names
+    # every other rule's job went through sbatch on its own, from this working directory
+    assert sorted(n for n in names if not n.startswith("span_")) == [
+        "assemble", "detect_scenes", "plan_chunks", "plan_schedule", "probe", "select_keyframes"], names
+    for j, name in zip(jobs, names):
         assert j["JobState"] == "COMPLETED" and j["Partition"] == PARTITION, j
-        if rule == "stylize_chunk":
-            # the profile's gpu_model reached sbatch (--gpus=fake:1)
+        if name.startswith("span_"):
+            # the profile's gpu_model for stylize_chunk reached the group's sbatch (--gpus=fake:1): one GPU
             assert j["TresPerJob"] == "gres:gpu:fake:1", j
         else:
             assert "gpu" not in j.get("TresPerJob", ""), j

@@ -1,5 +1,6 @@
 # Loads and validates config + jobs table before any work; helpers that turn a job's settings into
 # each stage's command-line options (so a changed setting reruns exactly the stages that read it).
+import functools
 import os
 import shlex
 import sys
@@ -80,29 +81,63 @@ def style_source(wildcards):
     return JOBS[wildcards.job]["style"]
 
 
-def chunk_plan(wildcards):
-    """After the plan_chunks checkpoint: the job's chunks (artify.chunks.Chunk)."""
+@functools.lru_cache(maxsize=None)
+def _read_plan(path, stamp):
+    from collections import Counter
+
     from artify.chunks import read_chunks
 
-    return read_chunks(checkpoints.plan_chunks.get(job=wildcards.job).output[0])
+    chunks = read_chunks(path)
+    frames = Counter()
+    for c in chunks:
+        frames[c.span] += c.stop - c.read_start
+    return chunks, dict(frames)
 
 
-def chunk_ids(wildcards):
-    return [c.chunk for c in chunk_plan(wildcards)]
+def read_plan(path):
+    """(the chunks of a chunks.tsv (artify.chunks.Chunk), frames read by each span), once per version of the
+    file: input and resource functions run for every job, and re-reading or re-scanning a feature film's plan
+    each time made planning quadratic."""
+    stat = os.stat(path)
+    return _read_plan(path, (stat.st_size, stat.st_mtime_ns))
+
+
+def chunk_plan(wildcards):
+    """After the plan_chunks checkpoint: the job's chunks."""
+    return read_plan(checkpoints.plan_chunks.get(job=wildcards.job).output[0])[0]
 
 
 def span_ids(wildcards):
     return sorted({c.span for c in chunk_plan(wildcards)})
 
 
-def frames_folder(wildcards):
-    """The folder of extracted frames holding chunk {chunk} ({chunk}.npy inside)."""
-    span = next(c.span for c in chunk_plan(wildcards) if c.chunk == int(wildcards.chunk))
-    return f"results/{wildcards.job}/frames/{span:04d}"
+def span_folders(stage):
+    """Input function: results/{job}/{stage}/NNNN, one folder per span (a span's chunks, NNNN.npy inside)."""
+    return lambda wildcards: [f"results/{wildcards.job}/{stage}/{s:04d}" for s in span_ids(wildcards)]
 
 
-def stylized_chunks(wildcards):
-    return [f"results/{wildcards.job}/chunks/stylized_{c:04d}.npy" for c in chunk_ids(wildcards)]
+def span_runtime(stage):
+    """resources: runtime (minutes) of one span job of `stage` (a method, "flow" or "segment"), from its frames
+    and artify.cost's estimates (GPU figures unless the job's device is cpu: such jobs ask for a GPU), x attempt."""
+    from artify.cost import span_runtime_minutes
+
+    def runtime(wildcards, attempt):
+        settings, plan = JOBS[wildcards.job], f"results/{wildcards.job}/chunks.tsv"
+        if not os.path.exists(plan):  # a span asked for by name before its plan exists (it is made first)
+            return 60 * attempt
+        frames = read_plan(plan)[1][int(wildcards.span)]
+        kind = settings["method"] if stage == "method" else stage
+        device = "cpu" if settings["device"] == "cpu" else "cuda"
+        return span_runtime_minutes(kind, device, frames, settings["size"]) * attempt
+
+    return runtime
+
+
+def span_group(wildcards):
+    """group: a span's extraction, flow, masks and stylization are one cluster job (one sbatch, not four);
+    local runs ignore groups. (A group job asks for the largest of its jobs' GPUs and memory, and their runtimes
+    summed: the jobs of one span run one after the other.)"""
+    return f"span_{wildcards.job}_{wildcards.span}"
 
 
 def gpu_count(wildcards):

@@ -12,7 +12,7 @@ def evaluated_content(wildcards):
     return JOBS[described_by(wildcards.job)]["content"]
 
 
-# The rules whose benchmark files make up a job's cost: once per job, and once per chunk.
+# The rules whose benchmark files make up a job's cost: once per job, and once per span.
 JOB_STAGES = ["probe", "plan_chunks", "detect_scenes", "select_keyframes", "plan_schedule", "assemble"]
 CHUNK_STAGES = ["flow_chunk", "segment_chunk", "stylize_chunk"]
 
@@ -26,7 +26,7 @@ def stage_benchmarks(wildcards):
     if job in DEFLICKERED:
         return stage_benchmarks(SimpleNamespace(job=DEFLICKERED[job])) + [f"benchmarks/deflicker/{job}.tsv"]
     files = [f"benchmarks/{rule}/{job}.tsv" for rule in JOB_STAGES]
-    if "decoder" in stylize_extra_inputs(SimpleNamespace(job=job, chunk="0000")):
+    if "decoder" in stylize_extra_inputs(SimpleNamespace(job=job, span="0000")):
         files.append(f"benchmarks/train_arbitrary/{baseline_of(job)}.tsv")
     files += [f"benchmarks/extract_frames/{job}_{s:04d}.tsv" for s in span_ids(wildcards)]
     for rule in CHUNK_STAGES:
@@ -34,7 +34,7 @@ def stage_benchmarks(wildcards):
             continue
         if rule == "segment_chunk" and JOBS[job]["method"] != "segmented":
             continue
-        files += [f"benchmarks/{rule}/{job}_{c:04d}.tsv" for c in chunk_ids(wildcards)]
+        files += [f"benchmarks/{rule}/{job}_{s:04d}.tsv" for s in span_ids(wildcards)]
     return files
 
 

@@ -31,7 +31,7 @@ checkpoint plan_chunks:
     benchmark:
         "benchmarks/plan_chunks/{job}.tsv"
     conda:
-        "../../envs/video.yaml"
+        "../../envs/stylize.yaml"  # spans are sized for the device torch will stylize on
     resources:
         mem_mb=500,
         runtime=5,
@@ -48,6 +48,7 @@ rule extract_frames:
         temp(directory("results/{job}/frames/{span}")),
     params:
         options=options("extract_frames"),
+    group: span_group
     # Lowest of the per-chunk steps: a free core finishes started chunks before decoding new spans, so
     # temporary frames on disk stay a few spans' worth, however long the video.
     priority: 1
@@ -67,7 +68,7 @@ rule extract_frames:
 
 rule assemble:
     input:
-        stylized=stylized_chunks,
+        stylized=span_folders("stylized"),
         content=content_video,  # its audio is copied into the output
         meta="results/{job}/meta.json",
         chunks="results/{job}/chunks.tsv",

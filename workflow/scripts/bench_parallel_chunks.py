@@ -65,9 +65,10 @@ def main(argv=None) -> int:
 
     workdir = Path(a.workdir or tempfile.mkdtemp(prefix="artify-bench-chunks-")).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
+    # one chunk per span, so one stylize_chunk job per chunk: jobs are per span (artify/spans.py)
     settings = {"max_frames": a.chunks * a.chunk_frames, "size": a.size, "chunk_frames": a.chunk_frames,
-                "chunk_overlap": 1, "iterations": a.iterations, "warm_iterations": a.warm_iterations,
-                "device": "cpu"}
+                "chunk_overlap": 1, "span_frames": a.chunk_frames + 1, "iterations": a.iterations,
+                "warm_iterations": a.warm_iterations, "device": "cpu"}
     header = ["job", "content", "style", "method", *settings]
     row = ["bench", a.content, a.style, "gatys", *map(str, settings.values())]
     (workdir / "jobs.tsv").write_text("\t".join(header) + "\n" + "\t".join(row) + "\n")

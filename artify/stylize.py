@@ -138,7 +138,8 @@ def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_
                         len(frames))
             return
         except NonFiniteError as e:
-            frame = row.read_start + made[0]
+            # e.frame: where a method that works in batches found it, counted from the next frame it owed
+            frame = row.read_start + made[0] + (e.frame or 0)
             raise NonFiniteError(f"job {job}, chunk {chunk}, frame {frame}: {e}; no output written ({out})",
                                  frame=frame) from None
         except torch.OutOfMemoryError:

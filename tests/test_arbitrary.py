@@ -403,3 +403,65 @@ def test_magenta_in_bfloat16_on_the_cpu_runs_the_cuda_code_path(magenta_net, mon
     assert np.abs(low.astype(int) - full).mean() < 4  # of 255
     with pytest.raises(ValueError, match="precision"):
         _magenta(magenta_net, frames, weights, _styles(), flows, precision="int4")
+
+
+def _poison_forward(monkeypatch, when):
+    """MagentaNet.forward gives NaN for the frames `when(autocast on)` names (a list of places in the batch)."""
+    real = MagentaNet.forward
+
+    def forward(self, frames, style, steady=None):
+        out = real(self, frames, style, steady)
+        bad = when(torch.is_autocast_enabled("cpu"))
+        if bad:
+            out = out.clone()
+            out[bad] = float("nan")
+        return out
+
+    monkeypatch.setattr(MagentaNet, "forward", forward)
+
+
+def test_a_non_finite_batch_in_reduced_precision_is_made_again_in_float32(magenta_net, monkeypatch):
+    frames = _video()[:6]
+    flows = backward_flows(frames, [1])
+    weights = np.linspace([1, 0], [0, 1], len(frames))
+    full = _magenta(magenta_net, frames, weights, _styles(), flows, precision="float32", batch_frames=3)
+    _poison_forward(monkeypatch, lambda low: [1] if low else [])  # bfloat16 overflows on every batch
+    low = _magenta(magenta_net, frames, weights, _styles(), flows, precision="bfloat16", batch_frames=3)
+    # the float32 retry starts from the statistics before the failed attempt, so nothing of it remains
+    assert np.array_equal(low, full)
+
+
+def test_a_batch_non_finite_in_float32_too_is_refused_naming_its_frame(magenta_net, monkeypatch):
+    from artify.pixels import NonFiniteError
+
+    frames = _video()[:6]
+    _poison_forward(monkeypatch, lambda low: [1])
+    made = []
+    with pytest.raises(NonFiniteError, match="non-finite in bfloat16 and in float32") as e:
+        made.extend(stylize_frames(magenta_net, frames, np.ones((6, 1)), _styles()[:1],
+                                   defaults() | {"batch_frames": 3, "precision": "bfloat16"}, "cpu",
+                                   flows=backward_flows(frames, [1])))
+    assert len(made) == 0 and e.value.frame == 1  # the first batch's second frame; nothing of it was yielded
+
+
+def test_the_adain_network_retries_a_non_finite_batch_in_float32_too(monkeypatch):
+    import artify.methods.arbitrary as arbitrary
+
+    net, frames = random_net(), _video()[:4]
+    weights = np.ones((4, 1))
+    settings = defaults() | {"arbitrary_network": "adain", "batch_frames": 2, "temporal": True,
+                             "flow_blend": 0.0, "flow_blend_long": 0.0}
+    full = np.stack(list(stylize_frames(net, frames, weights, _styles()[:1], settings | {"precision": "float32"},
+                                        "cpu")))
+    real = arbitrary._fit
+    calls = []
+
+    def overflowing(out, size):  # the decoder overflows in reduced precision
+        calls.append(torch.is_autocast_enabled("cpu"))
+        return real(out, size) * (float("inf") if calls[-1] else 1.0)
+
+    monkeypatch.setattr(arbitrary, "_fit", overflowing)
+    low = np.stack(list(stylize_frames(net, frames, weights, _styles()[:1], settings | {"precision": "bfloat16"},
+                                       "cpu")))
+    assert calls == [True, False, True, False]  # each batch of 2 failed in bfloat16 and was made in float32
+    assert np.array_equal(low, full)  # and the EMA of the statistics never saw the failed attempts

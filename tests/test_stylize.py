@@ -92,6 +92,28 @@ def test_a_non_finite_frame_fails_the_chunk_naming_job_chunk_and_frame_and_leave
     assert not list(chunk_inputs.glob(".tmp*"))
 
 
+def test_the_arbitrary_method_names_the_frame_of_a_non_finite_batch(chunk_inputs, monkeypatch):
+    from artify.methods.magenta import MagentaNet
+    from artify.pixels import NonFiniteError
+
+    real = MagentaNet.forward
+
+    def forward(self, frames, style, steady=None):  # frame 4 of the chunk (the second batch's second) goes NaN
+        out = real(self, frames, style, steady).clone()
+        if len(frames) == 3 and forward.calls == 1:
+            out[1] = float("nan")
+        forward.calls += 1
+        return out
+    forward.calls = 0
+
+    monkeypatch.setattr(MagentaNet, "forward", forward)
+    settings = defaults() | {"method": "arbitrary", "batch_frames": 3, "temporal": False, "device": "cpu",
+                             "precision": "float32"}
+    with pytest.raises(NonFiniteError, match=r"job myjob, chunk 0, frame 4: the network's output is non-finite"):
+        run_chunk(chunk_inputs, settings, job="myjob")
+    assert not (chunk_inputs / "out.npy").exists()
+
+
 def test_the_command_line_reports_a_non_finite_frame_in_one_line(chunk_inputs, monkeypatch, capsys):
     import artify.methods.gatys as gatys
     from artify.cli import main

@@ -47,6 +47,7 @@ from torch import nn
 
 from artify.features import to_tensor, to_uint8
 from artify.methods.magenta import MagentaNet, load_magenta, style_crops
+from artify.pixels import NonFiniteError
 
 ENCODER_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 # pytorch-AdaIN net.py `vgg`: index of the ReLU giving each layer (slices enc_1..enc_4 end after these)
@@ -422,6 +423,22 @@ def ema_stats(running, mean: torch.Tensor, std: torch.Tensor, momentum: float):
     return smoothed[-1], torch.cat([m for m, _ in smoothed]), torch.cat([sd for _, sd in smoothed])
 
 
+def finite_batch(attempt, precision: str, device) -> tuple:
+    """attempt(precision) -> (a batch of frames, unclamped, and what else it made); a non-finite batch (reduced precision
+    overflows: float16's largest value is 65504) is made again in float32, from the same state; one that stays
+    non-finite raises NonFiniteError whose `frame` is its first bad frame's place in the batch."""
+    result = attempt(precision)
+    if torch.isfinite(result[0]).all():
+        return result
+    tried = precision
+    if autocast_dtype(device, precision) is not None:
+        result, tried = attempt("float32"), f"{precision} and in float32"
+        if torch.isfinite(result[0]).all():
+            return result
+    bad = int((~torch.isfinite(result[0])).flatten(1).any(1).nonzero()[0])
+    raise NonFiniteError(f"the network's output is non-finite in {tried}", frame=bad)
+
+
 class SteadyNormStats:
     """The content statistics of each of the Magenta transformer's instance norms, made steady over a chunk's
     frames as `smooth_stats` says; every norm calls it with its layer and the batch's per-frame statistics.
@@ -432,6 +449,12 @@ class SteadyNormStats:
         self.mode, self.momentum = mode, momentum
         self.running: dict = {}
         self.sums: dict = {}
+
+    def state(self) -> tuple[dict, dict]:
+        return dict(self.running), dict(self.sums)  # their tensors are replaced, never changed in place
+
+    def restore(self, state: tuple[dict, dict]) -> None:
+        self.running, self.sums = dict(state[0]), dict(state[1])
 
     def __call__(self, layer: int, mean: torch.Tensor, std: torch.Tensor):
         if self.mode == "ema":
@@ -466,8 +489,13 @@ def _magenta_batches(net: MagentaNet, frames, weights, keyframes, device, mode, 
 
     def run(i):
         style = mix_vectors(vectors, weights[i:i + batch])
-        with torch.no_grad(), _autocast(device, precision):
-            return net(_input(frames[i:i + batch], device, precision), style, steady).float().clamp(0, 1)
+        state = steady.state()
+
+        def attempt(p):
+            steady.restore(state)  # a failed attempt's statistics never reach the next batch
+            with torch.no_grad(), _autocast(device, p):
+                return net(_input(frames[i:i + batch], device, p), style, steady).float(), None
+        return finite_batch(attempt, precision, device)[0].clamp(0, 1)
 
     if mode == "clip":  # the chunk's mean statistics need every frame first: one extra pass
         steady.mode = "record"
@@ -481,11 +509,11 @@ def _magenta_batches(net: MagentaNet, frames, weights, keyframes, device, mode, 
 def _adain_batches(model: ArbitraryNet, frames, weights, keyframes, device, mode, momentum, alpha, batch, precision,
                    stats):
     """(first frame, float (n, 3, H, W) in [0, 1]) per batch of `frames`, stylized by the AdaIN network."""
-    targets = keyframe_stats(model, keyframes, device, precision)
+    targets = keyframe_stats(model, keyframes, device, "float32")  # once per keyframe: never worth a risk
 
-    def encode(i):
-        with torch.no_grad(), _autocast(device, precision):
-            f = model.encode(_input(frames[i:i + batch], device, precision))["relu4_1"]
+    def encode(i, p=precision):
+        with torch.no_grad(), _autocast(device, p):
+            f = model.encode(_input(frames[i:i + batch], device, p))["relu4_1"]
         return f, mean_std(f)
 
     clip_stats = None
@@ -493,25 +521,27 @@ def _adain_batches(model: ArbitraryNet, frames, weights, keyframes, device, mode
         all_stats = [encode(i)[1] for i in range(0, len(frames), batch)]
         clip_stats = (torch.cat([m for m, _ in all_stats]).mean(0, keepdim=True),
                       torch.cat([sd for _, sd in all_stats]).mean(0, keepdim=True))
-    running = None
-    for i in range(0, len(frames), batch):
-        feats, (c_mean, c_std) = encode(i)
-        n = len(feats)
-        if stats is not None:
-            stats.setdefault("content_std", []).extend(c_std.flatten(1).mean(1).tolist())
+    running = None  # the EMA's state after the last finite batch
+
+    def attempt(i, p):
+        feats, (c_mean, c_std) = encode(i, p)
         if mode == "clip":
-            c_stats = (clip_stats[0].expand_as(c_mean), clip_stats[1].expand_as(c_std))
+            c_stats, state = (clip_stats[0].expand_as(c_mean), clip_stats[1].expand_as(c_std)), None
         elif mode == "ema":  # causal, so it streams: frame t sees frames <= t only
-            running, *c_stats = ema_stats(running, c_mean, c_std, momentum)
-        elif mode == "none":
-            c_stats = (c_mean, c_std)
+            state, *c_stats = ema_stats(running, c_mean, c_std, momentum)
         else:
-            raise ValueError(f"unknown smooth_stats {mode!r} (none, ema, clip)")
-        t_mean, t_std = mix_stats(targets, weights[i:i + n])
-        with torch.no_grad(), _autocast(device, precision):
+            c_stats, state = (c_mean, c_std), None
+        t_mean, t_std = mix_stats(targets, weights[i:i + len(feats)])
+        with torch.no_grad(), _autocast(device, p):
             out = model.decoder(model.transfer(feats, t_mean, t_std, alpha, c_stats))
-            out = _fit(out, frames.shape[1:3]).float().clamp(0, 1)
-        del feats
+            out = _fit(out, frames.shape[1:3]).float()
+        return out, (state, c_std)
+
+    for i in range(0, len(frames), batch):
+        out, (running, c_std) = finite_batch(lambda p: attempt(i, p), precision, device)
+        out = out.clamp(0, 1)  # after the check: clamping would make an infinity a white pixel
+        if stats is not None:
+            stats.setdefault("content_std", []).extend(c_std.float().flatten(1).mean(1).tolist())
         yield i, out
 
 

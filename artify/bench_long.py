@@ -88,7 +88,7 @@ def cmd_plan(a) -> int:
     for minutes in [float(m) for m in a.minutes.split(",")]:
         workdir = prepared(Path(a.root), minutes, a.method, style)
         plan = read_chunks(workdir / "results/long/chunks.tsv")
-        _, start = snakemake(workdir, "-n", "--quiet", "rules", "results/long/chunks.tsv")  # nothing to plan
+        _, start = snakemake(workdir, "results/long/chunks.tsv", "-n", "--quiet", "rules")  # nothing to plan
         proc, seconds = snakemake(workdir, "-n", "--quiet", "rules")
         stats = job_stats(proc.stdout)
         rows.append((minutes, len(plan), plan[-1].span + 1, stats.get("total", 0), seconds, start))

@@ -232,9 +232,10 @@ def test_temporary_frames_stay_a_few_chunks_however_many_chunks(tmp_path):
 def test_the_demo_through_a_style_transition_with_the_defaults(tmp_path):
     """The case that shipped black frames: the demo's own inputs, keyframes and schedule with every default
     (L-BFGS, 60 iterations, style_weight 50, temporal) at the demo's 192 px, a chunk starting cold at frame
-    20, inside the cross-fade from the first style to the second (schedule row about (0.95, 0.05, 0)). The
-    old optimiser went to NaN on that frame and the whole chunk was written black. Chunks of 12 frames make
-    the span of the chunk that starts there (frames 20-35) the only one stylized."""
+    20, inside the cross-fade from the first style to the second (a mixed schedule row). The old optimiser went
+    to NaN on such a frame (frame 21, row (0.91, 0.09, 0), in the schedule of the time) and the whole chunk was
+    written black. Chunks of 12 frames make the span of the chunk that starts there (frames 20-35) the only
+    one stylized."""
     from artify.schedule import StyleSchedule
     from artify.video import read_frames
     from tests.pictures import assert_real_pictures
@@ -250,7 +251,7 @@ def test_the_demo_through_a_style_transition_with_the_defaults(tmp_path):
     span = tmp_path / f"results/demo/stylized/{chunk.span:04d}"
     snakemake(tmp_path, str(span.relative_to(tmp_path)))
     weights = StyleSchedule.load(tmp_path / "results/demo/schedule.tsv").weights_range(20, 36)
-    assert 0.9 < weights[0].max() < 0.99 and weights[-1].max() < 0.9  # a transition runs through the chunk
+    assert 0.5 < weights[0].max() < 0.99  # the cold start is a mix of two styles, inside a cross-fade
     inputs = read_frames(tmp_path / "resources/demo/content.mp4", 0, 36, size=(192, 108))[20:]
     keyframes = [load_image(f) for f in sorted((tmp_path / "results/demo/keyframes").glob("*.png"))]
     assert_real_pictures(read_frames(chunk_path(span, 2, ".npy")), inputs, keyframes, weights, what="demo chunk 2")

@@ -14,6 +14,7 @@ import pytest
 
 from artify.resume import main, running_here, workdir
 from tests.conftest import REPO, require_shared
+from tests.pictures import assert_job_stylized
 from tests.test_pipeline import planned_jobs, write_jobs
 
 PYTHON = sys.executable
@@ -88,23 +89,19 @@ def test_hard_kill_of_a_real_run_then_make_run_resumes(tmp_path):
     wrapper = [PYTHON, "-m", "artify.resume", "--again", "make run", *snakemake]
     proc = subprocess.Popen(wrapper, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
-    chunks = tmp_path / "results/tiny/chunks"
-    logs = tmp_path / "logs/stylize_chunk"
+    partial = tmp_path / "results/tiny/stylized/.0000.partial"  # the one span's chunks, as they finish
 
-    def in_flight():  # chunks whose stylization has started (a log exists) but not finished
-        started = {p.stem.split("_")[-1] for p in logs.glob("tiny_*.log")} if logs.exists() else set()
-        return {c for c in started if not (chunks / f"stylized_{c}.npy").exists()}
+    def finished():  # chunks whose file and key are written
+        return {p.name for p in partial.glob("*.npy") if p.with_name(p.name + ".key").exists()} if partial.exists() else set()
 
     try:
         deadline = time.time() + 600
-        while time.time() < deadline and not (list(chunks.glob("stylized_*.npy")) and in_flight()):
+        while time.time() < deadline and not finished():
             time.sleep(0.2)
         time.sleep(0.5)
         os.kill(proc.pid, signal.SIGKILL)  # the wrapper became Snakemake (exec): kill -9 of Snakemake itself
         proc.wait(timeout=60)
-        finished = {p.name: p.stat().st_mtime_ns for p in chunks.glob("stylized_*.npy")}
-        killed_in_flight = in_flight()
-        assert finished and killed_in_flight, "never caught a chunk in flight after one had finished"
+        assert 0 < len(finished()) < 3, "never caught the span's job between its first and its last chunk"
         assert list((tmp_path / ".snakemake" / "locks").iterdir())  # the stale-looking lock
 
         # its job is still running: no unlock, and the user is told what to do
@@ -116,21 +113,27 @@ def test_hard_kill_of_a_real_run_then_make_run_resumes(tmp_path):
         assert f"kill {' '.join(str(pid) for pid, _ in jobs)}" in refused.stderr
         assert list((tmp_path / ".snakemake" / "locks").iterdir())
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # everything left of the run, as a power cut would
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # everything left of the run, as a power cut would
+        except ProcessLookupError:  # nothing was left
+            pass
     deadline = time.time() + 30
     while running_here(tmp_path.resolve()) and time.time() < deadline:
         time.sleep(0.1)
-    for c in killed_in_flight:  # nothing half-written looks finished
-        assert not (chunks / f"stylized_{c}.npy").exists()
+    done = {name: (partial / name).stat().st_mtime_ns for name in finished()}  # finished before the power cut
+    assert not (tmp_path / "results/tiny/stylized/0000").exists()  # nothing half-done looks finished
     # plain Snakemake would stop here ("Directory cannot be locked"); the wrapper resumes
     plain = subprocess.run(snakemake, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert plain.returncode != 0 and "cannot be locked" in plain.stdout + plain.stderr
     resumed = subprocess.run(wrapper, cwd=REPO, capture_output=True, text=True, timeout=1200)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "was killed before it could clean up" in resumed.stderr
-    assert planned_jobs(resumed.stdout + resumed.stderr)["stylize_chunk"] == 3 - len(finished)
-    for name, mtime in finished.items():  # the chunks finished before the kill were not redone
-        assert (chunks / name).stat().st_mtime_ns == mtime
-    assert (tmp_path / "results/tiny/stylized.mp4").exists()
+    assert planned_jobs(resumed.stdout + resumed.stderr)["stylize_chunk"] == 1  # the span's job runs again ...
+    out = tmp_path / "results/tiny/stylized/0000"
+    for name, mtime in done.items():  # ... keeping the chunks finished before the kill
+        assert (out / name).stat().st_mtime_ns == mtime
+    log = (tmp_path / "logs/stylize_chunk/tiny_0000.log").read_text()
+    assert f"{len(done)} reused" in log, log[-500:]
+    assert_job_stylized(tmp_path, "tiny")
     locks = tmp_path / ".snakemake" / "locks"
     assert not locks.exists() or not list(locks.iterdir())

@@ -44,6 +44,9 @@ rule extract_frames:
         video=content_video,
         meta="results/{job}/meta.json",
         chunks="results/{job}/chunks.tsv",
+        # Not read: decoding waits for the style branch, whose chain (scenes, keyframes, schedule) holds one
+        # core for a while; otherwise the free core decodes span after span that nothing can stylize yet.
+        after="results/{job}/schedule.tsv",
     output:
         temp(directory("results/{job}/frames/{span}")),
     params:

@@ -185,6 +185,7 @@ def main(argv=None) -> int:
                    help="a pipeline run's results/demo (keyframes.tsv, keyframes/, schedule.tsv)")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--sources", default="demo,bunny,chaplin", help="the sources to run, in this order")
     p.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"))
     a = p.parse_args(argv)
     if a.compare:
@@ -203,7 +204,8 @@ def main(argv=None) -> int:
         done = {(r.source, r.styles, int(r.size), r.mode) for r in prev.itertuples()}
     model = vgg19("cpu")
     settings = defaults()
-    for case in cases(a.quick):
+    order = a.sources.split(",")
+    for case in sorted((c for c in cases(a.quick) if c["source"] in order), key=lambda c: order.index(c["source"])):
         key = (case["source"], case["styles"], case["size"], case["mode"])
         if key in done:
             continue

@@ -78,6 +78,7 @@ rule stylize_chunk:
         schedule="results/{job}/schedule.tsv",
         keyframes="results/{job}/keyframes.tsv",
         keyframe_dir="results/{job}/keyframes",
+        cuts="results/{job}/cuts.tsv",
     output:
         directory("results/{job}/stylized/{span}"),
     params:
@@ -104,4 +105,5 @@ rule stylize_chunk:
     shell:
         "{ARTIFY} stylize-span {input.frames:q} --chunks {input.chunks:q} --span {wildcards.span} --job {wildcards.job}"
         " --schedule {input.schedule:q} --keyframes {input.keyframes:q} --keyframe-dir {input.keyframe_dir:q}"
+        " --cuts {input.cuts:q}"
         " {params.extra} --threads {threads} -o {output:q} {params.options} > {log:q} 2>&1"

@@ -144,7 +144,7 @@ def cmd_segment_span(a):
     from artify.stylize import pick_device
 
     segment_span(a.frames, a.chunks, a.span, a.output, S.from_args("segment_chunk", a), pick_device(a.device),
-                 threads=a.threads)
+                 threads=a.threads, cuts=a.cuts)
 
 
 def cmd_stylize_span(a):
@@ -367,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "NNNN.npz (resumable)", "segment_chunk")
     _span_arguments(p, "the span's folder of frames (extract-frames)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (SAM)")
+    p.add_argument("--cuts", help="the content's cuts.tsv (detect-cuts): masks are not carried across a cut")
     p.set_defaults(func=cmd_segment_span)
 
     p = _stage_parser(sub, "stylize-span", "stylize-chunk for every chunk of a span, in one process (one model "

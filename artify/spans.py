@@ -99,19 +99,25 @@ def flow_span(frames_dir, chunks_tsv, span: int, out_dir, settings: dict, thread
                     lambda c, _: key_of(settings, Path(chunk_path(frames_dir, c.chunk, ".npy"))))
 
 
-def segment_span(frames_dir, chunks_tsv, span: int, out_dir, settings: dict, device, threads: int | None = None):
-    """`segment.segment_chunk` for every chunk of a span, with one segmenter (SAM loaded once)."""
+def segment_span(frames_dir, chunks_tsv, span: int, out_dir, settings: dict, device, threads: int | None = None,
+                 cuts=None):
+    """`segment.segment_chunk` for every chunk of a span, with one segmenter (SAM loaded once); cuts: the
+    content's cuts.tsv (masks are not carried across a cut)."""
+    from artify.cuts import load_cuts, shot_starts
     from artify.segment import make_segmenter, segment_chunk
 
     segmenter = []
+    cut_frames = load_cuts(cuts) if cuts else []
 
     def make(c, _, path):
         if not segmenter:
             segmenter.append(make_segmenter(settings, device))
-        segment_chunk(chunk_path(frames_dir, c.chunk, ".npy"), path, settings, device, threads, segmenter[0])
+        segment_chunk(chunk_path(frames_dir, c.chunk, ".npy"), path, settings, device, threads, segmenter[0],
+                      shot_starts(cut_frames, c.read_start, c.stop))
 
     return run_span(span_chunks(chunks_tsv, span), out_dir, ".npz", make,
-                    lambda c, _: key_of(settings, Path(chunk_path(frames_dir, c.chunk, ".npy"))))
+                    lambda c, _: key_of(settings, Path(chunk_path(frames_dir, c.chunk, ".npy")),
+                                        Path(cuts) if cuts else None))
 
 
 def stylize_span(frames_dir, chunks_tsv, span: int, schedule_tsv, keyframes_tsv, keyframe_dir, out_dir,

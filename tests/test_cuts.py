@@ -137,3 +137,28 @@ def test_style_boundaries_move_onto_nearby_cuts_and_switch_hard_there(tmp_path):
     plot_schedule(tmp_path / "s.tsv", tmp_path / "s.png", 24, cuts=[90, 200])
     picture = cv2.imread(str(tmp_path / "s.png"))
     assert picture is not None and picture.std() > 10
+
+
+def test_segmentation_masks_are_not_carried_across_a_cut(tmp_path):
+    """segment_span with the cuts: the second shot's masks are those of the shot segmented alone. The first
+    shot: a square moving over a panning background (tests/test_segment.py's scene), the second a still one
+    (alone: an empty mask)."""
+    from artify.chunks import chunk_frames_path
+    from artify.segment import load_masks, segment_frames
+    from artify.spans import segment_span
+    from tests.test_segment import scene
+
+    clip = np.concatenate([scene(5)[0], scene(5, pan=0, speed=(0, 0), seed=1)[0]])
+    (tmp_path / "frames").mkdir()
+    save_frames(chunk_frames_path(tmp_path / "frames", 0), clip, len(clip))
+    write_chunks(plan_chunks(len(clip), len(clip), 1), tmp_path / "chunks.tsv")
+    write_cuts([5], 24, tmp_path / "cuts.tsv")
+    settings = defaults() | {"segmenter": "motion"}
+    segment_span(tmp_path / "frames", tmp_path / "chunks.tsv", 0, tmp_path / "masks", settings, "cpu",
+                 cuts=tmp_path / "cuts.tsv")
+    masks = load_masks(tmp_path / "masks" / "0000.npz")
+    alone = np.round(segment_frames(clip[5:], settings) * 255) / 255
+    assert masks.shape == clip.shape[:3] and masks[:5].mean(axis=(1, 2)).min() > 0.05  # the square is found
+    assert np.allclose(masks[5:], alone, atol=1e-6)
+    carried = segment_frames(clip, settings)  # cut unknown: the first shot's mask leaks into the second
+    assert np.abs(carried[5:] - segment_frames(clip[5:], settings)).max() > 0.1

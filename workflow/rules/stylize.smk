@@ -33,6 +33,7 @@ rule segment_chunk:
     input:
         frames="results/{job}/frames/{span}",
         chunks="results/{job}/chunks.tsv",
+        cuts="results/{job}/cuts.tsv",
     output:
         temp(directory("results/{job}/masks/{span}")),
     params:
@@ -53,7 +54,7 @@ rule segment_chunk:
         gpu=lambda wildcards: 1 if JOBS[wildcards.job]["sam_checkpoint"] and JOBS[wildcards.job]["device"] != "cpu" else 0,
     shell:
         "{ARTIFY} segment-span {input.frames:q} --chunks {input.chunks:q} --span {wildcards.span}"
-        " --device {params.device} --threads {threads} -o {output:q} {params.options} > {log:q} 2>&1"
+        " --cuts {input.cuts:q} --device {params.device} --threads {threads} -o {output:q} {params.options} > {log:q} 2>&1"
 
 
 def stylize_extra_inputs(wildcards):

@@ -121,8 +121,8 @@ def cmd_plan_schedule(a):
     n = min(meta.frames, o["max_frames"]) if o["max_frames"] else meta.frames
     cuts = load_cuts(a.cuts) if a.cuts else []
     plan_schedule(a.keyframes, n, float(Fraction(meta.fps)), a.output, spread=o["schedule_spread"],
-                  transition_seconds=o["transition_seconds"], curve=o["transition_curve"], cuts=cuts,
-                  sync_seconds=o["sync_seconds"] if o["sync_cuts"] else 0.0)
+                  transition_seconds=o["transition_seconds"], curve=o["transition_curve"],
+                  cuts=cuts if o["sync_cuts"] else [], sync_seconds=o["sync_seconds"])
     if a.plot:
         plot_schedule(a.output, a.plot, float(Fraction(meta.fps)), [c for c in cuts if c < n])
 

@@ -191,3 +191,25 @@ def test_segmentation_masks_are_not_carried_across_a_cut(tmp_path):
     assert np.allclose(masks[5:], alone, atol=1e-6)
     carried = segment_frames(clip, settings)  # cut unknown: the first shot's mask leaks into the second
     assert np.abs(carried[5:] - segment_frames(clip[5:], settings)).max() > 0.1
+
+
+def test_the_command_line_finds_the_cuts_and_the_schedule_syncs_to_them(tmp_path, bunny_clip):
+    from tests.test_cli import artify
+
+    assert artify("probe", bunny_clip, "-o", tmp_path / "meta.json").returncode == 0
+    proc = artify("detect-cuts", bunny_clip, "--meta", tmp_path / "meta.json", "-o", tmp_path / "cuts.tsv")
+    assert proc.returncode == 0, proc.stderr
+    assert load_cuts(tmp_path / "cuts.tsv") == [235]
+    keyframes = keyframes_tsv(tmp_path / "k.tsv", [1, 1])  # two styles: the boundary at frame 120 of 240
+    for sync, expected in (("true", 235), ("false", 120)):
+        proc = artify("plan-schedule", "--keyframes", keyframes, "--meta", tmp_path / "meta.json", "--cuts",
+                      tmp_path / "cuts.tsv", "--sync-cuts", sync, "--sync-seconds", 5, "--transition-seconds", 0,
+                      "-o", tmp_path / f"s_{sync}.tsv")
+        assert proc.returncode == 0, proc.stderr
+        w = StyleSchedule.load(tmp_path / f"s_{sync}.tsv").table
+        assert w[expected - 1, 0] == 1 and w[expected, 1] == 1, sync
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("frame\n3\n")
+    proc = artify("plan-schedule", "--keyframes", keyframes, "--meta", tmp_path / "meta.json", "--cuts", bad,
+                  "-o", tmp_path / "s.tsv")
+    assert proc.returncode == 2 and str(bad) in proc.stderr and not (tmp_path / "s.tsv").exists()

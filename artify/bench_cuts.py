@@ -111,11 +111,14 @@ def main(argv=None) -> int:
     style = load_image(a.style, a.size)
     flows = compute_flows(frames, 1)
     steady = [t for t in range(len(frames) - 1) if t != cut - 1]  # pairs (t, t+1) that do not cross the cut
-    floor = float(warping_error(frames, flows=flows)[1][steady].mean())
+    shots = {"shot before": [t for t in steady if t < cut], "shot after": [t for t in steady if t >= cut]}
+    input_errors = warping_error(frames, flows=flows)[1]
+    floor = float(input_errors[steady].mean())
     print(f"clip {a.clip}: cuts {cuts} (content detection, defaults); frames {a.first}-{a.first + a.frames - 1} at "
           f"{size[0]}x{size[1]}, the cut before frame {a.first + cut}; style {Path(a.style).name}; "
           f"torch threads {a.threads}, CPU")
-    print(f"input's warping error over the {len(steady)} pairs not crossing the cut: {floor:.5f}")
+    print(f"input's warping error over the {len(steady)} pairs not crossing the cut: {floor:.3e} ("
+          + ", ".join(f"{shot} {input_errors[pairs].mean():.3e}" for shot, pairs in shots.items()) + ")")
     results = {"cuts": cuts, "cut": a.first + cut, "first": a.first, "frames": a.frames, "size": list(size),
                "input_warp": floor, "methods": {}}
     for method in a.methods.split(","):
@@ -131,16 +134,22 @@ def main(argv=None) -> int:
         row = {"ghost_frames": [a.first + cut + j for j in range(n)], "seconds": seconds}
         for name in ("before", "after"):
             per = np.abs(videos[name][cut:cut + n].astype(float) - videos["cold"][:n]).mean(axis=(1, 2, 3))
+            errors = warping_error(videos[name], flows=flows)[1]
             row[name] = {"ghosting": float(per.mean()), "ghosting_per_frame": per.round(2).tolist(),
-                         "warp": float(warping_error(videos[name], flows=flows)[1][steady].mean())}
+                         "warp": float(errors[steady].mean()),
+                         **{f"warp, {shot}": float(errors[pairs].mean()) for shot, pairs in shots.items()}}
         results["methods"][method] = row
         print(f"{method}: ghosting (mean |ours - cold start|, 0-255) over frames {row['ghost_frames'][0]}-"
               f"{row['ghost_frames'][-1]}: before {row['before']['ghosting']:.2f} "
               f"(per frame {row['before']['ghosting_per_frame']}), after {row['after']['ghosting']:.2f} "
               f"(per frame {row['after']['ghosting_per_frame']})")
-        print(f"{method}: warping error over pairs not crossing the cut: before {row['before']['warp']:.5f}, "
-              f"after {row['after']['warp']:.5f} (x{row['after']['warp'] / row['before']['warp']:.3f}); "
-              f"seconds: before {seconds['before']:.1f}, after {seconds['after']:.1f}, cold {seconds['cold']:.1f}")
+        print(f"{method}: warping error over pairs not crossing the cut: before {row['before']['warp']:.3e}, "
+              f"after {row['after']['warp']:.3e} (x{row['after']['warp'] / row['before']['warp']:.3f}); "
+              + "; ".join(f"{shot} ({len(pairs)} pairs): before {row['before'][f'warp, {shot}']:.3e}, after "
+                          f"{row['after'][f'warp, {shot}']:.3e}" for shot, pairs in shots.items()))
+        print(f"{method}: the shot before the cut unchanged: "
+              f"{np.array_equal(videos['before'][:cut], videos['after'][:cut])}; seconds (noisy: a shared machine): "
+              f"before {seconds['before']:.1f}, after {seconds['after']:.1f}, cold {seconds['cold']:.1f}")
         columns = list(range(max(0, cut - 2), min(len(frames), cut + 5)))
         picture({"input": frames, "ours, before": videos["before"], "ours, after": videos["after"],
                  "cold start": videos["cold"]}, columns, cut, a.first, out / f"cuts_{method}.png")

@@ -89,6 +89,16 @@ def cmd_detect_scenes(a):
     print(f"{len(scenes)} scenes")
 
 
+def cmd_detect_cuts(a):
+    from artify.cuts import detect_content_cuts
+
+    o = S.from_args("detect_cuts", a)
+    cuts = detect_content_cuts(a.video, a.meta, a.output, detector=o["cut_detector"], threshold=o["cut_threshold"],
+                               min_shot_frames=o["min_shot_frames"], min_change=o["cut_min_change"],
+                               max_frames=o["max_frames"])
+    print(f"{len(cuts)} cuts: {cuts}")
+
+
 def cmd_select_keyframes(a):
     from artify.keyframes import contact_sheet, select_keyframes
 
@@ -102,16 +112,19 @@ def cmd_select_keyframes(a):
 
 
 def cmd_plan_schedule(a):
+    from artify.cuts import load_cuts
     from artify.schedule import plan_schedule, plot_schedule
     from artify.video import VideoMeta
 
     o = S.from_args("plan_schedule", a)
     meta = VideoMeta.load(a.meta)
     n = min(meta.frames, o["max_frames"]) if o["max_frames"] else meta.frames
+    cuts = load_cuts(a.cuts) if a.cuts else []
     plan_schedule(a.keyframes, n, float(Fraction(meta.fps)), a.output, spread=o["schedule_spread"],
-                  transition_seconds=o["transition_seconds"], curve=o["transition_curve"])
+                  transition_seconds=o["transition_seconds"], curve=o["transition_curve"],
+                  cuts=cuts if o["sync_cuts"] else [], sync_seconds=o["sync_seconds"])
     if a.plot:
-        plot_schedule(a.output, a.plot, float(Fraction(meta.fps)))
+        plot_schedule(a.output, a.plot, float(Fraction(meta.fps)), [c for c in cuts if c < n])
 
 
 def cmd_flow_chunk(a):
@@ -131,7 +144,7 @@ def cmd_segment_span(a):
     from artify.stylize import pick_device
 
     segment_span(a.frames, a.chunks, a.span, a.output, S.from_args("segment_chunk", a), pick_device(a.device),
-                 threads=a.threads)
+                 threads=a.threads, cuts=a.cuts)
 
 
 def cmd_stylize_span(a):
@@ -139,7 +152,7 @@ def cmd_stylize_span(a):
 
     stylize_span(a.frames, a.chunks, a.span, a.schedule, a.keyframes, a.keyframe_dir, a.output,
                  S.from_args("stylize_chunk", a), threads=a.threads, flows_dir=a.flows, previous_dir=a.previous,
-                 decoder=a.decoder, masks_dir=a.masks, job=a.job)
+                 decoder=a.decoder, masks_dir=a.masks, job=a.job, cuts=a.cuts)
 
 
 def cmd_stylize_chunk(a):
@@ -147,7 +160,7 @@ def cmd_stylize_chunk(a):
 
     stylize_chunk(a.frames, a.chunks, a.chunk, a.schedule, a.keyframes, a.keyframe_dir, a.output,
                   S.from_args("stylize_chunk", a), threads=a.threads, flows=a.flows,
-                  previous_chunk=a.previous, decoder=a.decoder, masks=a.masks, job=a.job)
+                  previous_chunk=a.previous, decoder=a.decoder, masks=a.masks, job=a.job, cuts=a.cuts)
 
 
 def cmd_segment_chunk(a):
@@ -308,6 +321,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True)
     p.set_defaults(func=cmd_detect_scenes)
 
+    p = _stage_parser(sub, "detect-cuts", "find the cuts of the content video (where its shots start), in the "
+                      "pipeline's frame numbers -> cuts.tsv", "detect_cuts")
+    p.add_argument("video")
+    p.add_argument("--meta", required=True, help="the video's meta.json (probe)")
+    p.add_argument("-o", "--output", required=True)
+    p.set_defaults(func=cmd_detect_cuts)
+
     p = _stage_parser(sub, "select-keyframes", "one representative frame per distinct style -> keyframes.tsv",
                       "select_keyframes")
     p.add_argument("style")
@@ -321,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keyframes", required=True)
     p.add_argument("--meta", required=True)
     p.add_argument("--plot")
+    p.add_argument("--cuts", help="the content's cuts.tsv (detect-cuts): style boundaries sync to them")
     p.add_argument("-o", "--output", required=True)
     p.set_defaults(func=cmd_plan_schedule)
 
@@ -346,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "NNNN.npz (resumable)", "segment_chunk")
     _span_arguments(p, "the span's folder of frames (extract-frames)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (SAM)")
+    p.add_argument("--cuts", help="the content's cuts.tsv (detect-cuts): masks are not carried across a cut")
     p.set_defaults(func=cmd_segment_span)
 
     p = _stage_parser(sub, "stylize-span", "stylize-chunk for every chunk of a span, in one process (one model "
@@ -358,6 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(train-arbitrary), used when adain_decoder is empty")
     for name in ("schedule", "keyframes", "keyframe-dir"):
         p.add_argument(f"--{name}", required=True)
+    p.add_argument("--cuts", help="the content's cuts.tsv (detect-cuts): each shot starts afresh")
     p.add_argument("--job", help="the job's name, for messages (default: the folder above the output's)")
     p.set_defaults(func=cmd_stylize_span)
 
@@ -371,6 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("chunks", "schedule", "keyframes", "keyframe-dir"):
         p.add_argument(f"--{name}", required=True)
     p.add_argument("--chunk", type=int, required=True)
+    p.add_argument("--cuts", help="the content's cuts.tsv (detect-cuts): each shot starts afresh")
     p.add_argument("--job", help="the job's name, for messages (default: the folder above the output's)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (the job's threads)")
     p.add_argument("-o", "--output", required=True)

@@ -117,24 +117,27 @@ def frames_to_scenes(starts: list[int], ends: list[int], fps: Fraction) -> pd.Da
 
 
 def video_cuts(path, detector: str = "adaptive", threshold: float | None = None, min_scene_frames: int = 15,
-               min_change: float = DEFAULT_MIN_CHANGE, meta: VideoMeta | None = None) -> list[int]:
+               min_change: float = DEFAULT_MIN_CHANGE, meta: VideoMeta | None = None,
+               max_frames: int = 0) -> list[int]:
     """The frames of any video (a style source or a content video) where a new shot starts, in the
     pipeline's frame numbers (a variable-rate video's frames at its constant rate, as every stage reads them):
-    `find_cuts` on its `detection_frames`."""
+    `find_cuts` on its `detection_frames` (the first max_frames of them; 0 = all)."""
     meta = meta or probe(path)
-    cuts = find_cuts(detection_frames(path, meta), meta.fps_fraction, detector, threshold, min_scene_frames,
-                     min_change)
-    return [c for c in cuts if 0 < c < meta.frames]
+    frames = min(meta.frames, max_frames) if max_frames else meta.frames
+    cuts = find_cuts(detection_frames(path, meta, frames), meta.fps_fraction, detector, threshold,
+                     min_scene_frames, min_change)
+    return [c for c in cuts if 0 < c < frames]
 
 
-def detection_frames(path, meta: VideoMeta | None = None):
-    """A video's frames as the detectors see them: read by ffmpeg at DETECTION_SIZE on the long side
-    (PySceneDetect's own default is to shrink frames to about 256 px wide), in batches, so memory does not
-    grow with the video."""
+def detection_frames(path, meta: VideoMeta | None = None, frames: int | None = None):
+    """A video's frames (its first `frames`; None = all) as the detectors see them: read by ffmpeg at
+    DETECTION_SIZE on the long side (PySceneDetect's own default is to shrink frames to about 256 px wide), in
+    batches, so memory does not grow with the video."""
     meta = meta or probe(path)
     size = processing_size(meta.width, meta.height, DETECTION_SIZE)
-    for start in range(0, meta.frames, DETECTION_BATCH):
-        yield from read_frames(path, start, min(DETECTION_BATCH, meta.frames - start), size=size, meta=meta)
+    total = meta.frames if frames is None else min(frames, meta.frames)
+    for start in range(0, total, DETECTION_BATCH):
+        yield from read_frames(path, start, min(DETECTION_BATCH, total - start), size=size, meta=meta)
 
 
 def find_cuts(frames, fps: Fraction, detector: str = "adaptive", threshold: float | None = None,

@@ -5,6 +5,10 @@ last in the style source (the style video's pacing carries over), or equal. Arou
 cross-fade of `transition_seconds` (clipped so neighbouring fades never overlap) lowers one style's weight
 while the next one's rises, monotonically; outside fades one style has weight 1. Every row sums to 1.
 
+With the content's cuts (`artify.cuts`, `sync_cuts`), each boundary moves to the nearest cut within
+`sync_seconds` (`sync_boundaries`): the style changes with the shot, hard, because the cut is the
+transition; boundaries with no cut near keep their cross-fades.
+
 schedule.tsv (columns frame, w0..w{K-1}) is read through `StyleSchedule`, the one contract every
 stylization method uses.
 """
@@ -27,8 +31,9 @@ CURVES = ("cosine", "linear")
 
 def plan_schedule(keyframes_tsv, n_frames: int, fps: Fraction | float | str, out_tsv,
                   spread: str = "proportional", transition_seconds: float = 1.0,
-                  curve: str = "cosine") -> pd.DataFrame:
-    """Write and return the schedule (frame, w0..w{K-1}) of a target with n_frames frames at fps."""
+                  curve: str = "cosine", cuts: list[int] | None = None, sync_seconds: float = 0.0) -> pd.DataFrame:
+    """Write and return the schedule (frame, w0..w{K-1}) of a target with n_frames frames at fps.
+    cuts: the content's cut frames; style boundaries within sync_seconds of one move onto it and switch hard."""
     if spread not in SPREADS:
         raise ValueError(f"unknown schedule spread {spread!r} ({', '.join(SPREADS)})")
     if curve not in CURVES:
@@ -41,7 +46,10 @@ def plan_schedule(keyframes_tsv, n_frames: int, fps: Fraction | float | str, out
     keyframes = load_keyframes(keyframes_tsv)
     durations = keyframes.duration_frames.to_numpy(float) if spread == "proportional" \
         else np.ones(len(keyframes))
-    weights = schedule_weights(span_boundaries(durations, n_frames), n_frames, transition_seconds * fps, curve)
+    if sync_seconds < 0:
+        raise ValueError(f"sync_seconds must be >= 0, got {sync_seconds}")
+    bounds, hard = sync_boundaries(span_boundaries(durations, n_frames), cuts or [], sync_seconds * fps)
+    weights = schedule_weights(bounds, n_frames, transition_seconds * fps, curve, hard)
     table = weights_table(weights)
     atomic_write_text(out_tsv, table.to_csv(sep="\t", index=False))
     return table
@@ -53,8 +61,25 @@ def span_boundaries(shares: np.ndarray, n_frames: int) -> np.ndarray:
     return np.round(cumulative * n_frames).astype(int)
 
 
-def schedule_weights(bounds: np.ndarray, n_frames: int, transition_frames: float, curve: str) -> np.ndarray:
-    """(n_frames, K) weights: one-hot inside spans, cross-faded over each boundary, rows summing to 1.
+def sync_boundaries(bounds: np.ndarray, cuts: list[int], distance: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each inner boundary moved to the nearest cut at most `distance` frames away (the earlier of two as near),
+    in order, so every span keeps at least one frame and no two boundaries share a cut. Returns the boundaries
+    and, per inner boundary, whether it now lies on a cut (a hard switch)."""
+    bounds = np.array(bounds, dtype=int)
+    hard = np.zeros(max(len(bounds) - 2, 0), dtype=bool)
+    cuts = np.array(sorted(cuts), dtype=int)
+    for k in range(1, len(bounds) - 1):
+        near = cuts[(cuts > bounds[k - 1]) & (cuts < bounds[k + 1]) & (np.abs(cuts - bounds[k]) <= distance)]
+        if len(near):
+            bounds[k] = near[np.argmin(np.abs(near - bounds[k]))]
+            hard[k - 1] = True
+    return bounds, hard
+
+
+def schedule_weights(bounds: np.ndarray, n_frames: int, transition_frames: float, curve: str,
+                     hard: np.ndarray | None = None) -> np.ndarray:
+    """(n_frames, K) weights: one-hot inside spans, cross-faded over each boundary (but those `hard` says are
+    on a cut: they switch at once), rows summing to 1.
 
     A fade centred on a boundary extends half its length into each side; it is clipped to half of an inner
     span (which fades at both ends) or all of the first or last span (one fade), so fades never overlap.
@@ -70,7 +95,7 @@ def schedule_weights(bounds: np.ndarray, n_frames: int, transition_frames: float
     centres = np.arange(n_frames) + 0.5
     for k in range(n_styles - 1):
         half = min(transition_frames / 2, room[k], room[k + 1])
-        if half <= 0:
+        if half <= 0 or (hard is not None and hard[k]):
             continue
         inside = np.abs(centres - bounds[k + 1]) < half
         rising = fade_curve((centres[inside] - (bounds[k + 1] - half)) / (2 * half), curve)
@@ -138,8 +163,9 @@ class StyleSchedule:
         return self.table[start:stop].copy()
 
 
-def plot_schedule(schedule_tsv, out_png, fps: Fraction | float | str) -> None:
-    """Stacked areas of the style weights over the target's time: shows spans and cross-fades at a glance."""
+def plot_schedule(schedule_tsv, out_png, fps: Fraction | float | str, cuts: list[int] | None = None) -> None:
+    """Stacked areas of the style weights over the target's time: shows spans and cross-fades at a glance; the
+    content's cuts (frames) as dashed lines."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -150,6 +176,9 @@ def plot_schedule(schedule_tsv, out_png, fps: Fraction | float | str) -> None:
     fig, ax = plt.subplots(figsize=(8, 2.5), dpi=100)
     ax.stackplot(seconds, schedule.table.T, labels=[f"style {k}" for k in range(schedule.num_styles)],
                  step="post")
+    rate = float(Fraction(fps) if isinstance(fps, str) else fps)
+    for i, cut in enumerate(cuts or []):
+        ax.axvline(cut / rate, color="black", linestyle="--", linewidth=1, label="content cut" if i == 0 else None)
     ax.set(xlabel="time (s)", ylabel="weight", ylim=(0, 1), xlim=(0, max(seconds[-1], 1e-9)))
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
     fig.tight_layout()

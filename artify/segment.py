@@ -528,13 +528,19 @@ def make_segmenter(settings: dict, device="cpu"):
     return MotionSegmenter(every=settings.get("motion_every", 1))
 
 
-def segment_frames(frames: np.ndarray, settings: dict, device="cpu", segmenter=None) -> np.ndarray:
-    """Stable foreground masks (N, H, W) float32 for a chunk: segment, then `stabilise_masks`."""
+def segment_frames(frames: np.ndarray, settings: dict, device="cpu", segmenter=None,
+                   shot_starts: list[int] | None = None) -> np.ndarray:
+    """Stable foreground masks (N, H, W) float32 for a chunk: segment, then `stabilise_masks`; shot by shot
+    where `shot_starts` (frames, from 0) say the content cuts, so no mask is carried across a cut."""
+    from artify.cuts import shots
+
     frames = np.asarray(frames)
-    flows = neighbour_flows(frames)
     segmenter = segmenter or make_segmenter(settings, device)
-    masks = segmenter.segment(frames, flows)
-    return stabilise_masks(masks, flows, settings.get("mask_momentum", 0.6))
+    out = []
+    for a, b in shots(shot_starts or [0], len(frames)):
+        flows = neighbour_flows(frames[a:b])
+        out.append(stabilise_masks(segmenter.segment(frames[a:b], flows), flows, settings.get("mask_momentum", 0.6)))
+    return np.concatenate(out)
 
 
 def save_masks(path, masks: np.ndarray) -> None:
@@ -552,13 +558,14 @@ def load_masks(path) -> np.ndarray:
 
 
 def segment_chunk(frames_video, out, settings: dict, device="cpu", threads: int | None = None,
-                  segmenter=None) -> None:
+                  segmenter=None, shot_starts: list[int] | None = None) -> None:
     """The segment_chunk stage: a chunk's frames -> its stable foreground masks (.npz). segmenter: one made
-    by `make_segmenter` for these settings, shared by a span's chunks (default: a new one)."""
+    by `make_segmenter` for these settings, shared by a span's chunks (default: a new one). shot_starts: where
+    the content's shots start among the chunk's frames (`artify.cuts.shot_starts`)."""
     from artify.video import read_frames
 
     if threads:
         import torch
 
         torch.set_num_threads(threads)
-    save_masks(out, segment_frames(read_frames(frames_video), settings, device, segmenter))
+    save_masks(out, segment_frames(read_frames(frames_video), settings, device, segmenter, shot_starts))

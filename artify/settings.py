@@ -48,6 +48,18 @@ class SceneSettings:
 
 
 @dataclass(frozen=True)
+class CutSettings:
+    cut_detector: str = _f("adaptive", "PySceneDetect detector for the content video's cuts (as scene_detector); "
+                                       "none = no cuts (one shot)",
+                           ["adaptive", "content", "histogram", "hash", "threshold", "none"])
+    cut_threshold: float = _f(0.0, "the cut detector's threshold (as scene_threshold); 0 = its default chosen on the "
+                                   "labelled set")
+    min_shot_frames: int = _f(15, "shortest shot, in frames of the content video")
+    cut_min_change: float = _f(0.3, "keep a found cut only when the frames half a shortest shot before and after it "
+                                    "differ in at least this fraction of their perceptual hash (0 = keep all)")
+
+
+@dataclass(frozen=True)
 class KeyframeSettings:
     keyframe_samples: int = _f(8, "frames sampled per scene when choosing its keyframe")
     blur_threshold: float = _f(0.2, "drop samples less sharp than this fraction of the scene's sharpest (Laplacian variance)")
@@ -61,6 +73,9 @@ class ScheduleSettings:
                               ["proportional", "equal"])
     transition_seconds: float = _f(1.0, "length of the cross-fade between consecutive styles")
     transition_curve: str = _f("cosine", "shape of the cross-fade", ["cosine", "linear"])
+    sync_cuts: bool = _f(True, "move each style boundary to the content's nearest cut within sync_seconds; a "
+                               "boundary on a cut switches hard, without a cross-fade")
+    sync_seconds: float = _f(2.0, "how far a style boundary may move to land on a cut")
 
 
 @dataclass(frozen=True)
@@ -83,6 +98,8 @@ class StylizeSettings:
     temporal: bool = _f(True, "temporal coherence (flow-warped loss and initialisation); false = per-frame")
     temporal_weight: float = _f(200.0, "weight of the temporal loss")
     chunk_chain: bool = _f(False, "start each chunk from the previous chunk's stylized overlap (sequential)")
+    min_reliable: float = _f(0.3, "temporal: a frame whose flow to the frame before is reliable on less than this "
+                                  "fraction of its pixels starts afresh, as after a cut; 0 = only at cuts")
     iterations: int = _f(60, "optimiser iterations for a chunk's first frame (and any frame after a cut)")
     warm_iterations: int = _f(20, "most iterations for a frame initialised from the previous stylized frame")
     tolerance: float = _f(0.03, "adaptive stop: a frame ends when its loss falls by less than this fraction over 5 iterations")
@@ -216,6 +233,7 @@ STAGES = {
     "extract_frames": (ExtractSettings,),
     "detect_scenes": (SceneSettings,),
     "select_keyframes": (KeyframeSettings,),
+    "detect_cuts": (FrameRange, CutSettings),
     "plan_schedule": (FrameRange, ScheduleSettings),
     "flow_chunk": (FlowSettings,),
     "segment_chunk": (SegmentSettings,),

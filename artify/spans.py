@@ -99,35 +99,43 @@ def flow_span(frames_dir, chunks_tsv, span: int, out_dir, settings: dict, thread
                     lambda c, _: key_of(settings, Path(chunk_path(frames_dir, c.chunk, ".npy"))))
 
 
-def segment_span(frames_dir, chunks_tsv, span: int, out_dir, settings: dict, device, threads: int | None = None):
-    """`segment.segment_chunk` for every chunk of a span, with one segmenter (SAM loaded once)."""
+def segment_span(frames_dir, chunks_tsv, span: int, out_dir, settings: dict, device, threads: int | None = None,
+                 cuts=None):
+    """`segment.segment_chunk` for every chunk of a span, with one segmenter (SAM loaded once); cuts: the
+    content's cuts.tsv (masks are not carried across a cut)."""
+    from artify.cuts import load_cuts, shot_starts
     from artify.segment import make_segmenter, segment_chunk
 
     segmenter = []
+    cut_frames = load_cuts(cuts) if cuts else []
 
     def make(c, _, path):
         if not segmenter:
             segmenter.append(make_segmenter(settings, device))
-        segment_chunk(chunk_path(frames_dir, c.chunk, ".npy"), path, settings, device, threads, segmenter[0])
+        segment_chunk(chunk_path(frames_dir, c.chunk, ".npy"), path, settings, device, threads, segmenter[0],
+                      shot_starts(cut_frames, c.read_start, c.stop))
 
     return run_span(span_chunks(chunks_tsv, span), out_dir, ".npz", make,
-                    lambda c, _: key_of(settings, Path(chunk_path(frames_dir, c.chunk, ".npy"))))
+                    lambda c, _: key_of(settings, Path(chunk_path(frames_dir, c.chunk, ".npy")),
+                                        Path(cuts) if cuts else None))
 
 
 def stylize_span(frames_dir, chunks_tsv, span: int, schedule_tsv, keyframes_tsv, keyframe_dir, out_dir,
                  settings: dict, threads: int | None = None, flows_dir=None, previous_dir=None, decoder=None,
-                 masks_dir=None, job: str | None = None):
+                 masks_dir=None, job: str | None = None, cuts=None):
     """`stylize.stylize_chunk` for every chunk of a span in this one process (the model, the schedule and the
     plan loaded once): frames_dir/NNNN.npy (+ flows_dir/NNNN.npz, masks_dir/NNNN.npz) -> out_dir/NNNN.npy.
 
     previous_dir: the previous span's output, for settings["chunk_chain"] (its last chunk starts this span's
     first); inside the span each chunk continues from the one before.
     job: the job's name, for messages (default: the folder above out_dir's, as results/{job}/stylized/NNNN).
+    cuts: the content's cuts.tsv (`artify.cuts`).
     """
     from artify.stylize import stylize_chunk
 
     keyframe_files = [Path(keyframes_tsv), *sorted(p for p in Path(keyframe_dir).iterdir() if p.is_file())]
-    shared = key_of(settings, *keyframe_files, Path(schedule_tsv), Path(decoder) if decoder else None)
+    shared = key_of(settings, *keyframe_files, Path(schedule_tsv), Path(decoder) if decoder else None,
+                    Path(cuts) if cuts else None)
     chunks = span_chunks(chunks_tsv, span)
     job = job or Path(out_dir).resolve().parent.parent.name
 
@@ -146,7 +154,7 @@ def stylize_span(frames_dir, chunks_tsv, span: int, schedule_tsv, keyframes_tsv,
         frames, flows, masks, previous = inputs(c, partial)
         stylize_chunk(frames, chunks_tsv, c.chunk, schedule_tsv, keyframes_tsv, keyframe_dir, path, settings,
                       threads=threads, flows=flows, previous_chunk=previous, decoder=decoder, masks=masks,
-                      job=job)
+                      job=job, cuts=cuts)
 
     def key(c, partial):
         return key_of(shared, tuple(c), *(Path(p) if p else None for p in inputs(c, partial)))

@@ -66,7 +66,7 @@ def flow_chunk(frames_video, out, settings: dict, threads: int | None = None) ->
 
 def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_tsv, keyframe_dir, out,
                   settings: dict, threads: int | None = None, flows=None,
-                  previous_chunk=None, decoder=None, masks=None, job: str | None = None) -> None:
+                  previous_chunk=None, decoder=None, masks=None, job: str | None = None, cuts=None) -> None:
     """Stylize frames [read_start, stop) of one chunk and write them losslessly to `out` (.npy).
 
     A frame that stays non-finite after the method's own cautious retries fails the chunk with a
@@ -78,6 +78,8 @@ def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_
     masks: method segmented: the chunk's foreground masks (`segment_chunk`).
     decoder: method arbitrary with arbitrary_network adain: the job's trained decoder.pth (rule train_arbitrary),
     when adain_decoder is empty.
+    cuts: the content's cuts.tsv (`artify.cuts`). With temporal: true the chunk is stylized shot by shot
+    (`chunk_shots`): each shot as if the video started there, so nothing temporal reaches across a cut.
     """
     set_threads(threads)
     torch.manual_seed(settings["seed"])
@@ -104,7 +106,23 @@ def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_
     lead = int(row.start - row.read_start)
     if previous_chunk is not None and lead:
         previous = list(read_frames(previous_chunk)[-lead:])
+    mask_data = None
+    if settings["method"] == "segmented":
+        from artify.segment import load_masks
+
+        if masks is None:
+            raise ValueError("method segmented needs the chunk's masks (--masks)")
+        mask_data = load_masks(masks)
+    pieces = chunk_shots(row, cuts, flow_data, settings)
+
     def stylized(settings):
+        for a, b in pieces:
+            torch.manual_seed(settings["seed"])  # each shot as if the video started there
+            yield from stylized_shot(settings, frames[a:b], weights[a:b], _slice(flow_data, a, b),
+                                     previous[a:b] if previous and a < len(previous) else None,
+                                     None if mask_data is None else mask_data[a:b])
+
+    def stylized_shot(settings, frames, weights, flow_data, previous, mask_data):
         method = settings["method"]
         if method == "gatys":
             from artify.methods.gatys import stylize_frames
@@ -114,12 +132,9 @@ def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_
                                   previous=previous)
         if method == "segmented":
             from artify.methods import segmented
-            from artify.segment import load_masks
 
-            if masks is None:
-                raise ValueError("method segmented needs the chunk's masks (--masks)")
             model = vgg19(device, settings["vgg_source"], settings["vgg_weights"] or None)
-            return segmented.stylize_frames(model, frames, weights, keyframes, settings, device, load_masks(masks),
+            return segmented.stylize_frames(model, frames, weights, keyframes, settings, device, mask_data,
                                             background_keyframes=segmented.background_keyframes(
                                                 settings, settings["style_size"]), flows=flow_data,
                                             previous=previous)
@@ -152,6 +167,27 @@ def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_
             print(f"out of GPU memory with batch_frames={batch}; retrying with {batch // 2}", flush=True)
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
+
+
+def chunk_shots(row, cuts, flow_data, settings: dict) -> list[tuple[int, int]]:
+    """The chunk's frames [a, b) (counted from its read_start) shot by shot: split at the content's cuts and
+    where the flow to the frame before is reliable on less than min_reliable of the frame (`artify.cuts`);
+    one piece without temporal: true (then no frame depends on another)."""
+    from artify.cuts import load_cuts, reliable_fractions, shot_starts, shots
+
+    n = int(row.stop - row.read_start)
+    if not settings["temporal"]:
+        return [(0, n)]
+    reliable = reliable_fractions(flow_data) if flow_data is not None else None
+    starts = shot_starts(load_cuts(cuts) if cuts else [], int(row.read_start), int(row.stop), reliable,
+                         float(settings["min_reliable"]))
+    if len(starts) > 1:
+        print(f"chunk {row.chunk}: shots start at frames {[int(row.read_start) + t for t in starts]}", flush=True)
+    return shots(starts, n)
+
+
+def _slice(arrays: dict | None, a: int, b: int) -> dict | None:
+    return None if arrays is None else {k: v[a:b] for k, v in arrays.items()}
 
 
 def _counted(frames, made: list):

@@ -15,7 +15,7 @@ def artify(*args):
 
 def test_every_stage_is_a_subcommand():
     out = artify("--help").stdout
-    for stage in ("probe", "plan-chunks", "extract-frames", "detect-scenes", "select-keyframes",
+    for stage in ("probe", "plan-chunks", "extract-frames", "detect-scenes", "detect-cuts", "select-keyframes",
                   "plan-schedule", "stylize-chunk", "assemble", "evaluate", "image", "demo"):
         assert stage in out
 

@@ -88,7 +88,7 @@ def test_output_has_the_inputs_frames_fps_audio_and_is_stylized(run):
     assert metrics["blank_frames"] == []
     # every rule leaves a log and a benchmark
     for rule in ("probe", "plan_chunks", "extract_frames", "flow_chunk", "stylize_chunk", "assemble", "evaluate",
-                 "detect_scenes", "select_keyframes", "plan_schedule"):
+                 "detect_scenes", "select_keyframes", "plan_schedule", "detect_cuts"):
         assert list((workdir / "logs" / rule).iterdir()) and list((workdir / "benchmarks" / rule).iterdir()), rule
     # frames and flows were temporary
     for temporary in ("frames", "flows"):

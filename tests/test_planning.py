@@ -61,7 +61,7 @@ def test_a_two_hour_film_is_a_few_hundred_jobs_one_per_span_and_stage(film):
     assert len(plan) == FRAMES // 24 == 7200 and FRAMES / LONG_SPAN <= spans <= 2 * FRAMES / LONG_SPAN
     planned = planned_jobs(dry_run(film, "--cores", "1"))
     assert planned == {"extract_frames": spans, "flow_chunk": spans, "stylize_chunk": spans, "detect_scenes": 1,
-                       "select_keyframes": 1, "plan_schedule": 1, "assemble": 1}
+                       "detect_cuts": 1, "select_keyframes": 1, "plan_schedule": 1, "assemble": 1}
 
 
 def test_under_slurm_each_span_is_one_submission(film):
@@ -83,8 +83,8 @@ def test_under_slurm_each_span_is_one_submission(film):
     for name, members in groups.items():
         span = name.rsplit("_", 1)[1]
         assert members == [("extract_frames", span), ("flow_chunk", span), ("stylize_chunk", span)], (name, members)
-    assert sorted(singles) == ["assemble", "detect_scenes", "plan_schedule", "select_keyframes"]
-    assert len(groups) + len(singles) == spans + 4 <= 400  # submissions for the whole film
+    assert sorted(singles) == ["assemble", "detect_cuts", "detect_scenes", "plan_schedule", "select_keyframes"]
+    assert len(groups) + len(singles) == spans + 5 <= 400  # submissions for the whole film
 
 
 def read_spans(workdir: Path) -> int:

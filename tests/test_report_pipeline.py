@@ -59,7 +59,7 @@ def test_baselines_are_made_and_evaluated_by_the_same_code(run):
 def test_metrics_have_seconds_per_frame_per_stage_and_peak_memory(run):
     m = metrics(run, "tiny")
     assert {"probe", "plan_chunks", "extract_frames", "flow_chunk", "stylize_chunk", "assemble",
-            "detect_scenes", "select_keyframes", "plan_schedule"} <= set(m["stages"])
+            "detect_scenes", "select_keyframes", "plan_schedule", "detect_cuts"} <= set(m["stages"])
     spans = len({line.split("\t")[-1] for line in (run / "results/tiny/chunks.tsv").read_text().splitlines()[1:]})
     assert m["stages"]["stylize_chunk"]["jobs"] == m["stages"]["flow_chunk"]["jobs"] == spans  # a job per span
     assert m["stages"]["stylize_chunk"]["seconds_per_frame"] > 0

@@ -205,7 +205,7 @@ def test_each_span_was_one_submission_asking_slurm_for_a_gpu(cluster, runs):
     assert groups == [f"span_tiny_{s:04d}_extract_frames_flow_chunk_stylize_chunk" for s in range(spans)], names
     # every other rule's job went through sbatch on its own, from this working directory
     assert sorted(n for n in names if not n.startswith("span_")) == [
-        "assemble", "detect_scenes", "plan_chunks", "plan_schedule", "probe", "select_keyframes"], names
+        "assemble", "detect_cuts", "detect_scenes", "plan_chunks", "plan_schedule", "probe", "select_keyframes"], names
     for j, name in zip(jobs, names):
         assert j["JobState"] == "COMPLETED" and j["Partition"] == PARTITION, j
         if name.startswith("span_"):

@@ -13,7 +13,7 @@ def evaluated_content(wildcards):
 
 
 # The rules whose benchmark files make up a job's cost: once per job, and once per span.
-JOB_STAGES = ["probe", "plan_chunks", "detect_scenes", "select_keyframes", "plan_schedule", "assemble"]
+JOB_STAGES = ["probe", "detect_cuts", "plan_chunks", "detect_scenes", "select_keyframes", "plan_schedule", "assemble"]
 CHUNK_STAGES = ["flow_chunk", "segment_chunk", "stylize_chunk"]
 
 

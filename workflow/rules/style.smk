@@ -58,6 +58,7 @@ rule plan_schedule:
     input:
         keyframes="results/{job}/keyframes.tsv",
         meta="results/{job}/meta.json",
+        cuts="results/{job}/cuts.tsv",
     output:
         table="results/{job}/schedule.tsv",
         plot=report(
@@ -80,5 +81,6 @@ rule plan_schedule:
         mem_mb=1000,
         runtime=5,
     shell:
-        "{ARTIFY} plan-schedule --keyframes {input.keyframes:q} --meta {input.meta:q} --plot {output.plot:q}"
+        "{ARTIFY} plan-schedule --keyframes {input.keyframes:q} --meta {input.meta:q} --cuts {input.cuts:q}"
+        " --plot {output.plot:q}"
         " -o {output.table:q} {params.options} > {log:q} 2>&1"

@@ -33,6 +33,7 @@ rule segment_chunk:
     input:
         frames="results/{job}/frames/{span}",
         chunks="results/{job}/chunks.tsv",
+        cuts="results/{job}/cuts.tsv",
     output:
         temp(directory("results/{job}/masks/{span}")),
     params:
@@ -53,7 +54,7 @@ rule segment_chunk:
         gpu=lambda wildcards: 1 if JOBS[wildcards.job]["sam_checkpoint"] and JOBS[wildcards.job]["device"] != "cpu" else 0,
     shell:
         "{ARTIFY} segment-span {input.frames:q} --chunks {input.chunks:q} --span {wildcards.span}"
-        " --device {params.device} --threads {threads} -o {output:q} {params.options} > {log:q} 2>&1"
+        " --cuts {input.cuts:q} --device {params.device} --threads {threads} -o {output:q} {params.options} > {log:q} 2>&1"
 
 
 def stylize_extra_inputs(wildcards):
@@ -78,6 +79,7 @@ rule stylize_chunk:
         schedule="results/{job}/schedule.tsv",
         keyframes="results/{job}/keyframes.tsv",
         keyframe_dir="results/{job}/keyframes",
+        cuts="results/{job}/cuts.tsv",
     output:
         directory("results/{job}/stylized/{span}"),
     params:
@@ -104,4 +106,5 @@ rule stylize_chunk:
     shell:
         "{ARTIFY} stylize-span {input.frames:q} --chunks {input.chunks:q} --span {wildcards.span} --job {wildcards.job}"
         " --schedule {input.schedule:q} --keyframes {input.keyframes:q} --keyframe-dir {input.keyframe_dir:q}"
+        " --cuts {input.cuts:q}"
         " {params.extra} --threads {threads} -o {output:q} {params.options} > {log:q} 2>&1"

@@ -1,4 +1,5 @@
-# Content video in, stylized video out: probe, chunk plan, frame extraction, assembly (with the content's audio).
+# Content video in, stylized video out: probe, its cuts, chunk plan, frame extraction, assembly (with the content's
+# audio).
 
 
 checkpoint probe:
@@ -17,6 +18,29 @@ checkpoint probe:
         runtime=10,
     shell:
         "{ARTIFY} probe {input:q} -o {output:q} > {log:q} 2>&1"
+
+
+rule detect_cuts:
+    input:
+        video=content_video,
+        meta="results/{job}/meta.json",
+    output:
+        "results/{job}/cuts.tsv",
+    params:
+        options=options("detect_cuts"),
+    # The schedule and every span's stylization wait on the content's cuts: run it before per-chunk work.
+    priority: 4
+    log:
+        "logs/detect_cuts/{job}.log",
+    benchmark:
+        "benchmarks/detect_cuts/{job}.tsv"
+    conda:
+        "../../envs/style.yaml"  # the same detection as detect_scenes
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    shell:
+        "{ARTIFY} detect-cuts {input.video:q} --meta {input.meta:q} -o {output:q} {params.options} > {log:q} 2>&1"
 
 
 checkpoint plan_chunks:

@@ -56,7 +56,7 @@ def add_baselines(jobs: dict[str, dict]) -> tuple[dict[str, dict], dict[str, dic
             raise ConfigError(f"job '{name}': names ending in {' or '.join(SUFFIXES)} are reserved for baselines")
     out, baselines, deflickered = dict(jobs), {}, {}
     for name, settings in jobs.items():
-        if not settings.get("baselines"):
+        if not settings["baselines"]:  # job dicts from artify.config.load_jobs hold every key
             continue
         perframe = name
         if settings["temporal"]:

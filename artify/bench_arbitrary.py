@@ -33,7 +33,7 @@ from artify.evaluate import compute_flows, keyframe_grams, style_distance, warpi
 from artify.features import mix_grams, to_tensor, vgg19
 from artify.flow import backward_flows
 from artify.methods.arbitrary import load_network, mean_std, stylize_frames
-from artify.settings import defaults
+from artify.settings import Settings, defaults
 from artify.video import load_image
 from artify.train_arbitrary import (TrainingData, load_images, make_pairs, plot_history, state_path,
                                     train_decoder)
@@ -264,7 +264,8 @@ def main(argv=None) -> None:
                 rows[name], videos[name] = rows[same], videos[same]
                 continue
             t = time.perf_counter()
-            video = np.stack(list(stylize_frames(net, frames, weights, [style], settings, "cpu", flows=flows)))
+            video = np.stack(list(stylize_frames(net, frames, weights, [style], Settings(**settings), "cpu",
+                                                 flows=flows)))
             seconds = time.perf_counter() - t
             videos[name] = video
             rows[name] = {"warp_1": warping_error(video, flows=metric_flows[1])[0],

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -31,7 +32,7 @@ from artify.cuts import write_cuts
 from artify.evaluate import compute_flows, warping_error
 from artify.flow import backward_flows, save_flows
 from artify.scenes import video_cuts
-from artify.settings import defaults
+from artify.settings import Settings
 from artify.stylize import stylize_chunk
 from artify.video import load_image, probe, processing_size, read_frames, save_frames
 
@@ -42,12 +43,12 @@ METHODS = {  # small but real: the gatys defaults' warm/cold ratio, fewer iterat
 }
 
 
-def write_chunk(d: Path, frames: np.ndarray, style: np.ndarray, settings: dict) -> Path:
+def write_chunk(d: Path, frames: np.ndarray, style: np.ndarray, settings: Settings) -> Path:
     """One chunk of `frames` with its flows, a one-style schedule and the keyframe, as the pipeline lays them out."""
     d.mkdir(parents=True, exist_ok=True)
     save_frames(d / "frames.npy", frames, len(frames))
-    offsets = sorted({1, *(int(k) for k in settings["long_term"].split(",") if k)})
-    save_flows(d / "flows.npz", backward_flows(frames, offsets, settings["flow_method"]))
+    offsets = sorted({1, *(int(k) for k in settings.long_term.split(",") if k)})
+    save_flows(d / "flows.npz", backward_flows(frames, offsets, settings.flow_method))
     write_chunks(plan_chunks(len(frames), len(frames), 0), d / "chunks.tsv")
     pd.DataFrame({"frame": range(len(frames)), "w0": 1.0}).to_csv(d / "schedule.tsv", sep="\t", index=False)
     (d / "kf").mkdir(exist_ok=True)
@@ -56,7 +57,7 @@ def write_chunk(d: Path, frames: np.ndarray, style: np.ndarray, settings: dict) 
     return d
 
 
-def stylize(d: Path, settings: dict, cuts=None) -> tuple[np.ndarray, float]:
+def stylize(d: Path, settings: Settings, cuts=None) -> tuple[np.ndarray, float]:
     t = time.perf_counter()
     stylize_chunk(d / "frames.npy", d / "chunks.tsv", 0, d / "schedule.tsv", d / "keyframes.tsv", d / "kf",
                   d / "out.npy", settings, threads=torch.get_num_threads(), flows=d / "flows.npz", cuts=cuts)
@@ -100,7 +101,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     out = Path(a.out)
     meta = probe(a.clip)
-    base = defaults() | {"device": "cpu", "style_size": a.size}
+    base = Settings(device="cpu", style_size=a.size)
     cuts = video_cuts(a.clip, meta=meta)
     inside = [c - a.first for c in cuts if a.first < c < a.first + a.frames]
     if len(inside) != 1:
@@ -122,12 +123,12 @@ def main(argv=None) -> int:
     results = {"cuts": cuts, "cut": a.first + cut, "first": a.first, "frames": a.frames, "size": list(size),
                "input_warp": floor, "methods": {}}
     for method in a.methods.split(","):
-        settings = base | METHODS[method]
+        settings = replace(base, **METHODS[method])
         whole = write_chunk(out / method / "whole", frames, style, settings)
         write_cuts([cut], meta.fps_fraction, whole / "cuts.tsv")
         cold_dir = write_chunk(out / method / "cold", frames[cut:], style, settings)
         videos, seconds = {}, {}
-        videos["before"], seconds["before"] = stylize(whole, settings | {"min_reliable": 0.0})
+        videos["before"], seconds["before"] = stylize(whole, replace(settings, min_reliable=0.0))
         videos["after"], seconds["after"] = stylize(whole, settings, cuts=whole / "cuts.tsv")
         videos["cold"], seconds["cold"] = stylize(cold_dir, settings)
         n = min(a.ghost, len(frames) - cut)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from artify.evaluate import compute_flows, keyframe_grams, style_distance, warpi
 from artify.features import mix_grams, vgg19
 from artify.flow import backward_flows
 from artify.methods.gatys import stylize_frames
-from artify.settings import defaults
+from artify.settings import Settings
 from artify.video import load_image
 from artify.video import probe, processing_size, read_frames, run_ffmpeg, write_frames_lossless
 
@@ -61,14 +62,14 @@ def main(argv=None) -> None:
     meta = probe(a.clip)
     size = processing_size(meta.width, meta.height, a.size)
     frames = read_frames(a.clip, 0, a.frames, size=size)
-    style = load_image(a.style, defaults()["style_size"])
-    base = defaults()
+    base = Settings()
+    style = load_image(a.style, base.style_size)
 
     t = time.perf_counter()
     flows = backward_flows(frames)
     flow_seconds = time.perf_counter() - t
     results = {}
-    per_frame, sec_pf, it_pf = run(frames, style, base | {"temporal": False, "tolerance": 0.0})
+    per_frame, sec_pf, it_pf = run(frames, style, replace(base, temporal=False, tolerance=0.0))
     results["per-frame"] = (per_frame, sec_pf, it_pf)
     t = time.perf_counter()
     results["per-frame+deflicker"] = (deflicker(per_frame, Fraction(meta.fps), out_dir),

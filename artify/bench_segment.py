@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -124,17 +125,17 @@ def measure_stylize(name: str, frames: np.ndarray, truth: np.ndarray, iterations
     from artify.flow import backward_flows
     from artify.methods import gatys, segmented
     from artify.segment import segment_frames
-    from artify.settings import defaults
+    from artify.settings import Settings
     from artify.video import load_image
 
-    settings = defaults() | {"iterations": iterations, "warm_iterations": warm_iterations, "temporal": True}
-    style = load_image(DATA / "styles" / "starry_night.jpg", settings["style_size"])
-    other = load_image(DATA / "styles" / "wave.jpg", settings["style_size"])
+    settings = Settings(iterations=iterations, warm_iterations=warm_iterations, temporal=True)
+    style = load_image(DATA / "styles" / "starry_night.jpg", settings.style_size)
+    other = load_image(DATA / "styles" / "wave.jpg", settings.style_size)
     device = torch.device("cpu")
     model = vgg19(device)
     weights = np.ones((len(frames), 1))
     flows = backward_flows(frames, [1])
-    masks, seg_seconds = _timed(lambda: segment_frames(frames, {"segmenter": "motion"}))
+    masks, seg_seconds = _timed(lambda: segment_frames(frames, Settings(segmenter="motion")))
     eval_flows = compute_flows(frames, 1)
     background = [(f, m * (truth[t] < 0.5)) for t, (f, m) in enumerate(eval_flows)]
     runs = {"input (floor)": lambda: frames,
@@ -142,12 +143,12 @@ def measure_stylize(name: str, frames: np.ndarray, truth: np.ndarray, iterations
                                                                              settings, device, flows=flows)))}
     for mode in segmented.MERGE_MODES:
         runs[f"segmented {mode}"] = partial(_segmented, model, frames, weights, [style],
-                                            settings | {"merge_mode": mode}, device, masks, flows)
+                                            replace(settings, merge_mode=mode), device, masks, flows)
     runs["segmented feather + inpaint"] = partial(_segmented, model, frames, weights, [style],
-                                                  settings | {"merge_mode": "feather", "inpaint": True}, device, masks,
+                                                  replace(settings, merge_mode="feather", inpaint=True), device, masks,
                                                   flows)
     runs["segmented feather, bg = other painting"] = partial(_segmented, model, frames, weights, [style],
-                                                             settings | {"merge_mode": "feather"}, device, masks, flows,
+                                                             replace(settings, merge_mode="feather"), device, masks, flows,
                                                              [other])
     rows = []
     for label, run in runs.items():

@@ -41,8 +41,8 @@ def cmd_plan_chunks(a):
 
     o = S.from_args("plan_chunks", a)
     meta = VideoMeta.load(a.meta)
-    span_frames = o["span_frames"] or _auto_span_frames(meta, o)
-    chunks = plan_chunks(meta.frames, o["chunk_frames"], o["chunk_overlap"], o["max_frames"], span_frames,
+    span_frames = o.span_frames or _auto_span_frames(meta, o)
+    chunks = plan_chunks(meta.frames, o.chunk_frames, o.chunk_overlap, o.max_frames, span_frames,
                          meta.keyframes)
     write_chunks(chunks, a.output)
     print(f"{len(chunks)} chunks over {chunks[-1].stop} frames, in {chunks[-1].span + 1} spans of at most "
@@ -54,14 +54,14 @@ def _auto_span_frames(meta, o) -> int:
     machine's, as pick_device decides)."""
     from artify.cost import auto_span_frames
 
-    device = o["device"]
+    device = o.device
     if device == "auto":
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    total = min(meta.frames, o["max_frames"]) if o["max_frames"] else meta.frames
-    span = auto_span_frames(total, o["chunk_frames"], o["method"], device, *_size(meta, o["size"]))
-    print(f"span_frames 0: {span} frames a span for method {o['method']} on {device}")
+    total = min(meta.frames, o.max_frames) if o.max_frames else meta.frames
+    span = auto_span_frames(total, o.chunk_frames, o.method, device, *_size(meta, o.size))
+    print(f"span_frames 0: {span} frames a span for method {o.method} on {device}")
     return span
 
 
@@ -84,8 +84,8 @@ def cmd_detect_scenes(a):
     from artify.scenes import detect_scenes
 
     o = S.from_args("detect_scenes", a)
-    scenes = detect_scenes(a.style, a.output, detector=o["scene_detector"], threshold=o["scene_threshold"],
-                           min_scene_frames=o["min_scene_frames"], min_change=o["scene_min_change"])
+    scenes = detect_scenes(a.style, a.output, detector=o.scene_detector, threshold=o.scene_threshold,
+                           min_scene_frames=o.min_scene_frames, min_change=o.scene_min_change)
     print(f"{len(scenes)} scenes")
 
 
@@ -93,9 +93,9 @@ def cmd_detect_cuts(a):
     from artify.cuts import detect_content_cuts
 
     o = S.from_args("detect_cuts", a)
-    cuts = detect_content_cuts(a.video, a.meta, a.output, detector=o["cut_detector"], threshold=o["cut_threshold"],
-                               min_shot_frames=o["min_shot_frames"], min_change=o["cut_min_change"],
-                               max_frames=o["max_frames"])
+    cuts = detect_content_cuts(a.video, a.meta, a.output, detector=o.cut_detector, threshold=o.cut_threshold,
+                               min_shot_frames=o.min_shot_frames, min_change=o.cut_min_change,
+                               max_frames=o.max_frames)
     print(f"{len(cuts)} cuts: {cuts}")
 
 
@@ -103,9 +103,9 @@ def cmd_select_keyframes(a):
     from artify.keyframes import contact_sheet, select_keyframes
 
     o = S.from_args("select_keyframes", a)
-    keyframes = select_keyframes(a.style, a.scenes, a.out_dir, a.output, samples_per_scene=o["keyframe_samples"],
-                                 blur_threshold=o["blur_threshold"], merge_threshold=o["merge_threshold"],
-                                 max_keyframes=o["max_keyframes"])
+    keyframes = select_keyframes(a.style, a.scenes, a.out_dir, a.output, samples_per_scene=o.keyframe_samples,
+                                 blur_threshold=o.blur_threshold, merge_threshold=o.merge_threshold,
+                                 max_keyframes=o.max_keyframes)
     if a.contact_sheet:
         contact_sheet(a.output, a.out_dir, a.contact_sheet)
     print(f"{len(keyframes)} keyframes")
@@ -118,11 +118,11 @@ def cmd_plan_schedule(a):
 
     o = S.from_args("plan_schedule", a)
     meta = VideoMeta.load(a.meta)
-    n = min(meta.frames, o["max_frames"]) if o["max_frames"] else meta.frames
+    n = min(meta.frames, o.max_frames) if o.max_frames else meta.frames
     cuts = load_cuts(a.cuts) if a.cuts else []
-    plan_schedule(a.keyframes, n, float(Fraction(meta.fps)), a.output, spread=o["schedule_spread"],
-                  transition_seconds=o["transition_seconds"], curve=o["transition_curve"],
-                  cuts=cuts if o["sync_cuts"] else [], sync_seconds=o["sync_seconds"])
+    plan_schedule(a.keyframes, n, float(Fraction(meta.fps)), a.output, spread=o.schedule_spread,
+                  transition_seconds=o.transition_seconds, curve=o.transition_curve,
+                  cuts=cuts if o.sync_cuts else [], sync_seconds=o.sync_seconds)
     if a.plot:
         plot_schedule(a.output, a.plot, float(Fraction(meta.fps)), [c for c in cuts if c < n])
 
@@ -186,7 +186,7 @@ def cmd_assemble(a):
     # span folders (rule stylize_chunk's outputs) stand for their chunk files, in order: a feature film's
     # thousands of chunk paths would not fit in one shell command
     files = [f for p in map(Path, a.stylized) for f in (sorted(p.glob("*.npy")) if p.is_dir() else [p])]
-    n = assemble(a.meta, a.chunks, files, a.output, content=a.content, crf=o["crf"], audio=o["audio"])
+    n = assemble(a.meta, a.chunks, files, a.output, content=a.content, crf=o.crf, audio=o.audio)
     print(f"{n} frames -> {a.output}")
 
 
@@ -210,7 +210,7 @@ def cmd_deflicker(a):
     from artify.baselines import deflicker_video
 
     o = S.from_args("deflicker", a)
-    n = deflicker_video(a.video, a.output, size=o["deflicker_size"], mode=o["deflicker_mode"], crf=a.crf)
+    n = deflicker_video(a.video, a.output, size=o.deflicker_size, mode=o.deflicker_mode, crf=a.crf)
     print(f"{n} frames -> {a.output}")
 
 
@@ -225,7 +225,7 @@ def cmd_contact_sheet(a):
     from artify.report import video_contact_sheet
 
     o = S.from_args("contact_sheet", a)
-    size = video_contact_sheet(a.content, a.stylized, a.meta, a.output, frames=o["contact_frames"])
+    size = video_contact_sheet(a.content, a.stylized, a.meta, a.output, frames=o.contact_frames)
     print(f"{size[0]}x{size[1]} -> {a.output}")
 
 
@@ -245,7 +245,7 @@ def cmd_compare(a):
         e["metrics"] = e.pop("path", e.get("metrics"))
     o = S.from_args("compare", a)
     compare(entries, a.markdown, a.html, title=a.title, content=a.content, meta_json=a.meta,
-            frames=o["compare_frames"], tally_json=a.tally, assess_page=a.assess_page, answers_dir=a.answers_dir)
+            frames=o.compare_frames, tally_json=a.tally, assess_page=a.assess_page, answers_dir=a.answers_dir)
     print(Path(a.markdown).read_text())
 
 
@@ -268,7 +268,7 @@ def cmd_assess(a):
     videos = dict(item.split("=", 1) if "=" in item else (Path(item).parent.name, item) for item in a.videos)
     o = S.from_args("assess", a)
     key = build_assessment(a.content, videos, a.meta, a.output, a.key[0], key_archive=a.key_archive,
-                           clips=o["assess_clips"], seconds=o["assess_seconds"])
+                           clips=o.assess_clips, seconds=o.assess_seconds)
     print(f"sheet {key['sheet']}: {len(key['segments'])} stretches x {len(videos)} jobs -> {a.output} "
           f"(key: {a.key[0]})")
 

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from artify.pixels import round_to_uint8
+from artify.settings import Settings
 from artify.flow import dis_flow, occlusion_mask, warp
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -508,27 +509,27 @@ class SamSegmenter:
 # ------------------------------------------------------------------------------------------- the stage
 
 
-def make_segmenter(settings: dict, device="cpu"):
+def make_segmenter(settings: Settings, device="cpu"):
     """The segmenter the settings ask for: SAM when a checkpoint is configured (segmenter auto or sam),
     else the motion segmenter."""
-    kind = settings.get("segmenter", "auto")
-    checkpoint = settings.get("sam_checkpoint", "")
+    kind = settings.segmenter
+    checkpoint = settings.sam_checkpoint
     if kind not in ("auto", "sam", "motion"):
         raise ValueError(f"unknown segmenter {kind!r} (auto, sam, motion)")
     if kind == "sam" and not checkpoint:
         raise ValueError("segmenter: sam needs sam_checkpoint (a path or URL of a Segment Anything checkpoint)")
     if kind == "sam" or (kind == "auto" and checkpoint):
-        sam = load_sam(settings.get("sam_model_type", "vit_b"), checkpoint, device,
-                       settings.get("sam_checkpoint_sha256", "") or None)
-        return SamSegmenter(sam, every=settings.get("sam_every", 8),
-                            point=parse_prompt(settings.get("sam_point", ""), 2),
-                            box=parse_prompt(settings.get("sam_box", ""), 4),
-                            subject=settings.get("sam_subject", "centre"),
-                            generator={"points_per_side": settings.get("sam_points_per_side", 32)})
-    return MotionSegmenter(every=settings.get("motion_every", 1))
+        sam = load_sam(settings.sam_model_type, checkpoint, device,
+                       settings.sam_checkpoint_sha256 or None)
+        return SamSegmenter(sam, every=settings.sam_every,
+                            point=parse_prompt(settings.sam_point, 2),
+                            box=parse_prompt(settings.sam_box, 4),
+                            subject=settings.sam_subject,
+                            generator={"points_per_side": settings.sam_points_per_side})
+    return MotionSegmenter(every=settings.motion_every)
 
 
-def segment_frames(frames: np.ndarray, settings: dict, device="cpu", segmenter=None,
+def segment_frames(frames: np.ndarray, settings: Settings, device="cpu", segmenter=None,
                    shot_starts: list[int] | None = None) -> np.ndarray:
     """Stable foreground masks (N, H, W) float32 for a chunk: segment, then `stabilise_masks`; shot by shot
     where `shot_starts` (frames, from 0) say the content cuts, so no mask is carried across a cut."""
@@ -539,7 +540,7 @@ def segment_frames(frames: np.ndarray, settings: dict, device="cpu", segmenter=N
     out = []
     for a, b in shots(shot_starts or [0], len(frames)):
         flows = neighbour_flows(frames[a:b])
-        out.append(stabilise_masks(segmenter.segment(frames[a:b], flows), flows, settings.get("mask_momentum", 0.6)))
+        out.append(stabilise_masks(segmenter.segment(frames[a:b], flows), flows, settings.mask_momentum))
     return np.concatenate(out)
 
 
@@ -557,7 +558,7 @@ def load_masks(path) -> np.ndarray:
         return data["masks"].astype(np.float32) / 255.0
 
 
-def segment_chunk(frames_video, out, settings: dict, device="cpu", threads: int | None = None,
+def segment_chunk(frames_video, out, settings: Settings, device="cpu", threads: int | None = None,
                   segmenter=None, shot_starts: list[int] | None = None) -> None:
     """The segment_chunk stage: a chunk's frames -> its stable foreground masks (.npz). segmenter: one made
     by `make_segmenter` for these settings, shared by a span's chunks (default: a new one). shot_starts: where

@@ -248,6 +248,32 @@ STAGES = {
 }
 
 
+@dataclass(frozen=True)
+class Settings(FrameRange, ChunkSettings, ExtractSettings, SceneSettings, CutSettings, KeyframeSettings,
+               ScheduleSettings, FlowSettings, MethodSettings, StylizeSettings, ArbitrarySettings,
+               ArbitraryTrainSettings, AssembleSettings, BaselineSettings, DeflickerSettings, ReportSettings,
+               CompareSettings, AssessSettings, SegmentSettings, SegmentedSettings):
+    """Every setting of a job, read by attribute (settings.flow_blend). The library's stages and methods take
+    one of these: a field not given has its default above (the one default, equal to config/config.yaml's),
+    and each value is checked here once, so the code that reads it needs no fallback and no re-check.
+    `Settings(**partial)` fills in the rest; `dataclasses.replace(s, key=value)` changes some."""
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            kind = type(f.default)
+            if kind is float and isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, f.name, value := float(value))  # 0 for 0.0 in a YAML file or a test
+            if type(value) is not kind:
+                raise ConfigError(f"setting '{f.name}': {value!r} is not a {kind.__name__}")
+            if f.metadata["choices"] and value not in f.metadata["choices"]:
+                raise ConfigError(f"setting '{f.name}': {value!r} is not one of {', '.join(f.metadata['choices'])}")
+
+    def stage_values(self, stage: str) -> dict:
+        """The values of the settings `stage` reads, as a dict (JSON-able: a span's resume key)."""
+        return {f.name: getattr(self, f.name) for f in _fields(stage)}
+
+
 def _fields(stage: str):
     return [f for cls in STAGES[stage] for f in fields(cls)]
 
@@ -281,5 +307,6 @@ def _boolean(text: str) -> bool:
     raise ValueError(f"not a boolean: {text!r}")
 
 
-def from_args(stage: str, ns) -> dict:
-    return {f.name: getattr(ns, f.name) for f in _fields(stage)}
+def from_args(stage: str, ns) -> Settings:
+    """The Settings of a stage's command line: its own options, every other field at its default."""
+    return Settings(**{f.name: getattr(ns, f.name) for f in _fields(stage)})

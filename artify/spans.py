@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from artify.chunks import Chunk, chunk_frames_path, read_chunks
+from artify.settings import Settings
 from artify.video import atomic_write_text
 
 
@@ -43,7 +44,7 @@ def file_digest(path) -> str:
 
 
 def key_of(*parts) -> str:
-    """One key of settings (JSON-able values) and files (their bytes); None parts are skipped."""
+    """One key of settings (JSON-able values: `Settings.stage_values`) and files (their bytes); None parts are skipped."""
     h = hashlib.sha256()
     for part in parts:
         if part is None:
@@ -88,7 +89,7 @@ def run_span(chunks: list[Chunk], out_dir, suffix: str, make: Callable[[Chunk, P
     return made, len(chunks) - made
 
 
-def flow_span(frames_dir, chunks_tsv, span: int, out_dir, settings: dict, threads: int | None = None):
+def flow_span(frames_dir, chunks_tsv, span: int, out_dir, settings: Settings, threads: int | None = None):
     """`stylize.flow_chunk` for every chunk of a span: frames_dir/NNNN.npy -> out_dir/NNNN.npz."""
     from artify.stylize import flow_chunk
 
@@ -96,10 +97,10 @@ def flow_span(frames_dir, chunks_tsv, span: int, out_dir, settings: dict, thread
         flow_chunk(chunk_path(frames_dir, c.chunk, ".npy"), path, settings, threads)
 
     return run_span(span_chunks(chunks_tsv, span), out_dir, ".npz", make,
-                    lambda c, _: key_of(settings, Path(chunk_path(frames_dir, c.chunk, ".npy"))))
+                    lambda c, _: key_of(settings.stage_values("flow_chunk"), Path(chunk_path(frames_dir, c.chunk, ".npy"))))
 
 
-def segment_span(frames_dir, chunks_tsv, span: int, out_dir, settings: dict, device, threads: int | None = None,
+def segment_span(frames_dir, chunks_tsv, span: int, out_dir, settings: Settings, device, threads: int | None = None,
                  cuts=None):
     """`segment.segment_chunk` for every chunk of a span, with one segmenter (SAM loaded once); cuts: the
     content's cuts.tsv (masks are not carried across a cut)."""
@@ -116,17 +117,17 @@ def segment_span(frames_dir, chunks_tsv, span: int, out_dir, settings: dict, dev
                       shot_starts(cut_frames, c.read_start, c.stop))
 
     return run_span(span_chunks(chunks_tsv, span), out_dir, ".npz", make,
-                    lambda c, _: key_of(settings, Path(chunk_path(frames_dir, c.chunk, ".npy")),
-                                        Path(cuts) if cuts else None))
+                    lambda c, _: key_of(settings.stage_values("segment_chunk"),
+                                        Path(chunk_path(frames_dir, c.chunk, ".npy")), Path(cuts) if cuts else None))
 
 
 def stylize_span(frames_dir, chunks_tsv, span: int, schedule_tsv, keyframes_tsv, keyframe_dir, out_dir,
-                 settings: dict, threads: int | None = None, flows_dir=None, previous_dir=None, decoder=None,
+                 settings: Settings, threads: int | None = None, flows_dir=None, previous_dir=None, decoder=None,
                  masks_dir=None, job: str | None = None, cuts=None):
     """`stylize.stylize_chunk` for every chunk of a span in this one process (the model, the schedule and the
     plan loaded once): frames_dir/NNNN.npy (+ flows_dir/NNNN.npz, masks_dir/NNNN.npz) -> out_dir/NNNN.npy.
 
-    previous_dir: the previous span's output, for settings["chunk_chain"] (its last chunk starts this span's
+    previous_dir: the previous span's output, for settings.chunk_chain (its last chunk starts this span's
     first); inside the span each chunk continues from the one before.
     job: the job's name, for messages (default: the folder above out_dir's, as results/{job}/stylized/NNNN).
     cuts: the content's cuts.tsv (`artify.cuts`).
@@ -134,8 +135,8 @@ def stylize_span(frames_dir, chunks_tsv, span: int, schedule_tsv, keyframes_tsv,
     from artify.stylize import stylize_chunk
 
     keyframe_files = [Path(keyframes_tsv), *sorted(p for p in Path(keyframe_dir).iterdir() if p.is_file())]
-    shared = key_of(settings, *keyframe_files, Path(schedule_tsv), Path(decoder) if decoder else None,
-                    Path(cuts) if cuts else None)
+    shared = key_of(settings.stage_values("stylize_chunk"), *keyframe_files, Path(schedule_tsv),
+                    Path(decoder) if decoder else None, Path(cuts) if cuts else None)
     chunks = span_chunks(chunks_tsv, span)
     job = job or Path(out_dir).resolve().parent.parent.name
 
@@ -144,7 +145,7 @@ def stylize_span(frames_dir, chunks_tsv, span: int, schedule_tsv, keyframes_tsv,
             return chunk_path(folder, c.chunk, suffix) if folder else None
 
         previous = None
-        if settings["chunk_chain"] and c.chunk > 0:
+        if settings.chunk_chain and c.chunk > 0:
             previous = chunk_path(partial if c is not chunks[0] else previous_dir, c.chunk - 1, ".npy")
             if c is chunks[0] and previous_dir is None:
                 raise ValueError(f"chunk_chain: chunk {c.chunk} needs the previous span's output (--previous)")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -14,6 +15,7 @@ from artify.chunks import read_chunks
 from artify.features import vgg19
 from artify.pixels import NonFiniteError
 from artify.schedule import StyleSchedule
+from artify.settings import Settings
 from artify.video import MediaError, load_image, read_frames, save_frames
 
 
@@ -54,26 +56,26 @@ _schedule = _per_file(StyleSchedule.load)
 _keyframes = _per_file(load_keyframes)
 
 
-def flow_chunk(frames_video, out, settings: dict, threads: int | None = None) -> None:
+def flow_chunk(frames_video, out, settings: Settings, threads: int | None = None) -> None:
     """Backward flows and reliable-pixel masks of one chunk's frames, for the temporal terms."""
     from artify.flow import backward_flows, save_flows
 
     set_threads(threads)
-    offsets = [1] + [int(k) for k in settings["long_term"].split(",") if k]
+    offsets = [1] + [int(k) for k in settings.long_term.split(",") if k]
     frames = read_frames(frames_video)
-    save_flows(out, backward_flows(frames, sorted(set(offsets)), settings["flow_method"], settings["raft_weights"] or None))
+    save_flows(out, backward_flows(frames, sorted(set(offsets)), settings.flow_method, settings.raft_weights or None))
 
 
 def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_tsv, keyframe_dir, out,
-                  settings: dict, threads: int | None = None, flows=None,
+                  settings: Settings, threads: int | None = None, flows=None,
                   previous_chunk=None, decoder=None, masks=None, job: str | None = None, cuts=None) -> None:
     """Stylize frames [read_start, stop) of one chunk and write them losslessly to `out` (.npy).
 
     A frame that stays non-finite after the method's own cautious retries fails the chunk with a
     NonFiniteError naming job, chunk and frame, and leaves no output file (`save_frames` is atomic).
 
-    flows: the chunk's flow file (`flow_chunk`), needed when settings["temporal"] is true.
-    previous_chunk: the previous chunk's stylized file; with settings["chunk_chain"] this chunk's overlap
+    flows: the chunk's flow file (`flow_chunk`), needed when settings.temporal is true.
+    previous_chunk: the previous chunk's stylized file; with settings.chunk_chain this chunk's overlap
     frames are taken from it and stylization continues from them.
     masks: method segmented: the chunk's foreground masks (`segment_chunk`).
     decoder: method arbitrary with arbitrary_network adain: the job's trained decoder.pth (rule train_arbitrary),
@@ -82,9 +84,9 @@ def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_
     (`chunk_shots`): each shot as if the video started there, so nothing temporal reaches across a cut.
     """
     set_threads(threads)
-    torch.manual_seed(settings["seed"])
+    torch.manual_seed(settings.seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    device = pick_device(settings["device"])
+    device = pick_device(settings.device)
     row = next((c for c in _plan(chunks_tsv) if c.chunk == chunk), None)
     if row is None:
         raise ValueError(f"{chunks_tsv}: no chunk {chunk}")
@@ -92,13 +94,13 @@ def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_
     if len(frames) != row.stop - row.read_start:
         raise MediaError(f"{frames_video}: has {len(frames)} frames, chunk {chunk} needs {row.stop - row.read_start}")
     weights = _schedule(schedule_tsv).weights_range(int(row.read_start), int(row.stop))
-    keyframes = _keyframes(keyframes_tsv, keyframe_dir, settings["style_size"])
+    keyframes = _keyframes(keyframes_tsv, keyframe_dir, settings.style_size)
     if weights.shape[1] != len(keyframes):
         raise ValueError(f"{schedule_tsv}: {weights.shape[1]} styles scheduled but {len(keyframes)} keyframes")
-    if settings["temporal"] and flows is None:
+    if settings.temporal and flows is None:
         raise ValueError("temporal: true needs the chunk's flow file (--flows)")
     flow_data = None
-    if settings["temporal"]:
+    if settings.temporal:
         from artify.flow import load_flows
 
         flow_data = load_flows(flows)
@@ -107,7 +109,7 @@ def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_
     if previous_chunk is not None and lead:
         previous = list(read_frames(previous_chunk)[-lead:])
     mask_data = None
-    if settings["method"] == "segmented":
+    if settings.method == "segmented":
         from artify.segment import load_masks
 
         if masks is None:
@@ -117,26 +119,26 @@ def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_
 
     def stylized(settings):
         for a, b in pieces:
-            torch.manual_seed(settings["seed"])  # each shot as if the video started there
+            torch.manual_seed(settings.seed)  # each shot as if the video started there
             yield from stylized_shot(settings, frames[a:b], weights[a:b], _slice(flow_data, a, b),
                                      previous[a:b] if previous and a < len(previous) else None,
                                      None if mask_data is None else mask_data[a:b])
 
     def stylized_shot(settings, frames, weights, flow_data, previous, mask_data):
-        method = settings["method"]
+        method = settings.method
         if method == "gatys":
             from artify.methods.gatys import stylize_frames
 
-            model = vgg19(device, settings["vgg_source"], settings["vgg_weights"] or None)
+            model = vgg19(device, settings.vgg_source, settings.vgg_weights or None)
             return stylize_frames(model, frames, weights, keyframes, settings, device, flows=flow_data,
                                   previous=previous)
         if method == "segmented":
             from artify.methods import segmented
 
-            model = vgg19(device, settings["vgg_source"], settings["vgg_weights"] or None)
+            model = vgg19(device, settings.vgg_source, settings.vgg_weights or None)
             return segmented.stylize_frames(model, frames, weights, keyframes, settings, device, mask_data,
                                             background_keyframes=segmented.background_keyframes(
-                                                settings, settings["style_size"]), flows=flow_data,
+                                                settings, settings.style_size), flows=flow_data,
                                             previous=previous)
         if method == "arbitrary":  # Magenta's network, or AdaIN (decoder: the job's trained one when no adain_decoder)
             from artify.methods.arbitrary import network_for, stylize_frames as arbitrary_frames
@@ -159,28 +161,28 @@ def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_
                                  frame=frame) from None
         except torch.OutOfMemoryError:
             # Batched methods retry with half the batch; one frame that does not fit has no smaller unit.
-            batch = int(settings.get("batch_frames", 1))
-            if settings["method"] == "gatys" or batch <= 1:
+            batch = settings.batch_frames
+            if settings.method == "gatys" or batch <= 1:
                 raise RuntimeError(f"{frames_video}: out of GPU memory stylizing chunk {chunk} at "
                                    f"{frames.shape[2]}x{frames.shape[1]}; lower `size` or use a larger GPU") from None
-            settings = settings | {"batch_frames": batch // 2}
+            settings = replace(settings, batch_frames=batch // 2)
             print(f"out of GPU memory with batch_frames={batch}; retrying with {batch // 2}", flush=True)
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
 
 
-def chunk_shots(row, cuts, flow_data, settings: dict) -> list[tuple[int, int]]:
+def chunk_shots(row, cuts, flow_data, settings: Settings) -> list[tuple[int, int]]:
     """The chunk's frames [a, b) (counted from its read_start) shot by shot: split at the content's cuts and
     where the flow to the frame before is reliable on less than min_reliable of the frame (`artify.cuts`);
     one piece without temporal: true (then no frame depends on another)."""
     from artify.cuts import load_cuts, reliable_fractions, shot_starts, shots
 
     n = int(row.stop - row.read_start)
-    if not settings["temporal"]:
+    if not settings.temporal:
         return [(0, n)]
     reliable = reliable_fractions(flow_data) if flow_data is not None else None
     starts = shot_starts(load_cuts(cuts) if cuts else [], int(row.read_start), int(row.stop), reliable,
-                         float(settings["min_reliable"]))
+                         settings.min_reliable)
     if len(starts) > 1:
         print(f"chunk {row.chunk}: shots start at frames {[int(row.read_start) + t for t in starts]}", flush=True)
     return shots(starts, n)

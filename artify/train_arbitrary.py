@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from artify.pixels import NonFiniteError
+from artify.settings import Settings
 from artify.flow import dis_flow, flow_to_torch, occlusion_mask, warp_torch
 from artify.methods.arbitrary import ENCODER_LAYERS, ArbitraryNet, PasticheEncoder, adain_decoder, mean_std
 
@@ -347,22 +348,22 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def expected_time(settings: dict, device, out=None, encoder=None) -> tuple[float, str]:
+def expected_time(settings: Settings, device, out=None, encoder=None) -> tuple[float, str]:
     """(seconds, a sentence) the training these settings ask for is expected to take on `device`, counting
     the iterations a resumed run has already done."""
     s = settings
     done = 0
     if out is not None and state_path(out).is_file():
         done = int(torch.load(state_path(out), map_location="cpu", weights_only=True)["step"])
-    left = max(0, s["train_iterations"] - done)
-    per_step = seconds_per_iteration(s["train_size"], s["train_batch"], s["train_width"], device, encoder)
+    left = max(0, s.train_iterations - done)
+    per_step = seconds_per_iteration(s.train_size, s.train_batch, s.train_width, device, encoder)
     total = left * per_step
-    return total, (f"training the AdaIN decoder ({left} iterations x batch {s['train_batch']} x {s['train_size']} px "
-                   f"crops, width {s['train_width']:g}) on {torch.device(device).type} is expected to take about "
+    return total, (f"training the AdaIN decoder ({left} iterations x batch {s.train_batch} x {s.train_size} px "
+                   f"crops, width {s.train_width:g}) on {torch.device(device).type} is expected to take about "
                    f"{_duration(total)} ({per_step:.2f} s per iteration, measured here)")
 
 
-def train_arbitrary(content_video, keyframes_tsv, keyframe_dir, out, settings: dict, device="auto", seed: int = 0,
+def train_arbitrary(content_video, keyframes_tsv, keyframe_dir, out, settings: Settings, device="auto", seed: int = 0,
                     threads: int | None = None) -> dict:
     """The `train_arbitrary` stage: data from the job, hyper-parameters from `settings` (train_* keys).
     Prints the expected time first; on a CPU starts only with `train_on_cpu` (ConfigError otherwise)."""
@@ -375,16 +376,16 @@ def train_arbitrary(content_video, keyframes_tsv, keyframe_dir, out, settings: d
     encoder = PasticheEncoder(device)
     _, expectation = expected_time(s, device, out, encoder)
     print(expectation, flush=True)
-    if device.type == "cpu" and not s["train_on_cpu"]:
+    if device.type == "cpu" and not s.train_on_cpu:
         raise ConfigError(f"{expectation}; not started. The default arbitrary_network: magenta is pretrained and "
                           "needs no training; set train_on_cpu: true to train on the CPU anyway, or run this job "
                           "where CUDA is available")
-    folders = [f.strip() for f in s["train_images"].split(",") if f.strip()]
-    data = training_data(content_video, keyframes_tsv, keyframe_dir, folders, s["train_size"])
+    folders = [f.strip() for f in s.train_images.split(",") if f.strip()]
+    data = training_data(content_video, keyframes_tsv, keyframe_dir, folders, s.train_size)
     print(f"training data: {len(data.pairs)} frame pairs, {len(data.styles)} style images; device {device}",
           flush=True)
-    result = train_decoder(data, out, s["train_iterations"], s["train_size"], s["train_batch"], s["train_lr"],
-                           s["train_style_weight"], s["train_temporal_weight"], s["train_checkpoint_every"],
-                           s["train_width"], device, seed, encoder=encoder)
+    result = train_decoder(data, out, s.train_iterations, s.train_size, s.train_batch, s.train_lr,
+                           s.train_style_weight, s.train_temporal_weight, s.train_checkpoint_every,
+                           s.train_width, device, seed, encoder=encoder)
     plot_history(result["history"], Path(f"{out}.loss.png"))
     return result

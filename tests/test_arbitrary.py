@@ -4,6 +4,7 @@ instance-norm statistics, reduced precision on the CPU as on CUDA)."""
 import functools
 import http.server
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from artify.methods.arbitrary import (AdaINEncoder, ArbitraryNet, SteadyNormStat
                                       compose_flows, load_decoder, load_network, mean_std, mix_stats, mix_vectors,
                                       network_for, smooth, style_vector, stylize_frames)
 from artify.methods.magenta import MagentaNet
-from artify.settings import defaults
+from artify.settings import Settings
 from tests.conftest import textured_video
 
 # pytorch-AdaIN net.py: the conv layers' indices in nn.Sequential `vgg` and `decoder`, with their shapes
@@ -119,8 +120,8 @@ def test_checkpoints_load_from_urls_through_the_download_helper(tmp_path, monkey
     try:
         monkeypatch.chdir(tmp_path)
         base = f"http://127.0.0.1:{server.server_address[1]}"
-        settings = defaults() | {"arbitrary_network": "adain", "adain_decoder": f"{base}/decoder.pth",
-                                 "adain_encoder": f"{base}/vgg_normalised.pth"}
+        settings = Settings(arbitrary_network="adain", adain_decoder=f"{base}/decoder.pth",
+                            adain_encoder=f"{base}/vgg_normalised.pth")
         net = network_for(settings, "cpu")
     finally:
         server.shutdown()
@@ -187,8 +188,8 @@ def test_batched_and_unbatched_give_the_same_frames():
     net, frames = random_net(), _video()[:5]
     flows = backward_flows(frames, [1])
     weights = np.linspace([1, 0], [0, 1], len(frames))
-    runs = [np.stack(list(stylize_frames(net, frames, weights, _styles(), defaults() | {
-        "method": "arbitrary", "batch_frames": b}, "cpu", flows=flows))) for b in (1, 3)]
+    runs = [np.stack(list(stylize_frames(net, frames, weights, _styles(), Settings(
+        method="arbitrary", batch_frames=b), "cpu", flows=flows))) for b in (1, 3)]
     assert runs[0].shape == frames.shape and runs[0].dtype == np.uint8
     assert np.abs(runs[0].astype(int) - runs[1].astype(int)).max() <= 1
 
@@ -197,10 +198,11 @@ def test_steadying_lowers_the_warping_error_on_a_panning_video():
     net, frames = random_net(), _video()
     flows = backward_flows(frames, [1])
     weights = np.ones((len(frames), 2)) * [1, 0]
-    base = defaults() | {"method": "arbitrary"}
+    base = Settings(method="arbitrary")
 
     def error(**settings):
-        out = np.stack(list(stylize_frames(net, frames, weights, _styles(), base | settings, "cpu", flows=flows)))
+        out = np.stack(list(stylize_frames(net, frames, weights, _styles(), replace(base, **settings), "cpu",
+                                           flows=flows)))
         assert out.std() > 5  # a real picture, not a flat one
         return warping_error(out, frames)[0]
 
@@ -213,13 +215,13 @@ def test_steadying_lowers_the_warping_error_on_a_panning_video():
 def test_flow_blend_needs_flows():
     with pytest.raises(ValueError, match="flows"):
         list(stylize_frames(random_net(), _video()[:2], np.ones((2, 1)), _styles()[:1],
-                            defaults() | {"method": "arbitrary"}, "cpu"))
+                            Settings(method="arbitrary"), "cpu"))
 
 
 def test_previous_frames_are_kept_and_the_rest_follow_the_style():
     net, frames = random_net(), _video()[:4]
     previous = [np.zeros_like(frames[0]), np.full_like(frames[0], 255)]
-    out = list(stylize_frames(net, frames, np.ones((4, 1)), _styles()[:1], defaults() | {"temporal": False},
+    out = list(stylize_frames(net, frames, np.ones((4, 1)), _styles()[:1], Settings(temporal=False),
                               "cpu", previous=previous))
     assert np.array_equal(out[0], previous[0]) and np.array_equal(out[1], previous[1])
     assert not np.array_equal(out[2], previous[1])
@@ -255,10 +257,11 @@ def test_long_range_blend_steadies_frames_k_apart():
     net, frames, k, speed = random_net(), _pan(), 6, 2
     flows = backward_flows(frames, [1])  # only one-frame flows, as the pipeline's default flow file
     weights = np.ones((len(frames), 2)) * [1, 0]
-    base = defaults() | {"method": "arbitrary", "smooth_stats": "none", "blend_offset": k}
+    base = Settings(method="arbitrary", smooth_stats="none", blend_offset=k)
 
     def error(interval, **settings):  # against the known motion, no flow estimate in the measure
-        out = np.stack(list(stylize_frames(net, frames, weights, _styles(), base | settings, "cpu", flows=flows)))
+        out = np.stack(list(stylize_frames(net, frames, weights, _styles(), replace(base, **settings), "cpu",
+                                           flows=flows)))
         assert out.std() > 5
         o, s = out.astype(np.float64) / 255, interval * speed
         return np.mean([((o[t][:, :-s] - o[t - interval][:, s:]) ** 2).mean() for t in range(interval, len(o))])
@@ -280,7 +283,7 @@ def test_the_default_decoder_is_light_and_public_layouts_still_load_at_full_widt
                 total += m.weight.numel() * h * w * scale
         return total
 
-    light, full = adain_decoder(defaults()["train_width"]), adain_decoder()
+    light, full = adain_decoder(Settings().train_width), adain_decoder()
     assert conv_flops(light) < 0.3 * conv_flops(full)
     torch.save(light.state_dict(), tmp_path / "light.pth")
     _public_checkpoint(tmp_path)
@@ -292,24 +295,25 @@ def test_the_default_decoder_is_light_and_public_layouts_still_load_at_full_widt
 
 @pytest.fixture(scope="module")
 def magenta_net():
-    return network_for(defaults(), "cpu")
+    return network_for(Settings(), "cpu")
 
 
 def _magenta(net, frames, weights, styles, flows=None, **settings):
-    base = defaults() | {"method": "arbitrary"}
-    return np.stack(list(stylize_frames(net, frames, weights, styles, base | settings, "cpu", flows=flows)))
+    base = Settings(method="arbitrary")
+    return np.stack(list(stylize_frames(net, frames, weights, styles, replace(base, **settings), "cpu",
+                                           flows=flows)))
 
 
 def test_the_default_network_is_magentas_and_adain_needs_asking_for(magenta_net, tmp_path):
-    assert defaults()["arbitrary_network"] == "magenta" and isinstance(magenta_net, MagentaNet)
-    assert network_for(defaults(), "cpu") is magenta_net  # loaded once per process
+    assert Settings().arbitrary_network == "magenta" and isinstance(magenta_net, MagentaNet)
+    assert network_for(Settings(), "cpu") is magenta_net  # loaded once per process
     _public_checkpoint(tmp_path)
     checkpoint = {"adain_decoder": str(tmp_path / "decoder.pth"), "adain_encoder": str(tmp_path / "vgg_normalised.pth")}
     with pytest.raises(ValueError, match="adain_decoder and adain_encoder set, but arbitrary_network is magenta"):
-        network_for(defaults() | checkpoint, "cpu")
-    assert isinstance(network_for(defaults() | checkpoint | {"arbitrary_network": "adain"}, "cpu"), ArbitraryNet)
+        network_for(Settings(**checkpoint), "cpu")
+    assert isinstance(network_for(Settings(**checkpoint, arbitrary_network="adain"), "cpu"), ArbitraryNet)
     with pytest.raises(ValueError, match="arbitrary_network: adain needs a decoder.*magenta is pretrained"):
-        network_for(defaults() | {"arbitrary_network": "adain"}, "cpu")
+        network_for(Settings(arbitrary_network="adain"), "cpu")
 
 
 def test_schedule_weights_mix_the_style_vectors(magenta_net):
@@ -439,7 +443,7 @@ def test_a_batch_non_finite_in_float32_too_is_refused_naming_its_frame(magenta_n
     made = []
     with pytest.raises(NonFiniteError, match="non-finite in bfloat16 and in float32") as e:
         made.extend(stylize_frames(magenta_net, frames, np.ones((6, 1)), _styles()[:1],
-                                   defaults() | {"batch_frames": 3, "precision": "bfloat16"}, "cpu",
+                                   Settings(batch_frames=3, precision="bfloat16"), "cpu",
                                    flows=backward_flows(frames, [1])))
     assert len(made) == 0 and e.value.frame == 1  # the first batch's second frame; nothing of it was yielded
 
@@ -449,9 +453,8 @@ def test_the_adain_network_retries_a_non_finite_batch_in_float32_too(monkeypatch
 
     net, frames = random_net(), _video()[:4]
     weights = np.ones((4, 1))
-    settings = defaults() | {"arbitrary_network": "adain", "batch_frames": 2, "temporal": True,
-                             "flow_blend": 0.0, "flow_blend_long": 0.0}
-    full = np.stack(list(stylize_frames(net, frames, weights, _styles()[:1], settings | {"precision": "float32"},
+    settings = Settings(arbitrary_network="adain", batch_frames=2, temporal=True, flow_blend=0.0, flow_blend_long=0.0)
+    full = np.stack(list(stylize_frames(net, frames, weights, _styles()[:1], replace(settings, precision="float32"),
                                         "cpu")))
     real = arbitrary._fit
     calls = []
@@ -461,7 +464,7 @@ def test_the_adain_network_retries_a_non_finite_batch_in_float32_too(monkeypatch
         return real(out, size) * (float("inf") if calls[-1] else 1.0)
 
     monkeypatch.setattr(arbitrary, "_fit", overflowing)
-    low = np.stack(list(stylize_frames(net, frames, weights, _styles()[:1], settings | {"precision": "bfloat16"},
+    low = np.stack(list(stylize_frames(net, frames, weights, _styles()[:1], replace(settings, precision="bfloat16"),
                                        "cpu")))
     assert calls == [True, False, True, False]  # each batch of 2 failed in bfloat16 and was made in float32
     assert np.array_equal(low, full)  # and the EMA of the statistics never saw the failed attempts

@@ -1,11 +1,12 @@
 """Config and jobs-table validation: one clear error naming the file, the row and the field."""
+import dataclasses
 from pathlib import Path
 
 import pytest
 import yaml
 
 from artify.config import ConfigError, load_jobs, load_schema, validate_config
-from artify.settings import defaults
+from artify.settings import Settings, add_options, defaults, from_args
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_SCHEMA = load_schema(REPO / "workflow/schemas/config.schema.yaml")
@@ -20,6 +21,47 @@ def test_config_yaml_holds_exactly_the_library_defaults():
     cfg = config()
     assert {k: v for k, v in cfg.items() if k != "jobs"} == defaults()
     validate_config(cfg, CONFIG_SCHEMA)
+
+
+def test_the_settings_object_holds_the_config_defaults_and_reads_by_attribute():
+    cfg = {k: v for k, v in config().items() if k != "jobs"}
+    s = Settings()
+    assert {f: getattr(s, f) for f in cfg} == cfg and len(dataclasses.fields(s)) == len(cfg)
+    assert Settings(**cfg) == s
+    assert s.flow_blend == cfg["flow_blend"] == 0.7  # the one default (the method once fell back to 0.0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.flow_blend = 0.0  # noqa: B018 (frozen: a stage cannot change a job's settings under another)
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"method": "picasso"}, "setting 'method': 'picasso' is not one of gatys, segmented, arbitrary"),
+    ({"iterations": "60"}, "setting 'iterations': '60' is not a int"),
+    ({"temporal": 1}, "setting 'temporal': 1 is not a bool"),
+    ({"flow_blend": True}, "setting 'flow_blend': True is not a float"),
+    ({"preserve_colour": None}, "setting 'preserve_colour': None is not a str"),
+])
+def test_settings_are_checked_once_when_built(values, message):
+    with pytest.raises(ConfigError, match=message):
+        Settings(**values)
+
+
+def test_settings_take_an_int_for_a_float_and_refuse_unknown_keys():
+    s = Settings(flow_blend=1, temporal_weight=0)
+    assert type(s.flow_blend) is float and s.flow_blend == 1.0 and s.temporal_weight == 0.0
+    with pytest.raises(TypeError, match="flow_blnd"):
+        Settings(flow_blnd=0.5)
+
+
+def test_a_stage_command_line_gives_settings_with_every_other_field_at_its_default():
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_options(parser, "stylize_chunk")
+    s = from_args("stylize_chunk", parser.parse_args(["--flow-blend", "0.2", "--method", "arbitrary"]))
+    assert s == Settings(flow_blend=0.2, method="arbitrary")
+    values = s.stage_values("stylize_chunk")  # a span's resume key: only what the stage reads
+    assert values["flow_blend"] == 0.2 and values["iterations"] == 60 and values["merge_mode"] == "feather"
+    assert "size" not in values and "flow_method" not in values and "train_iterations" not in values
 
 
 def test_every_field_is_explained_in_config_readme():

@@ -1,5 +1,7 @@
 """Cuts in the content video: found by the style source's detection, each shot stylized from a clean start,
 style changes moved onto them."""
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pandas as pd
@@ -9,7 +11,7 @@ from artify.chunks import plan_chunks, write_chunks
 from artify.cuts import detect_content_cuts, load_cuts, shot_starts, shots, write_cuts
 from artify.flow import backward_flows, save_flows
 from artify.schedule import StyleSchedule, plan_schedule, plot_schedule, sync_boundaries
-from artify.settings import defaults
+from artify.settings import Settings
 from artify.stylize import stylize_chunk
 from artify.video import MediaError, probe, read_frames, save_frames
 from tests.conftest import require_shared
@@ -92,7 +94,7 @@ def test_the_frames_after_a_cut_are_those_of_a_run_that_starts_at_the_cut(tmp_pa
     if method.startswith("arbitrary"):
         pytest.importorskip("onnx")
     clip = two_shots(3, 3)  # 3 frames a shot: the long-term offset 2 reaches from the third to the first
-    settings = defaults() | extra | {"min_reliable": 0.0}  # the cut alone must do it
+    settings = Settings(**extra, min_reliable=0.0)  # the cut alone must do it
     whole = write_chunk_inputs(tmp_path / "whole", clip, (1, 2))
     write_cuts([3], 24, whole / "cuts.tsv")
     ours = run(whole, settings, cuts=whole / "cuts.tsv")
@@ -112,7 +114,7 @@ def test_a_chained_chunk_does_not_carry_the_previous_shot_across_a_cut(tmp_path,
     pytest.importorskip("onnx")
     clip = two_shots(cut, 8 - cut)
     # one frame a batch: a batch's size changes the network's float rounding, and the chunks batch differently
-    settings = defaults() | MAGENTA | {"chunk_chain": True, "min_reliable": 0.0, "batch_frames": 1}
+    settings = Settings(**MAGENTA | {"chunk_chain": True, "min_reliable": 0.0, "batch_frames": 1})
     d = write_chunk_inputs(tmp_path / "whole", clip, (1, 2))
     chunks = plan_chunks(8, 4, 2)
     write_chunks(chunks, d / "chunks.tsv")
@@ -126,7 +128,7 @@ def test_a_chained_chunk_does_not_carry_the_previous_shot_across_a_cut(tmp_path,
                       previous_chunk=d / f"out{c.chunk - 1}.npy" if c.chunk else None, cuts=d / "cuts.tsv")
         outputs.append(read_frames(d / f"out{c.chunk}.npy"))
     assert [(c.read_start, c.start, c.stop) for c in chunks] == [(0, 0, 4), (2, 4, 8)]
-    alone = run(write_chunk_inputs(tmp_path / "alone", clip[cut:], (1, 2)), settings | {"chunk_chain": False})
+    alone = run(write_chunk_inputs(tmp_path / "alone", clip[cut:], (1, 2)), replace(settings, chunk_chain=False))
     ours = outputs[1][cut - 2:].astype(int)
     # a chained chunk continues from the previous chunk's frames as stored (8-bit), the run alone from its own
     # unrounded ones: within one grey level (measured: 7 % of values off by one where the cut is in the overlap)
@@ -142,7 +144,7 @@ def test_a_frame_whose_flow_collapses_starts_afresh_without_a_detected_cut(tmp_p
 
     reliable = reliable_fractions(load_flows(d / "flows.npz"))
     assert reliable[4] < 0.3 < reliable[[1, 2, 3, 5, 6, 7]].min(), reliable  # the joint: the flow finds nothing
-    settings = defaults() | TINY_GATYS
+    settings = Settings(**TINY_GATYS)
     alone = run(write_chunk_inputs(tmp_path / "alone", clip[4:]), settings)
     assert np.array_equal(run(d, settings)[4:], alone)  # min_reliable 0.3 (default), no cuts table
 
@@ -182,7 +184,7 @@ def test_segmentation_masks_are_not_carried_across_a_cut(tmp_path):
     save_frames(chunk_frames_path(tmp_path / "frames", 0), clip, len(clip))
     write_chunks(plan_chunks(len(clip), len(clip), 1), tmp_path / "chunks.tsv")
     write_cuts([5], 24, tmp_path / "cuts.tsv")
-    settings = defaults() | {"segmenter": "motion"}
+    settings = Settings(segmenter="motion")
     segment_span(tmp_path / "frames", tmp_path / "chunks.tsv", 0, tmp_path / "masks", settings, "cpu",
                  cuts=tmp_path / "cuts.tsv")
     masks = load_masks(tmp_path / "masks" / "0000.npz")

@@ -1,11 +1,13 @@
 """Gatys optimisation: losses as plain functions, the optimiser moves towards the style, deterministic."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 from artify.features import gram, style_grams, to_tensor, vgg19
 from artify.methods.gatys import content_loss, optimise, style_loss, stylize_frames, tv_loss
-from artify.settings import defaults
+from artify.settings import Settings
 from tests.conftest import textured_video
 
 
@@ -52,7 +54,7 @@ FAST = {"iterations": 4, "warm_iterations": 2, "style_layers": "relu1_1,relu2_1"
 
 def test_stylize_frames_is_deterministic_and_follows_the_schedule():
     model = vgg19()
-    settings = defaults() | FAST | {"temporal": False}
+    settings = Settings(**FAST, temporal=False)
     frames = textured_video(3, 32, 24)
     styles = [_style_image(), 255 - _style_image()]
     weights = np.array([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])
@@ -73,10 +75,10 @@ def test_temporal_terms_make_video_steadier_than_per_frame(bunny_clip, painting)
 
     model = vgg19()
     frames = read_frames(bunny_clip, 0, 6, size=(96, 54))
-    settings = defaults() | {"iterations": 40, "warm_iterations": 10, "tolerance": 0.0}
+    settings = Settings(iterations=40, warm_iterations=10, tolerance=0.0)
     style = [load_image(painting, 96)]
     weights = np.ones((6, 1))
-    per_frame = np.stack(list(stylize_frames(model, frames, weights, style, settings | {"temporal": False}, "cpu")))
+    per_frame = np.stack(list(stylize_frames(model, frames, weights, style, replace(settings, temporal=False), "cpu")))
     stats = {}
     steady = np.stack(list(stylize_frames(model, frames, weights, style, settings, "cpu",
                                           flows=backward_flows(frames), stats=stats)))
@@ -90,7 +92,7 @@ def test_temporal_without_flows_is_refused():
 
     with pytest.raises(ValueError, match="flows"):
         list(stylize_frames(vgg19(), textured_video(2, 32, 24), np.ones((2, 1)), [_style_image()],
-                            defaults() | FAST, "cpu"))
+                            Settings(**FAST), "cpu"))
 
 
 def test_chained_chunk_reuses_the_previous_overlap_exactly():
@@ -98,7 +100,7 @@ def test_chained_chunk_reuses_the_previous_overlap_exactly():
 
     frames = textured_video(4, 32, 24)
     previous = [np.full((24, 32, 3), 7, np.uint8), np.full((24, 32, 3), 9, np.uint8)]
-    out = list(stylize_frames(vgg19(), frames, np.ones((4, 1)), [_style_image()], defaults() | FAST, "cpu",
+    out = list(stylize_frames(vgg19(), frames, np.ones((4, 1)), [_style_image()], Settings(**FAST), "cpu",
                               flows=backward_flows(frames), previous=previous))
     assert np.array_equal(out[0], previous[0]) and np.array_equal(out[1], previous[1])
     assert not np.array_equal(out[2], previous[1])
@@ -175,7 +177,7 @@ def test_an_optimisation_that_stays_non_finite_is_refused_not_written():
         optimise(always, frame, targets, {}, 20, 1.0, 0.0, 0.0)
     frames = textured_video(2, 32, 24)
     with pytest.raises(NonFiniteError):
-        list(stylize_frames(always, frames, np.ones((2, 1)), [_style_image()], defaults() | FAST | {"temporal": False},
+        list(stylize_frames(always, frames, np.ones((2, 1)), [_style_image()], Settings(**FAST, temporal=False),
                             "cpu"))
 
 

@@ -10,6 +10,7 @@ from artify import segment
 from artify.segment import (MotionSegmenter, SamSegmenter, box_of, iou, load_masks, load_sam, make_segmenter,
                             mask_flicker, neighbour_flows, parse_prompt, pick_subject, save_masks,
                             segment_frames, stabilise_masks, tiny_sam)
+from artify.settings import Settings
 
 
 def scene(n=8, h=96, w=160, pan=2, square=40, speed=(3, 1), seed=0):
@@ -167,13 +168,13 @@ def test_load_sam_reads_weights_only_and_names_bad_files(sam, tmp_path, monkeypa
 
 
 def test_make_segmenter_choice():
-    assert isinstance(make_segmenter({}), MotionSegmenter)
-    assert isinstance(make_segmenter({"segmenter": "motion", "sam_checkpoint": "x.pth"}), MotionSegmenter)
+    assert isinstance(make_segmenter(Settings()), MotionSegmenter)
+    assert isinstance(make_segmenter(Settings(segmenter="motion", sam_checkpoint="x.pth")), MotionSegmenter)
     with pytest.raises(ValueError, match="needs sam_checkpoint"):
-        make_segmenter({"segmenter": "sam"})
+        make_segmenter(Settings(segmenter="sam"))
     from artify.weights import WeightsError
     with pytest.raises(WeightsError, match="missing.pth: weights file not found"):
-        make_segmenter({"sam_checkpoint": "missing.pth"})
+        make_segmenter(Settings(sam_checkpoint="missing.pth"))
 
 
 # ------------------------------------------------------------------------------------------- offline segmenter
@@ -222,7 +223,7 @@ def test_stabilisation_reduces_flicker_and_follows_the_motion(moving_scene):
 
 def test_segment_frames_and_mask_files(moving_scene, tmp_path):
     frames, truth, _ = moving_scene
-    masks = segment_frames(frames, {"segmenter": "motion", "mask_momentum": 0.5})
+    masks = segment_frames(frames, Settings(segmenter="motion", mask_momentum=0.5))
     assert np.mean([iou(m, t) for m, t in zip(masks, truth)]) > 0.8
     save_masks(tmp_path / "m.npz", masks)
     back = load_masks(tmp_path / "m.npz")

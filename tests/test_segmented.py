@@ -1,13 +1,12 @@
 """The segmented method: region inputs, the four merge modes, inpainting, strengths, and one real gatys run."""
 from __future__ import annotations
 
-from dataclasses import fields
-
 import numpy as np
 import pytest
 
 from artify.methods import segmented
 from artify.methods.segmented import feather, merge, region_boxes, region_inputs, stylize_frames
+from artify.settings import ConfigError, Settings
 
 
 def _frames(n=3, h=48, w=64, seed=0):
@@ -39,7 +38,7 @@ BLUE = np.full((8, 8, 3), (0, 0, 255), np.uint8)
 
 def run(mode, frames, masks, background=None, stylizer=None, previous=None, **settings):
     stylizer = stylizer or FakeStylizer()
-    out = np.stack(list(stylize_frames(None, frames, np.ones((len(frames), 1)), [RED], {"merge_mode": mode, **settings},
+    out = np.stack(list(stylize_frames(None, frames, np.ones((len(frames), 1)), [RED], Settings(merge_mode=mode, **settings),
                                        "cpu", masks, background_keyframes=background, previous=previous,
                                        stylizer=stylizer)))
     return out, stylizer
@@ -129,8 +128,10 @@ def test_strengths_blend_each_region_with_the_content():
 
 def test_bad_mode_and_shapes_are_refused():
     frames, masks = _frames()
-    with pytest.raises(ValueError, match="unknown merge_mode 'soft'"):
+    with pytest.raises(ConfigError, match="setting 'merge_mode': 'soft' is not one of hard, feather, blur, resize"):
         run("soft", frames, masks)
+    with pytest.raises(ValueError, match="unknown merge_mode 'soft'"):  # the function alone checks it too
+        region_inputs(frames, masks, "soft")
     with pytest.raises(ValueError, match="masks have shape"):
         run("hard", frames, masks[:, :10])
 
@@ -148,12 +149,8 @@ def test_real_gatys_on_both_regions_tiny():
     import torch
 
     from artify.features import vgg19
-    from artify.settings import StylizeSettings
-
-    settings = {f.name: f.default for f in fields(StylizeSettings)}
-    settings.update(iterations=2, warm_iterations=2, temporal=False, coarse_to_fine=False, merge_mode="feather",
-                    style_layers="relu1_1,relu2_1", content_layers="relu2_1",
-                    inpaint=True, foreground_strength=0.5)
+    settings = Settings(iterations=2, warm_iterations=2, temporal=False, coarse_to_fine=False, merge_mode="feather",
+                        style_layers="relu1_1,relu2_1", content_layers="relu2_1", inpaint=True, foreground_strength=0.5)
     frames, masks = _frames(n=2, h=32, w=40)
     rng = np.random.default_rng(1)
     style = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
@@ -169,14 +166,14 @@ def test_background_style_from_settings(tmp_path):
 
     from artify.video import MediaError
 
-    assert segmented.background_keyframes({}) is None
-    assert segmented.background_keyframes({"background_style": ""}) is None
+    assert segmented.background_keyframes(Settings()) is None
+    assert segmented.background_keyframes(Settings(background_style="")) is None
     path = tmp_path / "bg painting ü.png"
     cv2.imwrite(str(path), np.zeros((40, 80, 3), np.uint8) + (255, 0, 0))  # BGR blue
-    (image,) = segmented.background_keyframes({"background_style": str(path)}, long_side=20)
+    (image,) = segmented.background_keyframes(Settings(background_style=str(path)), long_side=20)
     assert image.shape == (10, 20, 3) and image[0, 0].tolist() == [0, 0, 255]
     with pytest.raises(MediaError, match="missing.png: background_style is not a readable image"):
-        segmented.background_keyframes({"background_style": str(tmp_path / "missing.png")})
+        segmented.background_keyframes(Settings(background_style=str(tmp_path / "missing.png")))
 
 
 @pytest.mark.parametrize("mode", ["feather", "resize"])

@@ -1,6 +1,8 @@
 """A span's chunks in one process: the same chunks as one process per chunk, resumable chunk by chunk, and
 sized so a job's fixed cost is a small share of its work."""
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pandas as pd
@@ -8,7 +10,7 @@ import pytest
 
 from artify.chunks import plan_chunks, write_chunks
 from artify.cost import LONG_SPAN, SPAN_BYTES, SPREAD_SPANS, auto_span_frames, job_cost
-from artify.settings import defaults
+from artify.settings import Settings
 from artify.spans import chunk_path, flow_span, run_span, stylize_span
 from artify.stylize import flow_chunk, stylize_chunk
 from artify.video import read_frames, save_frames
@@ -31,7 +33,7 @@ def span_inputs(tmp_path):
                     c.stop - c.read_start)
     for span in (0, 1):
         flow_span(tmp_path / "frames" / f"{span:04d}", tmp_path / "chunks.tsv", span, tmp_path / "flows" / f"{span:04d}",
-                  defaults(), threads=1)
+                  Settings(), threads=1)
     pd.DataFrame({"frame": range(14), "w0": 1.0}).to_csv(tmp_path / "schedule.tsv", sep="\t", index=False)
     (tmp_path / "kf").mkdir()
     cv2.imwrite(str(tmp_path / "kf" / "k.png"), 255 - video[0])
@@ -47,7 +49,7 @@ def run_stylize_span(d, span, settings, out="stylized"):
 
 def test_flow_span_writes_each_chunks_flows_as_flow_chunk_does(span_inputs):
     d = span_inputs
-    flow_chunk(chunk_path(d / "frames/0000", 1, ".npy"), d / "alone.npz", defaults(), threads=1)
+    flow_chunk(chunk_path(d / "frames/0000", 1, ".npy"), d / "alone.npz", Settings(), threads=1)
     with np.load(d / "alone.npz") as alone, np.load(chunk_path(d / "flows/0000", 1, ".npz")) as ours:
         assert alone.files == ours.files and all(np.array_equal(alone[k], ours[k]) for k in alone.files)
     assert sorted(p.name for p in (d / "flows/0000").iterdir()) == ["0000.npz", "0001.npz"]
@@ -57,7 +59,7 @@ def test_flow_span_writes_each_chunks_flows_as_flow_chunk_does(span_inputs):
 def test_a_span_in_one_process_equals_one_process_per_chunk(span_inputs, chain):
     """Every frame of every chunk equal (CPU is deterministic), the chain across the span boundary included."""
     d = span_inputs
-    settings = defaults() | TINY | {"chunk_chain": chain}
+    settings = Settings(**TINY, chunk_chain=chain)
     for span in (0, 1):
         run_stylize_span(d, span, settings)
     alone, plan = {}, plan_chunks(14, 5, 1, span_frames=10)
@@ -85,7 +87,7 @@ def test_an_interrupted_span_reuses_its_finished_chunks_and_redoes_the_rest(span
     import artify.stylize
 
     d = span_inputs
-    settings = defaults() | TINY
+    settings = Settings(**TINY)
     real, made = artify.stylize.stylize_chunk, []
 
     def dies_on_chunk_1(*args, **kwargs):
@@ -120,7 +122,7 @@ def test_an_interrupted_span_reuses_its_finished_chunks_and_redoes_the_rest(span
     before = read_frames(chunk_path(d / "again/.0000.partial", 0, ".npy"))
     made.clear()
     monkeypatch.setattr(artify.stylize, "stylize_chunk", counted)
-    run_stylize_span(d, 0, settings | {"style_weight": 5000.0}, out="again")
+    run_stylize_span(d, 0, replace(settings, style_weight=5000.0), out="again")
     assert made == [0, 1]
     assert not np.array_equal(read_frames(chunk_path(d / "again/0000", 0, ".npy")), before)
 

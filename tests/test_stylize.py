@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from artify.chunks import plan_chunks, write_chunks
-from artify.settings import defaults
+from artify.settings import Settings
 from artify.stylize import stylize_chunk
 from artify.video import read_frames, save_frames
 
@@ -35,16 +35,15 @@ def test_batched_method_retries_with_half_the_batch_after_out_of_memory(chunk_in
     batches = []
 
     def fake_frames(model, frames, weights, keyframes, settings, device, **kwargs):
-        batches.append(settings["batch_frames"])
-        if settings["batch_frames"] > 2:
+        batches.append(settings.batch_frames)
+        if settings.batch_frames > 2:
             yield frames[0]
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
         yield from (255 - f for f in frames)
 
     monkeypatch.setattr(arbitrary, "network_for", lambda settings, device, decoder=None: None)
     monkeypatch.setattr(arbitrary, "stylize_frames", fake_frames)
-    run_chunk(chunk_inputs, defaults() | {"method": "arbitrary", "batch_frames": 8, "temporal": False,
-                                          "device": "cpu"})
+    run_chunk(chunk_inputs, Settings(method="arbitrary", batch_frames=8, temporal=False, device="cpu"))
     assert batches == [8, 4, 2]
     out = read_frames(chunk_inputs / "out.npy")
     assert np.array_equal(out, 255 - read_frames(chunk_inputs / "frames.npy"))
@@ -52,7 +51,7 @@ def test_batched_method_retries_with_half_the_batch_after_out_of_memory(chunk_in
 
 def test_temporal_chunk_without_flows_is_refused(chunk_inputs):
     with pytest.raises(ValueError, match="flow file"):
-        run_chunk(chunk_inputs, defaults() | {"device": "cpu"})
+        run_chunk(chunk_inputs, Settings(device="cpu"))
     assert not (chunk_inputs / "out.npy").exists()
 
 
@@ -78,7 +77,7 @@ def test_a_non_finite_frame_fails_the_chunk_naming_job_chunk_and_frame_and_leave
     from artify.pixels import NonFiniteError
     from artify.segment import save_masks
 
-    settings = defaults() | {"method": method, "temporal": False, "device": "cpu", "coarse_to_fine": False}
+    settings = Settings(method=method, temporal=False, device="cpu", coarse_to_fine=False)
     extra = {}
     if method == "segmented":
         masks = np.zeros((6, 16, 24), np.float32)
@@ -107,8 +106,7 @@ def test_the_arbitrary_method_names_the_frame_of_a_non_finite_batch(chunk_inputs
     forward.calls = 0
 
     monkeypatch.setattr(MagentaNet, "forward", forward)
-    settings = defaults() | {"method": "arbitrary", "batch_frames": 3, "temporal": False, "device": "cpu",
-                             "precision": "float32"}
+    settings = Settings(method="arbitrary", batch_frames=3, temporal=False, device="cpu", precision="float32")
     with pytest.raises(NonFiniteError, match=r"job myjob, chunk 0, frame 4: the network's output is non-finite"):
         run_chunk(chunk_inputs, settings, job="myjob")
     assert not (chunk_inputs / "out.npy").exists()

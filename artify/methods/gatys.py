@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from artify.features import VGG19Features, gram, mix_grams, style_grams, to_tensor, to_uint8
 from artify.pixels import NonFiniteError, round_to_uint8
+from artify.settings import Settings
 from artify.flow import flow_to_torch, warp_torch
 
 
@@ -176,29 +177,29 @@ def keyframe_grams(model: VGG19Features, keyframes: list[np.ndarray], layers, de
 
 
 def stylize_frames(model: VGG19Features, frames: np.ndarray, weights: np.ndarray, keyframes: list[np.ndarray],
-                   settings: dict, device, flows: dict | None = None, previous: list[np.ndarray] | None = None,
+                   settings: Settings, device, flows: dict | None = None, previous: list[np.ndarray] | None = None,
                    stats: dict | None = None) -> Iterator[np.ndarray]:
     """Yield one stylized uint8 frame per input frame; `weights` (N, K) are the schedule's rows.
 
-    flows: `artify.flow.backward_flows` of these frames (needed when settings["temporal"] is true).
+    flows: `artify.flow.backward_flows` of these frames (needed when settings.temporal is true).
     previous: already-stylized frames to reuse for the first frames (the previous chunk's overlap); the
     optimisation then continues from them, so a chained chunk starts steady.
     stats: when given, receives per-frame iteration counts under "iterations".
     """
     s = settings
-    content_layers = s["content_layers"].split(",")
-    style_layers = s["style_layers"].split(",")
-    temporal = bool(s.get("temporal", False))
+    content_layers = s.content_layers.split(",")
+    style_layers = s.style_layers.split(",")
+    temporal = s.temporal
     if temporal and flows is None:
         raise ValueError("temporal stylization needs the chunk's flows")
-    if s.get("preserve_colour") == "histogram":
+    if s.preserve_colour == "histogram":
         reference = frames.reshape(-1, frames.shape[-2], 3)
         keyframes = [match_colours(k, reference) for k in keyframes]
     grams = keyframe_grams(model, keyframes, style_layers, device)
     offsets = sorted(int(k[5:]) for k in flows if k.startswith("flow_")) if temporal else []
     outputs: list[torch.Tensor] = []  # stylized frames so far (needed up to the longest offset back)
-    common = dict(content_weight=s["content_weight"], style_weight=s["style_weight"], tv_weight=s["tv_weight"],
-                  optimizer=s["optimizer"], learning_rate=s["learning_rate"])
+    common = dict(content_weight=s.content_weight, style_weight=s.style_weight, tv_weight=s.tv_weight,
+                  optimizer=s.optimizer, learning_rate=s.learning_rate)
     for t, (frame, w) in enumerate(zip(frames, weights)):
         content = to_tensor(frame, device)
         if previous is not None and t < len(previous):
@@ -214,21 +215,21 @@ def stylize_frames(model: VGG19Features, frames: np.ndarray, weights: np.ndarray
                     mask = torch.as_tensor(flows[f"mask_{k}"][t], dtype=torch.float32, device=device)[None, None]
                     terms.append((warp_torch(outputs[t - k], flow), mask))
             if terms:  # warm start from the previous stylized frame, warped to this one
-                init, iterations, eps = terms[0][0], s["warm_iterations"], WARM_EPS
+                init, iterations, eps = terms[0][0], s.warm_iterations, WARM_EPS
             else:  # a cold start (and the per-frame baseline): from the frame's own content
-                init, iterations, eps = content, s["iterations"], COLD_EPS
-            if not terms and s.get("coarse_to_fine") and min(frame.shape[:2]) >= 128:
+                init, iterations, eps = content, s.iterations, COLD_EPS
+            if not terms and s.coarse_to_fine and min(frame.shape[:2]) >= 128:
                 small = F.interpolate(content, scale_factor=0.5, mode="bilinear", align_corners=False)
                 with torch.no_grad():
                     small_targets = model(small, content_layers)
                 coarse, used_small = optimise(model, small, small_targets, target, iterations, **common,
-                                              tolerance=s["tolerance"], eps=COLD_EPS)
+                                              tolerance=s.tolerance, eps=COLD_EPS)
                 init = F.interpolate(coarse, size=content.shape[-2:], mode="bilinear", align_corners=False)
-                iterations, eps = s["warm_iterations"], WARM_EPS
+                iterations, eps = s.warm_iterations, WARM_EPS
             out, used = optimise(model, init, content_targets, target, iterations, **common, temporal_terms=terms,
-                                 temporal_weight=s.get("temporal_weight", 0.0),
-                                 tolerance=s["tolerance"] if (terms or not temporal) else 0.0, eps=eps)
-            if s.get("preserve_colour") == "luminance":
+                                 temporal_weight=s.temporal_weight,
+                                 tolerance=s.tolerance if (terms or not temporal) else 0.0, eps=eps)
+            if s.preserve_colour == "luminance":
                 out = keep_luminance(out, content)
         if stats is not None:
             stats.setdefault("iterations", []).append(used)

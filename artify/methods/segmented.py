@@ -2,13 +2,13 @@
 
 Each region gets its own style (the background may have a fixed painting: `background_keyframes`) and its
 own strength s (output = s x stylized + (1 - s) x content, per region). The region inputs and the merge
-follow the seed's four variants (settings["merge_mode"]):
+follow the seed's four variants (settings.merge_mode):
   hard     the other region cut out (black), merged along the binary mask (mask > 0.5)
   feather  cut out as hard, merged along the mask blurred by `feather_px` (soft edges)
   blur     the other region blurred by `blur_px` instead of cut out, merged along the feathered mask
   resize   each region's bounding box (padded to the frame's aspect ratio, smoothed over time) cut out,
            resized to the full frame before stylizing and back after, merged along the feathered mask
-With settings["inpaint"], the background's input has the subject filled by OpenCV inpainting (Telea)
+With settings.inpaint, the background's input has the subject filled by OpenCV inpainting (Telea)
 instead, so the background's style does not carry the subject's silhouette.
 The per-region stylizer is gatys by default (any function with its signature can be passed).
 """
@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from artify.pixels import round_to_uint8
+from artify.settings import Settings
 
 MERGE_MODES = ("hard", "feather", "blur", "resize")
 
@@ -120,10 +121,10 @@ def _strength(stylized: np.ndarray, content: np.ndarray, s: float) -> np.ndarray
     return round_to_uint8(out)
 
 
-def background_keyframes(settings: dict, long_side: int | None = None) -> list[np.ndarray] | None:
-    """The background's own style from settings["background_style"] (an image path; empty = None, i.e. the
+def background_keyframes(settings: Settings, long_side: int | None = None) -> list[np.ndarray] | None:
+    """The background's own style from settings.background_style (an image path; empty = None, i.e. the
     background follows the keyframe schedule like the foreground), uint8 RGB, long side `long_side`."""
-    path = settings.get("background_style", "")
+    path = settings.background_style
     if not path:
         return None
     from artify.video import MediaError, load_image
@@ -144,7 +145,7 @@ def _region_flows(inputs: np.ndarray, flows: dict | None) -> dict | None:
     return backward_flows(inputs, offsets or [1])
 
 
-def stylize_frames(model, frames: np.ndarray, weights: np.ndarray, keyframes: list[np.ndarray], settings: dict,
+def stylize_frames(model, frames: np.ndarray, weights: np.ndarray, keyframes: list[np.ndarray], settings: Settings,
                    device, masks: np.ndarray, background_keyframes: list[np.ndarray] | None = None,
                    background_weights: np.ndarray | None = None, flows: dict | None = None,
                    previous: list[np.ndarray] | None = None, stylizer: Callable | None = None) -> Iterator[np.ndarray]:
@@ -161,7 +162,7 @@ def stylize_frames(model, frames: np.ndarray, weights: np.ndarray, keyframes: li
     if stylizer is None:
         from artify.methods.gatys import stylize_frames as stylizer
     s = settings
-    mode = s.get("merge_mode", "feather")
+    mode = s.merge_mode
     masks = np.asarray(masks, np.float32)
     if masks.shape != frames.shape[:3]:
         raise ValueError(f"masks have shape {masks.shape}, frames {frames.shape[:3]}")
@@ -169,7 +170,7 @@ def stylize_frames(model, frames: np.ndarray, weights: np.ndarray, keyframes: li
         background_keyframes, background_weights = keyframes, weights
     elif background_weights is None:
         background_weights = np.ones((len(frames), len(background_keyframes)), np.float64)
-    fg_in, bg_in = region_inputs(frames, masks, mode, s.get("blur_px", 9.0), bool(s.get("inpaint", False)))
+    fg_in, bg_in = region_inputs(frames, masks, mode, s.blur_px, s.inpaint)
     fg_boxes = bg_boxes = None
     fg_flows = bg_flows = flows
     fg_previous = bg_previous = previous
@@ -184,8 +185,8 @@ def stylize_frames(model, frames: np.ndarray, weights: np.ndarray, keyframes: li
     fg_out = stylizer(model, fg_in, weights, keyframes, s, device, flows=fg_flows, previous=fg_previous)
     bg_out = stylizer(model, bg_in, background_weights, background_keyframes, s, device, flows=bg_flows,
                       previous=bg_previous)
-    fg_strength = float(s.get("foreground_strength", 1.0))
-    bg_strength = float(s.get("background_strength", 1.0))
+    fg_strength = s.foreground_strength
+    bg_strength = s.background_strength
     for t, (fg, bg) in enumerate(zip(fg_out, bg_out)):
         if previous is not None and t < len(previous):  # the overlap, already merged by the previous chunk
             yield np.asarray(previous[t], np.uint8)
@@ -195,4 +196,4 @@ def stylize_frames(model, frames: np.ndarray, weights: np.ndarray, keyframes: li
             bg = _frame_to_crop(bg, bg_boxes[t], frames[t])
         fg = _strength(fg, frames[t], fg_strength)
         bg = _strength(bg, frames[t], bg_strength)
-        yield merge(fg, bg, masks[t], mode, s.get("feather_px", 6.0))
+        yield merge(fg, bg, masks[t], mode, s.feather_px)

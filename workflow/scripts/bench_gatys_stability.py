@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -96,14 +97,15 @@ def styles_of(case: dict, demo_dir: Path, n: int) -> tuple[list[np.ndarray], np.
     return images, np.hstack([1 - a, a])
 
 
-def run_case(case: dict, demo_dir: Path, model, settings: dict) -> list[dict]:
+def run_case(case: dict, demo_dir: Path, model, settings) -> list[dict]:
+    """settings: an artify.settings.Settings (the defaults)."""
     from artify.features import mix_grams, to_tensor
     from artify.flow import backward_flows
     from artify.methods import gatys
 
     frames = frames_of(case, demo_dir)
     keyframes, weights = styles_of(case, demo_dir, len(frames))
-    s = dict(settings, temporal=case["mode"] == "temporal")
+    s = replace(settings, temporal=case["mode"] == "temporal")
     finite: dict[int, bool] = {}
     outputs: dict[int, np.ndarray] = {}
     original = gatys.to_uint8
@@ -139,8 +141,8 @@ def run_case(case: dict, demo_dir: Path, model, settings: dict) -> list[dict]:
         finite.setdefault(current[0], False)
     finally:
         gatys.to_uint8 = original
-    layers_c = s["content_layers"].split(",")
-    layers_s = s["style_layers"].split(",")
+    layers_c = s.content_layers.split(",")
+    layers_s = s.style_layers.split(",")
     grams = gatys.keyframe_grams(model, keyframes, layers_s, "cpu")
     rows = []
     keep = sorted(outputs) if case["mode"] == "temporal" else case["keep"]
@@ -193,7 +195,7 @@ def main(argv=None) -> int:
         return 0
     import artify
     from artify.features import vgg19
-    from artify.settings import defaults
+    from artify.settings import Settings
 
     torch.set_num_threads(a.threads)
     print(f"artify from {Path(artify.__file__).parent}", flush=True)
@@ -203,14 +205,14 @@ def main(argv=None) -> int:
         prev = pd.read_csv(out, sep="\t")
         done = {(r.source, r.styles, int(r.size), r.mode) for r in prev.itertuples()}
     model = vgg19("cpu")
-    settings = defaults()
+    settings = Settings()
     order = a.sources.split(",")
     for case in sorted((c for c in cases(a.quick) if c["source"] in order), key=lambda c: order.index(c["source"])):
         key = (case["source"], case["styles"], case["size"], case["mode"])
         if key in done:
             continue
         t0 = time.time()
-        torch.manual_seed(settings["seed"])
+        torch.manual_seed(settings.seed)
         rows = run_case(case, Path(a.demo_dir), model, settings)
         table = pd.DataFrame(rows)
         table.to_csv(out, sep="\t", index=False, mode="a", header=not out.exists())

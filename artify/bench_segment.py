@@ -148,8 +148,8 @@ def measure_stylize(name: str, frames: np.ndarray, truth: np.ndarray, iterations
                                                   replace(settings, merge_mode="feather", inpaint=True), device, masks,
                                                   flows)
     runs["segmented feather, bg = other painting"] = partial(_segmented, model, frames, weights, [style],
-                                                             replace(settings, merge_mode="feather"), device, masks, flows,
-                                                             [other])
+                                                             replace(settings, merge_mode="feather"), device, masks,
+                                                             flows, [other])
     rows = []
     for label, run in runs.items():
         torch.manual_seed(0)

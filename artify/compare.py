@@ -76,6 +76,34 @@ def fmt(v, digits: int = DIGITS) -> str:
     return f"{rounded:,.{max(0, decimals)}f}"
 
 
+def comparison_entries(members: list[str], jobs: dict[str, dict], baselines: dict[str, dict],
+                       deflickered: dict[str, str]) -> list[dict]:
+    """The `artify compare --entries` of one comparison (the workflow's rule compare): each member job, its
+    kind (result, per-frame or deflicker baseline), the names of its own baselines, a short description of its
+    settings (method, then the fields in which it differs from the first member's; a deflicker baseline adds
+    its filter's), and the paths of its metrics.json and of its files for the page, under results/{job}/.
+
+    members: the comparison's jobs, first the one the others are described against (`comparison_groups`);
+    jobs: {job: settings}; baselines: {job: {"perframe": name, "deflicker": name}} and deflickered:
+    {deflicker baseline: the per-frame job it filters}, as `add_baselines` returns them.
+    """
+    kinds = {b["perframe"]: "per-frame" for b in baselines.values()} | {d: "deflicker" for d in deflickered}
+    first = jobs[deflickered.get(members[0], members[0])]
+    entries = []
+    for job in members:
+        settings = jobs[deflickered.get(job, job)]  # a deflicker baseline is described by the job it filters
+        differ = [f"{k}={v}" for k, v in settings.items()
+                  if k not in ("job", "content", "style", "baselines", "jobs") and first[k] != v]
+        described = settings["method"] + (f"; {', '.join(differ)}" if differ else "")
+        if job in deflickered:
+            described += f"; deflicker size={settings['deflicker_size']} mode={settings['deflicker_mode']}"
+        entries.append({"job": job, "kind": kinds.get(job, "result"), "path": f"results/{job}/metrics.json",
+                        "settings": described, "video": f"results/{job}/stylized.mp4",
+                        "per_frame": f"results/{job}/per-frame.tsv", "plot": f"results/{job}/per-frame.png",
+                        "side_by_side": f"results/{job}/side_by_side.mp4", **baselines.get(job, {})})
+    return entries
+
+
 def comparison(entries: list[dict]) -> dict:
     """Rows and ratios from `entries`, each {"job", "kind" (result | per-frame | deflicker), "metrics" (dict
     or path of metrics.json), optional "perframe"/"deflicker" (the job names of its own baselines),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -119,3 +120,41 @@ def span_runtime_minutes(stage: str, device: str, frames: int, size: int) -> int
     pixels (no frame of a `size` long side is larger), plus ten minutes."""
     fixed, per_frame = job_cost(stage, device, size * size)
     return math.ceil(3 * (fixed + frames * per_frame) / 60) + 10
+
+
+# ----------------------------------------------------------------------------- which benchmark files a job costs
+
+# The rules whose benchmark files make up a job's cost: once per job, and once per span.
+JOB_STAGES = ("probe", "detect_cuts", "plan_chunks", "detect_scenes", "select_keyframes", "plan_schedule", "assemble")
+SPAN_STAGES = ("extract_frames", "flow_chunk", "segment_chunk", "stylize_chunk")
+
+
+def trains_decoder(settings: dict) -> bool:
+    """Whether a job's stylization needs a decoder trained for it (rule train_arbitrary): method arbitrary with
+    arbitrary_network adain and no adain_decoder given."""
+    return (settings["method"] == "arbitrary" and settings["arbitrary_network"] == "adain"
+            and not settings["adain_decoder"])
+
+
+def benchmark_files(job: str, jobs: dict[str, dict], deflickered: dict[str, str], spans: Callable[[str], list[int]],
+                    trained_as: Callable[[str], str], root: str = "benchmarks") -> list[str]:
+    """The Snakemake benchmark files ({root}/{rule}/{job}[_{span}].tsv) of every stage that made
+    results/{job}/stylized.mp4, for `stage_times`.
+
+    jobs: the workflow's jobs ({job: settings}); deflickered: {deflicker baseline: the per-frame job it filters}
+    (a deflicker baseline costs that job's stages and its own deflicker run); spans(job): the span numbers of a
+    job's plan (chunks.tsv); trained_as(job): the job whose name a trained decoder is made under (a per-frame
+    baseline shares its job's). Flow files count only for temporal jobs, masks only for method segmented.
+    """
+    if job in deflickered:
+        return benchmark_files(deflickered[job], jobs, deflickered, spans, trained_as, root) + [
+            f"{root}/deflicker/{job}.tsv"]
+    settings = jobs[job]
+    files = [f"{root}/{rule}/{job}.tsv" for rule in JOB_STAGES]
+    if trains_decoder(settings):
+        files.append(f"{root}/train_arbitrary/{trained_as(job)}.tsv")
+    skipped = {"flow_chunk": not settings["temporal"], "segment_chunk": settings["method"] != "segmented"}
+    for rule in SPAN_STAGES:
+        if not skipped.get(rule):
+            files += [f"{root}/{rule}/{job}_{s:04d}.tsv" for s in spans(job)]
+    return files

@@ -44,7 +44,8 @@ def file_digest(path) -> str:
 
 
 def key_of(*parts) -> str:
-    """One key of settings (JSON-able values: `Settings.stage_values`) and files (their bytes); None parts are skipped."""
+    """One key of settings (JSON-able values, e.g. `Settings.stage_values`) and files (their bytes); None parts
+    are skipped."""
     h = hashlib.sha256()
     for part in parts:
         if part is None:
@@ -97,7 +98,8 @@ def flow_span(frames_dir, chunks_tsv, span: int, out_dir, settings: Settings, th
         flow_chunk(chunk_path(frames_dir, c.chunk, ".npy"), path, settings, threads)
 
     return run_span(span_chunks(chunks_tsv, span), out_dir, ".npz", make,
-                    lambda c, _: key_of(settings.stage_values("flow_chunk"), Path(chunk_path(frames_dir, c.chunk, ".npy"))))
+                    lambda c, _: key_of(settings.stage_values("flow_chunk"),
+                                        Path(chunk_path(frames_dir, c.chunk, ".npy"))))
 
 
 def segment_span(frames_dir, chunks_tsv, span: int, out_dir, settings: Settings, device, threads: int | None = None,

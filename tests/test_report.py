@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -156,6 +157,64 @@ def test_stage_times_sum_chunks_divide_by_frames_and_take_peak_memory(tmp_path):
         stage_times([b / "probe" / "j.tsv"], frames=0)
 
 
+def _run_benchmarks(root, jobs, spans, deflickered, trained):
+    """The benchmarks folder a pipeline run over these jobs leaves: every rule's files, cost or not."""
+    per_job = ["probe", "detect_cuts", "plan_chunks", "detect_scenes", "select_keyframes", "plan_schedule",
+               "assemble", "evaluate", "stage_times", "side_by_side", "contact_sheet", "plot_per_frame"]
+    for job, settings in jobs.items():
+        for rule in per_job:
+            _bench(root / rule / f"{job}.tsv", 1.0, 100)
+        for span in spans[job]:
+            for rule in ["extract_frames", "stylize_chunk"] + ["flow_chunk"] * settings["temporal"] + (
+                    ["segment_chunk"] if settings["method"] == "segmented" else []):
+                _bench(root / rule / f"{job}_{span:04d}.tsv", 2.0, 200)
+    for job in trained:
+        _bench(root / "train_arbitrary" / f"{job}.tsv", 50.0, 3000)
+    for job in deflickered:
+        _bench(root / "deflicker" / f"{job}.tsv", 3.0, 300)
+        _bench(root / "evaluate" / f"{job}.tsv", 1.0, 100)
+    _bench(root / "compare" / "clip.tsv", 1.0, 100)
+
+
+def test_a_jobs_benchmark_files_are_those_of_the_stages_that_made_its_video(tmp_path, monkeypatch):
+    from artify.baselines import add_baselines
+    from artify.cost import benchmark_files, stage_times
+    from artify.settings import defaults
+
+    jobs = {"a": defaults() | {"job": "a", "content": "clip.mp4", "style": "s.mp4", "baselines": True},
+            "seg": defaults() | {"job": "seg", "content": "clip.mp4", "style": "s.mp4", "method": "segmented"},
+            "ada": defaults() | {"job": "ada", "content": "clip.mp4", "style": "s.mp4", "method": "arbitrary",
+                                 "arbitrary_network": "adain", "baselines": True}}
+    jobs, baselines, deflickered = add_baselines(jobs)
+    spans = {"a": [0, 1], "a.perframe": [0, 1], "seg": [0], "ada": [0, 1, 2], "ada.perframe": [0, 1, 2]}
+    trained_as = {"ada.perframe": "ada"}.get
+    monkeypatch.chdir(tmp_path)
+    _run_benchmarks(tmp_path / "benchmarks", jobs, spans, deflickered, trained=["ada"])
+
+    def files(job):
+        found = benchmark_files(job, jobs, deflickered, spans.__getitem__, lambda j: trained_as(j, j))
+        assert all(Path(f).is_file() for f in found), found  # only files the run made
+        return found
+
+    once = ["probe", "detect_cuts", "plan_chunks", "detect_scenes", "select_keyframes", "plan_schedule", "assemble"]
+    assert files("a") == ([f"benchmarks/{r}/a.tsv" for r in once]
+                          + [f"benchmarks/{r}/a_{s:04d}.tsv" for r in ("extract_frames", "flow_chunk", "stylize_chunk")
+                             for s in (0, 1)])
+    # per-frame baseline: no flows; its deflicker baseline: those files and the deflicker run
+    assert files("a.perframe") == ([f"benchmarks/{r}/a.perframe.tsv" for r in once]
+                                   + [f"benchmarks/{r}/a.perframe_{s:04d}.tsv"
+                                      for r in ("extract_frames", "stylize_chunk") for s in (0, 1)])
+    assert files("a.deflicker") == files("a.perframe") + ["benchmarks/deflicker/a.deflicker.tsv"]
+    assert "benchmarks/segment_chunk/seg_0000.tsv" in files("seg") and len(files("seg")) == 7 + 4
+    # a trained decoder counts for the job and for its per-frame baseline, which shares it
+    assert files("ada")[7] == files("ada.perframe")[7] == "benchmarks/train_arbitrary/ada.tsv"
+    assert "benchmarks/train_arbitrary" not in " ".join(files("a") + files("seg"))
+    table = stage_times(files("ada"), frames=30).set_index("stage")
+    assert table["jobs"].to_dict() == {**dict.fromkeys(once, 1), "train_arbitrary": 1, "extract_frames": 3,
+                                       "flow_chunk": 3, "stylize_chunk": 3}
+    assert table.loc["train_arbitrary", "seconds"] == 50.0 and table.loc["stylize_chunk", "seconds"] == 6.0
+
+
 # ----------------------------------------------------------------------------------------------- comparison
 
 def _metrics(warp, flick, style, sec):
@@ -235,6 +294,38 @@ def test_warping_mask_marks_the_strips_a_moving_square_hides_and_reveals():
     assert revealed[34:50, 58:74].min() == 1 and revealed[:20].min() == 1
     # with those pixels left out, the input itself warps exactly: zero error away from the square's edges
     assert warping_error(video, video)[0] < 1e-4
+
+
+def test_comparison_entries_describe_each_job_against_the_first_with_its_baselines_and_files():
+    from artify.baselines import add_baselines, comparison_groups
+    from artify.compare import comparison_entries
+    from artify.settings import defaults
+
+    jobs = {"a": defaults() | {"job": "a", "content": "v/clip.mp4", "style": "s.mp4", "baselines": True},
+            "b": defaults() | {"job": "b", "content": "v/clip.mp4", "style": "t.mp4", "style_weight": 500.0,
+                               "method": "arbitrary"}}
+    jobs, baselines, deflickered = add_baselines(jobs)
+    members = comparison_groups(jobs, deflickered)["clip"]
+    assert members == ["a", "b", "a.perframe", "a.deflicker"]
+    entries = comparison_entries(members, jobs, baselines, deflickered)
+    assert [e["job"] for e in entries] == members
+    a, b, perframe, deflicker = entries
+
+    def files(job):
+        return {"path": f"results/{job}/metrics.json", "video": f"results/{job}/stylized.mp4",
+                "per_frame": f"results/{job}/per-frame.tsv", "plot": f"results/{job}/per-frame.png",
+                "side_by_side": f"results/{job}/side_by_side.mp4"}
+
+    assert a == {"job": "a", "kind": "result", "settings": "gatys", "perframe": "a.perframe",
+                 "deflicker": "a.deflicker", **files("a")}
+    # the style differs too, but content and style paths are not settings
+    assert b == {"job": "b", "kind": "result", "settings": "arbitrary; method=arbitrary, style_weight=500.0",
+                 **files("b")}
+    assert perframe == {"job": "a.perframe", "kind": "per-frame", "settings": "gatys; temporal=False",
+                        **files("a.perframe")}
+    assert deflicker == {"job": "a.deflicker", "kind": "deflicker",
+                         "settings": "gatys; temporal=False; deflicker size=5 mode=am", **files("a.deflicker")}
+    json.dumps(entries)  # the rule passes them to `artify compare --entries` as JSON
 
 
 def test_report_stages_are_subcommands_and_compare_runs_from_the_command_line(tmp_path):

@@ -38,8 +38,8 @@ BLUE = np.full((8, 8, 3), (0, 0, 255), np.uint8)
 
 def run(mode, frames, masks, background=None, stylizer=None, previous=None, **settings):
     stylizer = stylizer or FakeStylizer()
-    out = np.stack(list(stylize_frames(None, frames, np.ones((len(frames), 1)), [RED], Settings(merge_mode=mode, **settings),
-                                       "cpu", masks, background_keyframes=background, previous=previous,
+    out = np.stack(list(stylize_frames(None, frames, np.ones((len(frames), 1)), [RED],
+                                       Settings(merge_mode=mode, **settings), "cpu", masks, background_keyframes=background, previous=previous,
                                        stylizer=stylizer)))
     return out, stylizer
 

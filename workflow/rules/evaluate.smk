@@ -1,5 +1,8 @@
 # Quality numbers of the result: warping error of output and input (the floor), style and content distance,
 # flicker, and the cost (seconds per frame, peak memory) from the benchmark files; the deflicker baseline.
+from types import SimpleNamespace
+
+from artify.cost import benchmark_files
 
 
 def described(name):
@@ -12,30 +15,14 @@ def evaluated_content(wildcards):
     return JOBS[described_by(wildcards.job)]["content"]
 
 
-# The rules whose benchmark files make up a job's cost: once per job, and once per span.
-JOB_STAGES = ["probe", "detect_cuts", "plan_chunks", "detect_scenes", "select_keyframes", "plan_schedule", "assemble"]
-CHUNK_STAGES = ["flow_chunk", "segment_chunk", "stylize_chunk"]
+def plan_spans(job):
+    """The span numbers of a job's plan (after the plan_chunks checkpoint)."""
+    return span_ids(SimpleNamespace(job=job))
 
 
 def stage_benchmarks(wildcards):
-    """The benchmark files of every stage that made results/{job}/stylized.mp4 (a deflicker baseline: those
-    of its per-frame job and of the deflicker rule)."""
-    from types import SimpleNamespace
-
-    job = wildcards.job
-    if job in DEFLICKERED:
-        return stage_benchmarks(SimpleNamespace(job=DEFLICKERED[job])) + [f"benchmarks/deflicker/{job}.tsv"]
-    files = [f"benchmarks/{rule}/{job}.tsv" for rule in JOB_STAGES]
-    if "decoder" in stylize_extra_inputs(SimpleNamespace(job=job, span="0000")):
-        files.append(f"benchmarks/train_arbitrary/{baseline_of(job)}.tsv")
-    files += [f"benchmarks/extract_frames/{job}_{s:04d}.tsv" for s in span_ids(wildcards)]
-    for rule in CHUNK_STAGES:
-        if rule == "flow_chunk" and not JOBS[job]["temporal"]:
-            continue
-        if rule == "segment_chunk" and JOBS[job]["method"] != "segmented":
-            continue
-        files += [f"benchmarks/{rule}/{job}_{s:04d}.tsv" for s in span_ids(wildcards)]
-    return files
+    """The benchmark files of every stage that made results/{job}/stylized.mp4 (artify.cost.benchmark_files)."""
+    return benchmark_files(wildcards.job, JOBS, DEFLICKERED, plan_spans, baseline_of)
 
 
 rule stage_times:

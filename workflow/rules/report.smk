@@ -6,6 +6,8 @@
 import glob
 import json
 
+from artify.compare import comparison_entries
+
 
 def primary_jobs():
     """The jobs of the jobs table (not the baselines derived from them)."""
@@ -44,26 +46,9 @@ def tally_input(wildcards):
     return [f"results/assess/{wildcards.content}.tally.json"] if answer_sheets(wildcards) else []
 
 
-def comparison_entries(wildcards):
-    """The compare command's --entries: each job of the comparison, its kind, own baselines and settings
-    (the fields in which it differs from the comparison's first job), and its files for the page."""
-    members = COMPARISONS[wildcards.content]
-    kinds = {b["perframe"]: "per-frame" for b in BASELINES.values()} | {d: "deflicker" for d in DEFLICKERED}
-    first = JOBS[described_by(members[0])]
-    entries = []
-    for job in members:
-        kind = kinds.get(job, "result")
-        settings = JOBS[described_by(job)]
-        differ = [f"{k}={v}" for k, v in settings.items()
-                  if k not in ("job", "content", "style", "baselines", "jobs") and first.get(k) != v]
-        described = f"{settings['method']}" + (f"; {', '.join(differ)}" if differ else "")
-        if job in DEFLICKERED:
-            described += f"; deflicker size={settings['deflicker_size']} mode={settings['deflicker_mode']}"
-        entries.append({"job": job, "kind": kind, "path": f"results/{job}/metrics.json", "settings": described,
-                        "video": f"results/{job}/stylized.mp4", "per_frame": f"results/{job}/per-frame.tsv",
-                        "plot": f"results/{job}/per-frame.png", "side_by_side": f"results/{job}/side_by_side.mp4",
-                        **BASELINES.get(job, {})})
-    return shlex.quote(json.dumps(entries))
+def entries_json(wildcards):
+    """The compare command's --entries (artify.compare.comparison_entries), shell-quoted JSON."""
+    return shlex.quote(json.dumps(comparison_entries(COMPARISONS[wildcards.content], JOBS, BASELINES, DEFLICKERED)))
 
 
 REPORT_TARGETS = [
@@ -180,7 +165,7 @@ rule compare:
             labels={"content": "{content}", "figure": "comparison"},
         ),
     params:
-        entries=comparison_entries,
+        entries=entries_json,
         title=lambda wildcards: shlex.quote(f"Comparison on {JOBS[comparison_first(wildcards)]['content']}"),
         options=lambda wildcards: shlex.join(stage_options("compare", JOBS[comparison_first(wildcards)])),
         tally=lambda wildcards, input: f"--tally {shlex.quote(input.tally[0])}" if input.tally else "",

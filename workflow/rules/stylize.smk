@@ -2,6 +2,7 @@
 # then one GPU-capable stylization job whose lossless chunks are kept, so an interrupted run resumes from the
 # chunks already done. One process per span and stage pays the imports and the model load once for all its
 # chunks. On a cluster a span's jobs are one group job (`span_group`: one submission).
+from artify.cost import trains_decoder
 
 
 rule flow_chunk:
@@ -66,7 +67,7 @@ def stylize_extra_inputs(wildcards):
         extra["previous"] = f"results/{wildcards.job}/stylized/{int(wildcards.span) - 1:04d}"
     if settings["method"] == "segmented":
         extra["masks"] = f"results/{wildcards.job}/masks/{wildcards.span}"
-    if settings["method"] == "arbitrary" and settings["arbitrary_network"] == "adain" and not settings["adain_decoder"]:
+    if trains_decoder(settings):
         extra["decoder"] = f"resources/models/{baseline_of(wildcards.job)}/decoder.pth"  # rule train_arbitrary
     return extra
 

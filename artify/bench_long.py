@@ -113,7 +113,7 @@ def fixed_cost_span(root: Path, clip: Path, style: Path, method: str, chunks: in
     from artify.chunks import Chunk, write_chunks
     from artify.methods.arbitrary import adain_decoder
     from artify.segment import segment_chunk
-    from artify.settings import defaults
+    from artify.settings import Settings
     from artify.spans import chunk_path
     from artify.stylize import flow_chunk
     from artify.video import load_image, probe, processing_size, read_frames, save_frames
@@ -129,7 +129,7 @@ def fixed_cost_span(root: Path, clip: Path, style: Path, method: str, chunks: in
     cv2.imwrite(str(d / "kf" / "k0.png"), cv2.cvtColor(load_image(style, size), cv2.COLOR_RGB2BGR))
     (d / "keyframes.tsv").write_text("file\nk0.png\n")
     (d / "schedule.tsv").write_text("frame\tw0\n" + "".join(f"{i}\t1.0\n" for i in range(chunks * frames)))
-    settings = defaults()
+    settings = Settings()
     for i in range(chunks):
         save_frames(chunk_path(d / "frames", i, ".npy"), picture, len(picture))
     flow_chunk(chunk_path(d / "frames", 0, ".npy"), chunk_path(d / "flows", 0, ".npz"), settings, threads=1)
@@ -141,7 +141,7 @@ def fixed_cost_span(root: Path, clip: Path, style: Path, method: str, chunks: in
                 shutil.copy(chunk_path(d / kind, 0, ".npz"), chunk_path(d / kind, i, ".npz"))
     if method == "arbitrary":  # an untrained decoder of the default width: a trained one costs the same
         torch.manual_seed(0)
-        torch.save(adain_decoder(settings["train_width"]).state_dict(), d / "decoder.pth")
+        torch.save(adain_decoder(settings.train_width).state_dict(), d / "decoder.pth")
     return d
 
 
@@ -177,8 +177,8 @@ method, decoder, h, w = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv
 x = torch.rand(8 if method == "arbitrary" else 1, 3, h, w)
 if method == "arbitrary":
     from artify.methods.arbitrary import network_for
-    from artify.settings import defaults
-    net = network_for(defaults(), "cpu", decoder)
+    from artify.settings import Settings
+    net = network_for(Settings(), "cpu", decoder)
     def step():
         with torch.no_grad():
             net(x, *net.style_stats(x[:1]))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from artify.features import mix_grams, to_tensor, vgg19
 from artify.flow import backward_flows
 from artify.methods.arbitrary import (PasticheEncoder, load_network, network_for, style_vector,
                                       stylize_frames)
-from artify.settings import defaults
+from artify.settings import Settings
 from artify.video import load_image, probe, processing_size, read_frames
 
 
@@ -102,7 +103,7 @@ def gatys_per_frame(frames, style, cache: Path) -> tuple[np.ndarray, float]:
         return data["frames"], float(data["seconds"])
     from artify.methods.gatys import stylize_frames as gatys_frames
 
-    settings = defaults() | {"temporal": False, "tolerance": 0.0}
+    settings = Settings(temporal=False, tolerance=0.0)
     t = time.perf_counter()
     out = np.stack(list(gatys_frames(vgg19("cpu"), frames, np.ones((len(frames), 1)), [style], settings, "cpu")))
     seconds = time.perf_counter() - t
@@ -119,11 +120,11 @@ def adain_decoder(a) -> tuple[Path, dict]:
     if decoder.is_file():
         return decoder, {"reused": str(decoder)}
     out_dir.mkdir(parents=True, exist_ok=True)
-    settings = defaults() | {"train_iterations": 500, "train_size": 128, "train_batch": 2, "train_width": 0.5}
+    settings = Settings(train_iterations=500, train_size=128, train_batch=2, train_width=0.5)
     expected, sentence = expected_time(settings, "cpu", decoder)
     print(sentence, flush=True)
     data = bench_data(Path(a.clip), SHARED / "styles", 128)
-    decoder, result = train(data, out_dir, 500, 128, 2, 5e-4, settings["train_temporal_weight"], 0.5)
+    decoder, result = train(data, out_dir, 500, 128, 2, 5e-4, settings.train_temporal_weight, 0.5)
     return decoder, {"expected_s": expected, "took_s": result["seconds_this_run"]}
 
 
@@ -155,7 +156,7 @@ def main(argv=None) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     skip = set(a.skip.split(","))
     paintings = [SHARED / "styles" / name for name in a.paintings.split(",") if name]
-    net = network_for(defaults(), "cpu")
+    net = network_for(Settings(), "cpu")
     report: dict = {}
 
     if "speed" not in skip:
@@ -193,18 +194,18 @@ def main(argv=None) -> None:
         floor = {k: warping_error(frames, flows=metric_flows[k])[0] for k in (1, 10)}
         model = vgg19("cpu", pool="max")
         weights = np.ones((len(frames), 1))
-        base = defaults() | {"method": "arbitrary"}
+        base = Settings(method="arbitrary")
         report["quality"] = {"clip": a.clip, "frames": [a.start, a.start + a.frames], "size": list(dims),
                              "floor": floor, "paintings": {}}
         picture_rows = []
         print(f"\nquality: {Path(a.clip).name} frames {a.start}-{a.start + a.frames - 1} at {dims[0]}x{dims[1]}; "
               f"input floor warp_1 {floor[1]:.5f}, warp_10 {floor[10]:.5f}")
         for painting in paintings:
-            style = load_image(painting, defaults()["style_size"])
+            style = load_image(painting, base.style_size)
             videos, seconds = {}, {}
-            for name, model_, settings in (("magenta off", net, base | {"temporal": False}),
+            for name, model_, settings in (("magenta off", net, replace(base, temporal=False)),
                                            ("magenta on", net, base),
-                                           ("adain-500 on", adain, base | {"arbitrary_network": "adain"})):
+                                           ("adain-500 on", adain, replace(base, arbitrary_network="adain"))):
                 t = time.perf_counter()
                 videos[name] = np.stack(list(stylize_frames(model_, frames, weights, [style], settings, "cpu",
                                                             flows=flows)))

@@ -2,7 +2,8 @@
 
 config/config.yaml holds the same defaults (a test keeps them equal), jobs.tsv columns override them per
 job, and each stage's group becomes that stage's command-line options (`artify <stage> --help`) and its
-rule's `params:`, so changing a key reruns exactly the stages that read it.
+rule's `params:`, so changing a key reruns exactly the stages that read it. The stages and methods read
+them from one `Settings` object (every group below, frozen, checked once when built).
 """
 from __future__ import annotations
 

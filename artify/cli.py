@@ -53,12 +53,9 @@ def _auto_span_frames(meta, o) -> int:
     """span_frames: 0: spans sized for the method on the device the stylization will run on (auto: this
     machine's, as pick_device decides)."""
     from artify.cost import auto_span_frames
+    from artify.devices import auto_device
 
-    device = o["device"]
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = auto_device(o["device"])
     total = min(meta.frames, o["max_frames"]) if o["max_frames"] else meta.frames
     span = auto_span_frames(total, o["chunk_frames"], o["method"], device, *_size(meta, o["size"]))
     print(f"span_frames 0: {span} frames a span for method {o['method']} on {device}")
@@ -128,7 +125,7 @@ def cmd_plan_schedule(a):
 
 
 def cmd_flow_chunk(a):
-    from artify.stylize import flow_chunk
+    from artify.flow import flow_chunk
 
     flow_chunk(a.frames, a.output, S.from_args("flow_chunk", a), threads=a.threads)
 

@@ -25,15 +25,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from .features import gram_distance, style_grams, to_tensor, vgg19
 from .scenes import load_scenes, source_kind, style_images
 from .video import MediaError, atomic_write_text, load_image, probe, processing_size, read_frames, tmp_path
+
+if TYPE_CHECKING:  # the Gram measurements import torch where they run: reading a keyframe table needs none
+    import torch
 
 KEYFRAME_COLUMNS = ["keyframe", "file", "source_frame", "time", "scene", "scenes", "duration_frames",
                     "distance_to_next"]
@@ -90,6 +92,8 @@ def select_keyframes(source, scenes_tsv, out_dir, out_tsv, samples_per_scene: in
                          f"{merge_threshold}")
     kind = source_kind(source)  # a missing source fails before the model loads
     scenes = load_scenes(scenes_tsv)
+    from .features import vgg19
+
     model = vgg19(device)
     if kind == "video":
         groups = _video_groups(Path(source), scenes, samples_per_scene, blur_threshold, max_keyframes, size,
@@ -173,6 +177,8 @@ def _scene_candidate(scene: int, frames: list[int], images: np.ndarray, fps: flo
     keep = np.flatnonzero(usable_mask(analysis, blur_threshold))
     if keep.size == 0:
         return None
+    from .features import gram_distance
+
     grams = _grams(analysis[keep], model, device)
     mean = {name: g.mean(0, keepdim=True).expand_as(g) for name, g in grams.items()}
     best = int(gram_distance(grams, mean).argmin())
@@ -229,6 +235,8 @@ def resize_long_side(image: np.ndarray, size: int) -> np.ndarray:
 
 
 def _grams(analysis_images: np.ndarray, model, device) -> dict[str, torch.Tensor]:
+    from .features import style_grams, to_tensor
+
     grams = style_grams(model, to_tensor(analysis_images, device))
     return {name: g.float().cpu() for name, g in grams.items()}
 
@@ -242,6 +250,8 @@ def style_distance(a: Candidate, b: Candidate) -> float:
     so one merge_threshold means the same for any weights, layers and video (Gram entries are >= 0, which
     bounds each ratio by 2). Measured separation is better too: see DEFAULT_MERGE_THRESHOLD.
     """
+    from .features import gram_distance
+
     ratios = []
     for name, ga in a.grams.items():
         gb = b.grams[name]

@@ -89,8 +89,8 @@ def run_span(chunks: list[Chunk], out_dir, suffix: str, make: Callable[[Chunk, P
 
 
 def flow_span(frames_dir, chunks_tsv, span: int, out_dir, settings: dict, threads: int | None = None):
-    """`stylize.flow_chunk` for every chunk of a span: frames_dir/NNNN.npy -> out_dir/NNNN.npz."""
-    from artify.stylize import flow_chunk
+    """`flow.flow_chunk` for every chunk of a span: frames_dir/NNNN.npy -> out_dir/NNNN.npz."""
+    from artify.flow import flow_chunk
 
     def make(c, _, path):
         flow_chunk(chunk_path(frames_dir, c.chunk, ".npy"), path, settings, threads)

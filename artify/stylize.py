@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 
 from artify.chunks import read_chunks
+from artify.devices import auto_device
 from artify.features import vgg19
 from artify.pixels import NonFiniteError
 from artify.schedule import StyleSchedule
@@ -20,9 +21,7 @@ from artify.video import MediaError, load_image, read_frames, save_frames
 def pick_device(device: str = "auto") -> torch.device:
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device: cuda was asked for, but torch sees no CUDA device")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
+    return torch.device(auto_device(device))
 
 
 def set_threads(threads: int | None) -> None:
@@ -54,16 +53,6 @@ _schedule = _per_file(StyleSchedule.load)
 _keyframes = _per_file(load_keyframes)
 
 
-def flow_chunk(frames_video, out, settings: dict, threads: int | None = None) -> None:
-    """Backward flows and reliable-pixel masks of one chunk's frames, for the temporal terms."""
-    from artify.flow import backward_flows, save_flows
-
-    set_threads(threads)
-    offsets = [1] + [int(k) for k in settings["long_term"].split(",") if k]
-    frames = read_frames(frames_video)
-    save_flows(out, backward_flows(frames, sorted(set(offsets)), settings["flow_method"], settings["raft_weights"] or None))
-
-
 def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_tsv, keyframe_dir, out,
                   settings: dict, threads: int | None = None, flows=None,
                   previous_chunk=None, decoder=None, masks=None, job: str | None = None, cuts=None) -> None:
@@ -83,7 +72,9 @@ def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_
     """
     set_threads(threads)
     torch.manual_seed(settings["seed"])
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    # The same flag as use_deterministic_algorithms(True, warn_only=True), which also imports torch._inductor
+    # (1.7 s of CPU a job) to set a compiler option we never use
+    torch.set_deterministic_debug_mode("warn")
     device = pick_device(settings["device"])
     row = next((c for c in _plan(chunks_tsv) if c.chunk == chunk), None)
     if row is None:

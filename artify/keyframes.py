@@ -33,7 +33,8 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from .features import gram_distance, style_grams, to_tensor, vgg19
 from .scenes import load_scenes, source_kind, style_images
-from .video import MediaError, atomic_write_text, load_image, probe, processing_size, read_frames, tmp_path
+from .atomic import atomic_path, atomic_write_text
+from .video import MediaError, load_image, probe, processing_size, read_frames
 
 KEYFRAME_COLUMNS = ["keyframe", "file", "source_frame", "time", "scene", "scenes", "duration_frames",
                     "distance_to_next"]
@@ -280,9 +281,8 @@ def _write_keyframes(groups: list[StyleGroup], out_dir: Path) -> pd.DataFrame:
     rows = []
     for k, group in enumerate(groups):
         name = f"keyframe_{k:03d}.png"
-        tmp = tmp_path(out_dir / name)
-        Image.fromarray(group.keyframe.image).save(tmp, format="PNG", compress_level=3)  # 3x faster than 6, +6%
-        tmp.replace(out_dir / name)
+        with atomic_path(out_dir / name) as tmp:
+            Image.fromarray(group.keyframe.image).save(tmp, format="PNG", compress_level=3)  # 3x faster than 6, +6%
         following = groups[k + 1].keyframe if k + 1 < len(groups) else None
         rows.append({"keyframe": k, "file": name, "source_frame": group.keyframe.source_frame,
                      "time": group.keyframe.time, "scene": group.scenes[0],
@@ -338,8 +338,5 @@ def contact_sheet(keyframes_tsv, keyframe_dir, out_png, thumb_width: int = 256, 
         y = pad + (i // n_cols) * (cell_h + pad)
         sheet.paste(thumb, (x, y))
         draw.text((x + 2, y + thumb.height + 3), caption, fill="black", font=font)
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_path(out_png)
-    sheet.save(tmp, format="PNG")
-    tmp.replace(out_png)
+    with atomic_path(out_png) as tmp:
+        sheet.save(tmp, format="PNG")

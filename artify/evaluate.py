@@ -22,6 +22,7 @@ from .cost import cost_metrics, read_benchmark, stage_times  # noqa: F401 (the c
 from .features import (DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, gram_distance, mix_grams, style_grams, to_tensor,
                        vgg19)
 from .flow import dis_flow, occlusion_mask, warp
+from .progress import progress
 from .video import MediaError
 
 # Batch size for VGG passes: small, so evaluation memory stays flat in the clip length.
@@ -46,16 +47,6 @@ def _same(a: np.ndarray, b: np.ndarray, na: str, nb: str) -> None:
                          "at the same size")
 
 
-def _progress(iterable, label: str, unit: str = "pair"):
-    """tqdm into the log (one line per step: logs are files); ARTIFY_PROGRESS=0 silences it."""
-    import os
-
-    from tqdm import tqdm
-
-    return tqdm(iterable, desc=label, unit=unit, mininterval=1.0, ascii=True,
-                disable=os.environ.get("ARTIFY_PROGRESS") == "0")
-
-
 def _float(x) -> float | None:
     """Plain float for JSON; NaN (undefined) becomes None."""
     if x is None:
@@ -76,7 +67,7 @@ def compute_flows(input_frames, interval: int = 1) -> list[tuple[np.ndarray, np.
     if interval < 1:
         raise ValueError(f"interval must be >= 1, got {interval}")
     flows = []
-    for t in _progress(range(len(frames) - interval), f"flows (interval {interval})"):
+    for t in progress(range(len(frames) - interval), f"flows (interval {interval})", unit="pair"):
         fwd = dis_flow(frames[t], frames[t + interval])
         bwd = dis_flow(frames[t + interval], frames[t])
         flows.append((fwd, occlusion_mask(fwd, bwd)))
@@ -216,7 +207,7 @@ def frame_grams(frames, device="cpu", model=None, layers=DEFAULT_STYLE_LAYERS) -
     frames = _frames(frames, "frames")
     model = _model(model, device)
     out = []
-    for i in _progress(range(0, len(frames), _BATCH), "Gram matrices", unit="batch"):
+    for i in progress(range(0, len(frames), _BATCH), "Gram matrices", unit="batch"):
         grams = style_grams(model, to_tensor(frames[i:i + _BATCH], device), layers)
         for j in range(len(frames[i:i + _BATCH])):
             out.append({k: v[j:j + 1].detach().cpu() for k, v in grams.items()})
@@ -493,7 +484,8 @@ def evaluate_job(content, stylized, meta_json, schedule_tsv, keyframes_tsv, keyf
 
     from .schedule import StyleSchedule
     from .stylize import load_keyframes, pick_device
-    from .video import VideoMeta, atomic_write_text, probe, read_frames
+    from .atomic import atomic_write_text
+    from .video import VideoMeta, probe, read_frames
 
     meta = VideoMeta.load(meta_json)
     fps = Fraction(meta.fps)

@@ -13,6 +13,7 @@ import torch
 from artify.chunks import read_chunks
 from artify.features import vgg19
 from artify.pixels import NonFiniteError
+from artify.progress import progress
 from artify.schedule import StyleSchedule
 from artify.video import MediaError, load_image, read_frames, save_frames
 
@@ -149,8 +150,8 @@ def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_
     while True:
         made = [0]  # frames yielded so far: the one being made when a method fails is read_start + made
         try:
-            save_frames(out, _counted(_progress(stylized(settings), len(frames), f"chunk {chunk}"), made),
-                        len(frames))
+            frames_made = progress(stylized(settings), f"chunk {chunk}", len(frames), every_step=True)
+            save_frames(out, _counted(frames_made, made), len(frames))
             return
         except NonFiniteError as e:
             # e.frame: where a method that works in batches found it, counted from the next frame it owed
@@ -196,9 +197,3 @@ def _counted(frames, made: list):
         made[0] += 1
 
 
-def _progress(frames, total: int, label: str):
-    from tqdm import tqdm
-
-    # Logs are files, not terminals: one line per frame keeps them readable and shows where a run is.
-    yield from tqdm(frames, total=total, desc=label, unit="frame", mininterval=0, ascii=True,
-                    disable=os.environ.get("ARTIFY_PROGRESS") == "0")

@@ -18,7 +18,6 @@ The result is written (atomically) in pytorch-AdaIN's decoder.pth format.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from artify.atomic import atomic_path, atomic_write_text
 from artify.pixels import NonFiniteError
 from artify.flow import dis_flow, flow_to_torch, occlusion_mask, warp_torch
 from artify.methods.arbitrary import ENCODER_LAYERS, ArbitraryNet, PasticheEncoder, adain_decoder, mean_std
@@ -197,10 +197,8 @@ def _finite_weights(decoder: nn.Module, path: Path) -> None:
 
 
 def _save_atomic(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp.{os.getpid()}.{path.name}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path, unique=True) as tmp:
+        torch.save(obj, tmp)
 
 
 def state_path(out) -> Path:
@@ -240,10 +238,9 @@ def train_decoder(data: TrainingData, out, iterations: int = 2000, size: int = 2
         _save_atomic({"decoder": net.decoder.state_dict(), "optimiser": optimiser.state_dict(), "step": step,
                       "history": torch.tensor(history, dtype=torch.float64).reshape(-1, 5)}, state_file)
 
-    from tqdm import tqdm
+    from artify.progress import progress as progress_bar
 
-    bar = tqdm(total=iterations, initial=step, desc="train_arbitrary", unit="it", ascii=True, mininterval=1,
-               disable=not progress or os.environ.get("ARTIFY_PROGRESS") == "0")
+    bar = progress_bar(None, "train_arbitrary", iterations, unit="it", initial=step, enabled=progress)
     net.decoder.train()
     done_here = 0
     while step < iterations:
@@ -282,16 +279,13 @@ def write_history(history, path: Path) -> None:
     import pandas as pd
 
     table = pd.DataFrame(history, columns=["step", "loss", "content", "style", "temporal"])
-    tmp = path.with_name(f".tmp.{path.name}")
-    table.to_csv(tmp, sep="\t", index=False)
-    os.replace(tmp, path)
+    atomic_write_text(path, table.to_csv(sep="\t", index=False))
 
 
 def plot_history(history, out_png, title: str = "train_arbitrary") -> None:
-    import matplotlib
+    from artify.figures import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     h = np.asarray(history, dtype=np.float64).reshape(-1, 5)
     fig, axes = plt.subplots(1, 4, figsize=(14, 3))
@@ -306,8 +300,7 @@ def plot_history(history, out_png, title: str = "train_arbitrary") -> None:
         ax.set_yscale("log")
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(out_png, dpi=100)
-    plt.close(fig)
+    save_figure(fig, out_png, dpi=100)
 
 
 def seconds_per_iteration(size: int, batch: int, width: float, device, encoder=None, probe_size: int = 128) -> float:

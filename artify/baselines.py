@@ -2,6 +2,9 @@
 stages) and that output through ffmpeg's `deflicker` filter, made here."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from artify.atomic import atomic_path
 from artify.video import MediaError, probe, run_ffmpeg
 

@@ -12,13 +12,12 @@ imported only where needed, so the light stages start fast.
 from __future__ import annotations
 
 from fractions import Fraction
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
 
-from artify.pixels import round_to_uint8
+from artify.pixels import resize_scaled, round_to_uint8
 from artify.progress import progress
 from artify.atomic import atomic_path
 from artify.video import VideoMeta, probe, read_frames, write_frames_h264
@@ -37,8 +36,8 @@ def fit_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
     """`image` scaled to fit inside width x height, keeping its aspect, centred on black."""
     h, w = image.shape[:2]
     s = min(width / w, height / h)
-    nw, nh = max(1, round(w * s)), max(1, round(h * s))
-    resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+    resized = resize_scaled(image, s)
+    nh, nw = resized.shape[:2]
     canvas = np.zeros((height, width, 3), np.uint8)
     y, x = (height - nh) // 2, (width - nw) // 2
     canvas[y:y + nh, x:x + nw] = resized
@@ -84,7 +83,7 @@ def side_by_side(content, stylized, meta_json, schedule_tsv, keyframes_tsv, keyf
     """results/{job}/side_by_side.mp4: input | output | current style over the weight bar, with the output's
     audio. Size (3 W, H + bar) for an output of W x H. Returns the number of frames."""
     from artify.schedule import StyleSchedule
-    from artify.stylize import load_keyframes
+    from artify.stylize import load_keyframe_images
 
     meta = VideoMeta.load(meta_json)
     fps = Fraction(meta.fps)
@@ -92,7 +91,7 @@ def side_by_side(content, stylized, meta_json, schedule_tsv, keyframes_tsv, keyf
     w, h, n = result.width, result.height, result.frames
     weights = StyleSchedule.load(schedule_tsv).weights_range(0, n)
     keyframes = [fit_image(k, w, h).astype(np.float32)
-                 for k in load_keyframes(keyframes_tsv, keyframe_dir, 2 * max(w, h))]
+                 for k in load_keyframe_images(keyframes_tsv, keyframe_dir, 2 * max(w, h))]
     if weights.shape[1] != len(keyframes):
         raise ValueError(f"{schedule_tsv}: {weights.shape[1]} styles scheduled but {len(keyframes)} keyframes")
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .keyframes import load_keyframes
+from .keyframes import read_keyframe_table
 from .atomic import atomic_write_text
 
 SPREADS = ("proportional", "equal")
@@ -43,7 +43,7 @@ def plan_schedule(keyframes_tsv, n_frames: int, fps: Fraction | float | str, out
     fps = float(Fraction(fps)) if isinstance(fps, str) else float(fps)
     if not fps > 0:
         raise ValueError(f"fps must be > 0, got {fps}")
-    keyframes = load_keyframes(keyframes_tsv)
+    keyframes = read_keyframe_table(keyframes_tsv)
     durations = keyframes.duration_frames.to_numpy(float) if spread == "proportional" \
         else np.ones(len(keyframes))
     if sync_seconds < 0:

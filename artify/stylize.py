@@ -32,7 +32,7 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def load_keyframes(keyframes_tsv, keyframe_dir, long_side: int) -> list[np.ndarray]:
+def load_keyframe_images(keyframes_tsv, keyframe_dir, long_side: int) -> list[np.ndarray]:
     table = pd.read_csv(keyframes_tsv, sep="\t")
     return [load_image(Path(keyframe_dir) / name, long_side) for name in table["file"]]
 
@@ -52,7 +52,7 @@ def _per_file(load):
 
 _plan = _per_file(read_chunks)
 _schedule = _per_file(StyleSchedule.load)
-_keyframes = _per_file(load_keyframes)
+_keyframes = _per_file(load_keyframe_images)
 
 
 def flow_chunk(frames_video, out, settings: dict, threads: int | None = None) -> None:

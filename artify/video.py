@@ -449,18 +449,16 @@ MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
 def load_image(path, long_side: int | None = None, enlarge: bool = True) -> np.ndarray:
     """An image file as uint8 RGB (EXIF rotation applied), resized so its long side is `long_side`
     (only ever shrunk when `enlarge` is false)."""
-    import cv2
     import numpy as np
     from PIL import Image, ImageOps
+
+    from artify.pixels import resize_long_side
 
     try:
         with Image.open(path) as im:
             rgb = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
     except (OSError, ValueError) as e:
         raise MediaError(f"{path}: not a readable image ({e})") from None
-    h, w = rgb.shape[:2]
-    if long_side and (enlarge or max(h, w) > long_side):
-        scale = long_side / max(h, w)
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    if long_side and (enlarge or max(rgb.shape[:2]) > long_side):
+        rgb = resize_long_side(rgb, long_side)
     return rgb

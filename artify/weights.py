@@ -96,7 +96,7 @@ def fetch(url_or_path, dest_dir=DEFAULT_DIR, sha256: str | None = None, expected
         return path
 
     dest = download_path(text, dest_dir)
-    name, dest_dir = dest.name, dest.parent
+    dest_dir = dest.parent
     if dest.is_file():
         try:
             _check_sha(dest, sha256, dest)

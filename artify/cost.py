@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .video import atomic_write_text
+from .atomic import atomic_write_text
 
 
 def _float(x) -> float | None:

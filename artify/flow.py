@@ -261,14 +261,12 @@ def flow_chunk(frames_video, out, settings: dict, threads: int | None = None) ->
 
 
 def save_flows(path, flows: dict[str, np.ndarray]) -> None:
-    """Write atomically (np.savez_compressed picks the name, so write to a temp .npz and rename)."""
-    import os
+    """Write atomically."""
+    from artify.atomic import atomic_path
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp.{path.stem}.npz")
-    np.savez_compressed(tmp, **flows)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:  # a file, not a name: numpy would add .npz to a name without it
+            np.savez_compressed(f, **flows)
 
 
 def load_flows(path) -> dict[str, np.ndarray]:

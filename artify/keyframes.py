@@ -29,10 +29,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageDraw, ImageFont
 
+from .pixels import resize_long_side
 from .scenes import load_scenes, source_kind, style_images
-from .video import MediaError, atomic_write_text, load_image, probe, processing_size, read_frames, tmp_path
+from .atomic import atomic_path, atomic_write_text
+from .video import MediaError, load_image, probe, processing_size, read_frames
 
 if TYPE_CHECKING:  # the Gram measurements import torch where they run: reading a keyframe table needs none
     import torch
@@ -45,7 +47,7 @@ NEAR_BLACK_MEAN = 20.0
 NEAR_WHITE_MEAN = 235.0
 FLAT_STD = 10.0
 DEFAULT_BLUR_THRESHOLD = 0.2
-# Relative Gram distance (style_distance, default style layers, 256 px) under which two neighbouring
+# Relative Gram distance (candidate_style_distance, default style layers, 256 px) under which two neighbouring
 # keyframes count as one style. Measured on Big Buck Bunny's first 30 s: the keyframes either side of its
 # three cuts are 0.68, 0.79 and 0.79 apart (the closest samples across a cut 0.49), the two meadow shots
 # that are not neighbours 0.28-0.31, while samples within one shot have a median distance from 0.003 (a
@@ -224,16 +226,6 @@ def _image_groups(source: Path, scenes_tsv: Path, scenes: pd.DataFrame, size: in
 
 # --- shared ---------------------------------------------------------------------------------------------
 
-def resize_long_side(image: np.ndarray, size: int) -> np.ndarray:
-    """Resize so the long side is `size` (aspect kept), for measurements at one scale."""
-    h, w = image.shape[:2]
-    scale = size / max(h, w)
-    new = (max(1, round(w * scale)), max(1, round(h * scale)))
-    if new == (w, h):
-        return image
-    return np.asarray(Image.fromarray(image).resize(new, Image.Resampling.BICUBIC))
-
-
 def _grams(analysis_images: np.ndarray, model, device) -> dict[str, torch.Tensor]:
     from .features import style_grams, to_tensor
 
@@ -241,7 +233,7 @@ def _grams(analysis_images: np.ndarray, model, device) -> dict[str, torch.Tensor
     return {name: g.float().cpu() for name, g in grams.items()}
 
 
-def style_distance(a: Candidate, b: Candidate) -> float:
+def candidate_style_distance(a: Candidate, b: Candidate) -> float:
     """Relative Gram distance in [0, 2]: per layer, gram_distance(a, b) over the mean of the two Grams' own
     squared norms, averaged over the layers.
 
@@ -269,7 +261,7 @@ def merge_groups(groups: list[StyleGroup], merge_threshold: float, max_keyframes
     """
     groups = list(groups)
     while len(groups) > 1:
-        distances = [style_distance(a.keyframe, b.keyframe) for a, b in zip(groups, groups[1:])]
+        distances = [candidate_style_distance(a.keyframe, b.keyframe) for a, b in zip(groups, groups[1:])]
         i = int(np.argmin(distances))
         if distances[i] >= merge_threshold and len(groups) <= max_keyframes:
             break
@@ -290,14 +282,13 @@ def _write_keyframes(groups: list[StyleGroup], out_dir: Path) -> pd.DataFrame:
     rows = []
     for k, group in enumerate(groups):
         name = f"keyframe_{k:03d}.png"
-        tmp = tmp_path(out_dir / name)
-        Image.fromarray(group.keyframe.image).save(tmp, format="PNG", compress_level=3)  # 3x faster than 6, +6%
-        tmp.replace(out_dir / name)
+        with atomic_path(out_dir / name) as tmp:
+            Image.fromarray(group.keyframe.image).save(tmp, format="PNG", compress_level=3)  # 3x faster than 6, +6%
         following = groups[k + 1].keyframe if k + 1 < len(groups) else None
         rows.append({"keyframe": k, "file": name, "source_frame": group.keyframe.source_frame,
                      "time": group.keyframe.time, "scene": group.scenes[0],
                      "scenes": ",".join(str(s) for s in group.scenes), "duration_frames": group.duration_frames,
-                     "distance_to_next": (round(style_distance(group.keyframe, following), 6)
+                     "distance_to_next": (round(candidate_style_distance(group.keyframe, following), 6)
                                           if following is not None else np.nan)})
     written = {r["file"] for r in rows}
     for stale in out_dir.iterdir():
@@ -306,7 +297,7 @@ def _write_keyframes(groups: list[StyleGroup], out_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=KEYFRAME_COLUMNS)
 
 
-def load_keyframes(path) -> pd.DataFrame:
+def read_keyframe_table(path) -> pd.DataFrame:
     """Read a keyframes table, checking its columns; `scenes` stays text ("0,1")."""
     path = Path(path)
     if not path.is_file():
@@ -327,7 +318,7 @@ def load_keyframes(path) -> pd.DataFrame:
 def contact_sheet(keyframes_tsv, keyframe_dir, out_png, thumb_width: int = 256, columns: int = 4) -> None:
     """A PNG grid of the keyframes, each captioned with its number, time and scenes: to check at a glance
     that the keyframes are the styles one expects."""
-    table = load_keyframes(keyframes_tsv)
+    table = read_keyframe_table(keyframes_tsv)
     font = ImageFont.load_default()
     caption_h = 18
     thumbs = []
@@ -348,8 +339,5 @@ def contact_sheet(keyframes_tsv, keyframe_dir, out_png, thumb_width: int = 256, 
         y = pad + (i // n_cols) * (cell_h + pad)
         sheet.paste(thumb, (x, y))
         draw.text((x + 2, y + thumb.height + 3), caption, fill="black", font=font)
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_path(out_png)
-    sheet.save(tmp, format="PNG")
-    tmp.replace(out_png)
+    with atomic_path(out_png) as tmp:
+        sheet.save(tmp, format="PNG")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from artify.chunks import Chunk, chunk_frames_path, read_chunks
-from artify.video import atomic_write_text
+from artify.atomic import atomic_write_text
 
 
 def chunk_path(folder, chunk: int, suffix: str) -> Path:

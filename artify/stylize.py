@@ -5,7 +5,6 @@ import functools
 import os
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 import torch
@@ -14,6 +13,7 @@ from artify.chunks import read_chunks
 from artify.devices import auto_device
 from artify.features import vgg19
 from artify.pixels import NonFiniteError
+from artify.progress import progress
 from artify.schedule import StyleSchedule
 from artify.video import MediaError, load_image, read_frames, save_frames
 
@@ -30,7 +30,7 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def load_keyframes(keyframes_tsv, keyframe_dir, long_side: int) -> list[np.ndarray]:
+def load_keyframe_images(keyframes_tsv, keyframe_dir, long_side: int) -> list[np.ndarray]:
     table = pd.read_csv(keyframes_tsv, sep="\t")
     return [load_image(Path(keyframe_dir) / name, long_side) for name in table["file"]]
 
@@ -50,7 +50,7 @@ def _per_file(load):
 
 _plan = _per_file(read_chunks)
 _schedule = _per_file(StyleSchedule.load)
-_keyframes = _per_file(load_keyframes)
+_keyframes = _per_file(load_keyframe_images)
 
 
 def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_tsv, keyframe_dir, out,
@@ -140,8 +140,8 @@ def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_
     while True:
         made = [0]  # frames yielded so far: the one being made when a method fails is read_start + made
         try:
-            save_frames(out, _counted(_progress(stylized(settings), len(frames), f"chunk {chunk}"), made),
-                        len(frames))
+            frames_made = progress(stylized(settings), f"chunk {chunk}", len(frames), every_step=True)
+            save_frames(out, _counted(frames_made, made), len(frames))
             return
         except NonFiniteError as e:
             # e.frame: where a method that works in batches found it, counted from the next frame it owed
@@ -187,9 +187,3 @@ def _counted(frames, made: list):
         made[0] += 1
 
 
-def _progress(frames, total: int, label: str):
-    from tqdm import tqdm
-
-    # Logs are files, not terminals: one line per frame keeps them readable and shows where a run is.
-    yield from tqdm(frames, total=total, desc=label, unit="frame", mininterval=0, ascii=True,
-                    disable=os.environ.get("ARTIFY_PROGRESS") == "0")

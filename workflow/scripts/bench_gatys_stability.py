@@ -101,6 +101,11 @@ def run_case(case: dict, demo_dir: Path, model, settings: dict) -> list[dict]:
     from artify.flow import backward_flows
     from artify.methods import gatys
 
+    try:
+        from artify.features import keyframe_grams
+    except ImportError:  # an artify from before issue 20 (the script measures old code too) had it in gatys
+        keyframe_grams = gatys.keyframe_grams
+
     frames = frames_of(case, demo_dir)
     keyframes, weights = styles_of(case, demo_dir, len(frames))
     s = dict(settings, temporal=case["mode"] == "temporal")
@@ -141,7 +146,7 @@ def run_case(case: dict, demo_dir: Path, model, settings: dict) -> list[dict]:
         gatys.to_uint8 = original
     layers_c = s["content_layers"].split(",")
     layers_s = s["style_layers"].split(",")
-    grams = gatys.keyframe_grams(model, keyframes, layers_s, "cpu")
+    grams = keyframe_grams(model, keyframes, layers_s, "cpu")
     rows = []
     keep = sorted(outputs) if case["mode"] == "temporal" else case["keep"]
     for t in keep:

@@ -26,7 +26,8 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
-from artify.video import MediaError, atomic_write_text
+from artify.atomic import atomic_write_text
+from artify.video import MediaError
 
 # (name in the CSV, title, the question as the viewer reads it)
 QUESTIONS = [

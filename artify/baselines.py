@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from artify.video import MediaError, probe, run_ffmpeg, tmp_path
+from artify.atomic import atomic_path
+from artify.video import MediaError, probe, run_ffmpeg
 
 DEFLICKER_MODES = ("am", "gm", "hm", "qm", "cm", "pm", "median")
 
@@ -18,22 +19,16 @@ def deflicker_video(video, out, size: int = 5, mode: str = "am", crf: int = 18) 
     if mode not in DEFLICKER_MODES:
         raise ValueError(f"deflicker mode must be one of {DEFLICKER_MODES}, got {mode!r}")
     meta = probe(video)
-    tmp = tmp_path(out)
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
     args = ["-hide_banner", "-nostdin", "-y", "-i", str(video), "-map", "0:v:0"]
     if meta.audio:
         args += ["-map", "0:a:0", "-c:a", "copy"]
-    args += ["-vf", f"deflicker=size={size}:mode={mode}", "-fps_mode", "passthrough", "-c:v", "libx264",
-             "-crf", str(crf), "-preset", "medium", "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(tmp)]
-    try:
+    with atomic_path(out) as tmp:
+        args += ["-vf", f"deflicker=size={size}:mode={mode}", "-fps_mode", "passthrough", "-c:v", "libx264",
+                 "-crf", str(crf), "-preset", "medium", "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(tmp)]
         run_ffmpeg(args, video)
         got = probe(tmp).frames
         if got != meta.frames:
             raise MediaError(f"{video}: deflicker gave {got} frames, the video has {meta.frames}")
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, out)
     return meta.frames
 
 

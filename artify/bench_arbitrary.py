@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from artify.evaluate import compute_flows, keyframe_grams, style_distance, warping_error
+from artify.evaluate import compute_flows, scaled_keyframe_grams, style_distance_per_frame, warping_error
 from artify.features import mix_grams, to_tensor, vgg19
 from artify.flow import backward_flows
 from artify.methods.arbitrary import load_network, mean_std, stylize_frames
@@ -255,7 +255,7 @@ def main(argv=None) -> None:
         variants["on (defaults)"] = base
         metric_flows = {k: compute_flows(frames, k) for k in (1, 10)}
         model = vgg19("cpu", pool="max")
-        target = mix_grams(keyframe_grams([style], size=dims, model=model), [1.0])
+        target = mix_grams(scaled_keyframe_grams([style], size=dims, model=model), [1.0])
         floor = {k: warping_error(frames, flows=metric_flows[k])[0] for k in (1, 10)}
         rows, videos = {}, {}
         for name, settings in variants.items():
@@ -270,7 +270,7 @@ def main(argv=None) -> None:
             videos[name] = video
             rows[name] = {"warp_1": warping_error(video, flows=metric_flows[1])[0],
                           "warp_10": warping_error(video, flows=metric_flows[10])[0],
-                          "style_distance": float(np.mean(style_distance(video, target, model=model))),
+                          "style_distance": float(np.mean(style_distance_per_frame(video, target, model=model))),
                           "seconds_per_frame": seconds / len(frames),
                           "settings": {k: settings[k] for k in ("temporal", "smooth_stats", "stats_momentum",
                                                                 "flow_blend", "flow_blend_long", "blend_offset")}}

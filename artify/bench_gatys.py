@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from artify.evaluate import compute_flows, keyframe_grams, style_distance, warping_error
+from artify.evaluate import compute_flows, scaled_keyframe_grams, style_distance_per_frame, warping_error
 from artify.features import mix_grams, vgg19
 from artify.flow import backward_flows
 from artify.methods.gatys import stylize_frames
@@ -79,14 +79,14 @@ def main(argv=None) -> None:
 
     metric_flows = {k: compute_flows(frames, k) for k in (1, 10)}
     model = vgg19("cpu", pool="max")
-    target = mix_grams(keyframe_grams([style], size=size, model=model), [1.0])
+    target = mix_grams(scaled_keyframe_grams([style], size=size, model=model), [1.0])
     rows = {}
     floor = {k: warping_error(frames, flows=metric_flows[k])[0] for k in (1, 10)}
     for name, (video, seconds, iterations) in results.items():
         rows[name] = {
             "warp_short": warping_error(video, flows=metric_flows[1])[0],
             "warp_long": warping_error(video, flows=metric_flows[10])[0],
-            "style_distance": float(np.mean(style_distance(video, target, model=model))),
+            "style_distance": float(np.mean(style_distance_per_frame(video, target, model=model))),
             "seconds_per_frame": seconds / len(frames),
             "mean_iterations": float(np.mean(iterations)),
         }

@@ -115,7 +115,7 @@ def fixed_cost_span(root: Path, clip: Path, style: Path, method: str, chunks: in
     from artify.segment import segment_chunk
     from artify.settings import Settings
     from artify.spans import chunk_path
-    from artify.stylize import flow_chunk
+    from artify.flow import flow_chunk
     from artify.video import load_image, probe, processing_size, read_frames, save_frames
 
     d = root / f"{method}_{chunks}"
@@ -179,9 +179,12 @@ if method == "arbitrary":
     from artify.methods.arbitrary import network_for
     from artify.settings import Settings
     net = network_for(Settings(), "cpu", decoder)
-    def step():
+    def step():  # the default network (Magenta): a batch through the transformer with one style vector
         with torch.no_grad():
-            net(x, *net.style_stats(x[:1]))
+            if hasattr(net, "predict"):
+                net(x, net.predict(torch.rand(1, 3, 256, 256)).expand(len(x), -1))
+            else:
+                net(x, *net.style_stats(x[:1]))
 else:
     import artify.methods.gatys
     if method == "segmented":
@@ -308,32 +311,41 @@ def span_work(workdir: Path, rule: str) -> tuple[float, float]:
     return wall, cpu
 
 
-def run_arbitrary(workdir: Path, content: Path, style: Path, size: int, cores: int, decoder: Path | None = None,
-                  **settings) -> dict:
+def run_arbitrary(workdir: Path, content: Path, style: Path, size: int, cores: int, network: str = "magenta",
+                  decoder: Path | None = None, **settings) -> dict:
     """The arbitrary method through the whole pipeline to stylized.mp4, watched; returns wall, rule and
-    chunk-work seconds and peaks. Without `decoder`, an untrained decoder of the default width: it costs what a
-    trained one costs, but its pictures are nearly black."""
-    import torch
-
+    chunk-work seconds and peaks. network magenta: the pretrained network (the default); adain: `decoder`, or
+    without one an untrained decoder of the default width (it costs what a trained one costs, but its pictures
+    are nearly black)."""
     from artify.cost import read_benchmark
-    from artify.methods.arbitrary import adain_decoder
-    from artify.settings import defaults
 
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    if decoder is None:
-        torch.manual_seed(0)
-        decoder = workdir / "decoder.pth"
-        torch.save(adain_decoder(defaults()["train_width"]).state_dict(), decoder)
-    write_job(workdir, content, style, "arbitrary", size=size, device="cpu", adain_decoder=decoder, **settings)
+    if network == "adain":
+        import torch
+
+        from artify.methods.arbitrary import adain_decoder
+        from artify.settings import defaults
+
+        if decoder is None:
+            torch.manual_seed(0)
+            decoder = workdir / "decoder.pth"
+            torch.save(adain_decoder(defaults()["train_width"]).state_dict(), decoder)
+        settings["adain_decoder"] = decoder
+    write_job(workdir, content, style, "arbitrary", size=size, device="cpu", arbitrary_network=network, **settings)
     cmd = [str(Path(sys.executable).with_name("snakemake")), "-s", str(REPO / "Snakefile"), "results/long/stylized.mp4",
            "--directory", str(workdir), "--configfile", str(REPO / "config/config.yaml"), "--config",
            f"jobs={workdir / 'jobs.tsv'}", "--cores", str(cores), "--quiet", "all"]
+    import resource
+
     log = open(workdir / "snakemake.out", "w")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, ARTIFY_PROGRESS="0"))
     peak = watch(proc, [workdir / "results/long" / d for d in ("frames", "flows")])
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # every process of the run, each reaped by its parent
+    peak["tree_cpu"] = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     log.close()
     if proc.returncode != 0:
         raise RuntimeError(f"snakemake failed in {workdir}: {(workdir / 'snakemake.out').read_text()[-3000:]}")
@@ -362,9 +374,12 @@ def report_run(label: str, r: dict, cores: int) -> None:
     and Snakemake's own CPU: what contention from other processes on the machine does not change)."""
     rules, rules_cpu = sum(v["s"] for v in r["rules"].values()), sum(v["cpu"] for v in r["rules"].values())
     (own, own_cpu), (flow, flow_cpu) = r["stylize"], r["flow"]
-    spent, spent_cpu = cores * r["wall"], rules_cpu + r["snakemake_cpu"]
+    # CPU of the whole run from the kernel's accounting of every process (Snakemake's benchmark cpu_time is
+    # sampled and misses short-lived children)
+    spent, spent_cpu = cores * r["wall"], r["tree_cpu"]
     print(f"\n{label}: {r['frames']} frames, {r['chunks']} chunks in {r['spans']} spans; wall {r['wall']:.1f} s "
-          f"x {cores} cores; jobs {rules:.1f} s ({rules_cpu:.1f} s CPU), Snakemake itself {r['snakemake_cpu']:.1f} s CPU")
+          f"x {cores} cores; CPU of every process {r['tree_cpu']:.1f} s; jobs {rules:.1f} s ({rules_cpu:.1f} s CPU as "
+          f"Snakemake's benchmarks sample it), Snakemake itself {r['snakemake_cpu']:.1f} s CPU")
     for name, v in sorted(r["rules"].items(), key=lambda kv: -kv[1]["s"]):
         print(f"    {name:<18} {v['jobs']:>4} jobs {v['s']:>9.1f} s {v['cpu']:>9.1f} s CPU  peak {v['rss']:>7.0f} MB")
     print(f"  the stylization's own time (stylize span jobs' seconds on their chunks) {own:.1f} s ({own_cpu:.1f} s "
@@ -388,15 +403,17 @@ def cmd_overhead(a) -> int:
         make_demo(root / "demo" / "content.mp4", root / "demo" / "style.mp4")
         runs.append((f"demo (3 s, its style video) at {a.size} px",
                      run_arbitrary(root / "overhead_demo", root / "demo" / "content.mp4", root / "demo" / "style.mp4",
-                                   a.size, a.cores, a.decoder)))
+                                   a.size, a.cores, a.network, a.decoder)))
         report_run(*runs[-1], a.cores)
     for minutes in [float(m) for m in a.minutes.split(",") if m]:
         clip = make_clip(root / f"testsrc2_{a.clip_size}_{minutes:g}min.mp4", minutes * 60, a.clip_size)
         runs.append((f"{minutes:g}-minute {a.clip_size} testsrc2 clip with a tone at {a.size} px",
                      run_arbitrary(root / f"overhead_{minutes:g}min_{a.size}", clip, style, a.size, a.cores,
-                                   a.decoder)))
+                                   a.network, a.decoder)))
         report_run(*runs[-1], a.cores)
-    print(f"\narbitrary method (AdaIN, {a.decoder or 'an untrained decoder of the default width'}), device cpu, "
+    network = ("Magenta, pretrained" if a.network == "magenta" else
+               f"AdaIN, {a.decoder or 'an untrained decoder of the default width'}")
+    print(f"\narbitrary method ({network}), device cpu, "
           f"--cores {a.cores}; this machine, one run")
     for label, r in runs:
         report_run(label, r, a.cores)
@@ -430,7 +447,9 @@ def main(argv=None) -> int:
     q.add_argument("--size", type=int, default=256, help="processing size")
     q.add_argument("--demo", action="store_true", help="also the demo (3 s, its style video)")
     q.add_argument("--cores", type=int, default=1)
-    q.add_argument("--decoder", type=Path, help="a trained decoder.pth (default: an untrained one, as fast)")
+    q.add_argument("--network", choices=["magenta", "adain"], default="magenta", help="arbitrary_network")
+    q.add_argument("--decoder", type=Path, help="--network adain: a trained decoder.pth (default: an untrained "
+                                                "one, as fast)")
     q.add_argument("--style", default=str(SHARED / "styles" / "starry_night.jpg"))
     q.add_argument("--root", default=str(Path(tempfile.gettempdir()) / "artify-bench-long"))
     q.set_defaults(func=cmd_overhead)

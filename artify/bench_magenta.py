@@ -32,7 +32,8 @@ import numpy as np
 import torch
 
 from artify.bench_arbitrary import SHARED, bench_data, timed, train
-from artify.evaluate import compute_flows, content_distance, keyframe_grams, style_distance, warping_error
+from artify.evaluate import (compute_flows, content_distance, scaled_keyframe_grams, style_distance_per_frame,
+                             warping_error)
 from artify.features import mix_grams, to_tensor, vgg19
 from artify.flow import backward_flows
 from artify.methods.arbitrary import (PasticheEncoder, load_network, network_for, style_vector,
@@ -213,12 +214,12 @@ def main(argv=None) -> None:
             videos["gatys per-frame"], total = gatys_per_frame(
                 frames, style, out_dir / f"gatys_{painting.stem}_{a.start}_{a.frames}_{dims[0]}x{dims[1]}.npz")
             seconds["gatys per-frame"] = total / len(frames)
-            target = mix_grams(keyframe_grams([style], size=dims, model=model), [1.0])
+            target = mix_grams(scaled_keyframe_grams([style], size=dims, model=model), [1.0])
             rows = {}
             for name, video in videos.items():
                 rows[name] = {"warp_1": warping_error(video, flows=metric_flows[1])[0],
                               "warp_10": warping_error(video, flows=metric_flows[10])[0],
-                              "style_distance": float(np.mean(style_distance(video, target, model=model))),
+                              "style_distance": float(np.mean(style_distance_per_frame(video, target, model=model))),
                               "content_distance": float(np.mean(content_distance(video, frames, model=model))),
                               "seconds_per_frame": seconds[name]}
             report["quality"]["paintings"][painting.name] = rows

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import bisect
 import csv
-import os
 import shutil
 import subprocess
 from fractions import Fraction
 from pathlib import Path
 from typing import NamedTuple
 
-from artify.video import (MediaError, VideoMeta, atomic_write_text, ffmpeg_exe, filter_text, npy_header, option_args,
-                          resampling)
+from artify.atomic import atomic_path, atomic_write_text
+from artify.video import MediaError, VideoMeta, ffmpeg_exe, filter_text, npy_header, option_args, resampling
 
 FIELDS = ("chunk", "read_start", "start", "stop", "span")
 
@@ -134,10 +133,8 @@ def extract_frames(video, chunks_tsv, span: int, size: tuple[int, int], meta: Vi
         raise ValueError(f"{chunks_tsv}: no span {span}")
     first, stop = chunks[0].read_start, chunks[-1].stop
     out_dir = Path(out_dir)
-    tmp = out_dir.with_name(f".tmp.{out_dir.name}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
         written = {}
         for i in range(0, len(chunks), GROUP_CHUNKS):
             written |= _extract_group(video, chunks[i: i + GROUP_CHUNKS], size, meta, tmp)
@@ -145,11 +142,7 @@ def extract_frames(video, chunks_tsv, span: int, size: tuple[int, int], meta: Vi
         if any(written[c.chunk] != c.stop - c.read_start for c in chunks):  # the video ended (or broke) early
             raise MediaError(f"{video}: span {span} should have {stop - first} frames from frame {first}, "
                              f"got {got}")
-        shutil.rmtree(out_dir, ignore_errors=True)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        shutil.rmtree(out_dir, ignore_errors=True)  # os.replace replaces only an empty folder
     return stop - first
 
 

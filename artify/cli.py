@@ -15,7 +15,10 @@ from artify import settings as S
 
 
 def _stage_parser(sub, name: str, help: str, stage: str | None = None):
+    """The subcommand `name`, run by cmd_<name> (dashes as underscores), with the options of settings stage
+    `stage`."""
     p = sub.add_parser(name, help=help, description=help)
+    p.set_defaults(func=globals()["cmd_" + name.replace("-", "_")])
     if stage:
         S.add_options(p, stage)
     return p
@@ -53,12 +56,9 @@ def _auto_span_frames(meta, o) -> int:
     """span_frames: 0: spans sized for the method on the device the stylization will run on (auto: this
     machine's, as pick_device decides)."""
     from artify.cost import auto_span_frames
+    from artify.devices import auto_device
 
-    device = o.device
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = auto_device(o.device)
     total = min(meta.frames, o.max_frames) if o.max_frames else meta.frames
     span = auto_span_frames(total, o.chunk_frames, o.method, device, *_size(meta, o.size))
     print(f"span_frames 0: {span} frames a span for method {o.method} on {device}")
@@ -128,7 +128,7 @@ def cmd_plan_schedule(a):
 
 
 def cmd_flow_chunk(a):
-    from artify.stylize import flow_chunk
+    from artify.flow import flow_chunk
 
     flow_chunk(a.frames, a.output, S.from_args("flow_chunk", a), threads=a.threads)
 
@@ -295,17 +295,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--content", required=True)
     p.add_argument("--style", required=True)
     p.add_argument("--seconds", type=float, default=3.0)
-    p.set_defaults(func=cmd_demo)
 
     p = _stage_parser(sub, "probe", "exact fps, size, rotation, frame count and audio of a video -> meta.json")
     p.add_argument("video")
     p.add_argument("-o", "--output", required=True)
-    p.set_defaults(func=cmd_probe)
 
     p = _stage_parser(sub, "plan-chunks", "split the frames into overlapping chunks -> chunks.tsv", "plan_chunks")
     p.add_argument("--meta", required=True)
     p.add_argument("-o", "--output", required=True)
-    p.set_defaults(func=cmd_plan_chunks)
 
     p = _stage_parser(sub, "extract-frames", "decode one span's frames at the processing size -> a folder of "
                       "one .npy per chunk", "extract_frames")
@@ -314,19 +311,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunks", required=True)
     p.add_argument("--span", type=int, required=True)
     p.add_argument("-o", "--output", required=True, help="the span's folder")
-    p.set_defaults(func=cmd_extract_frames)
 
     p = _stage_parser(sub, "detect-scenes", "find the scenes of a style video -> scenes.tsv", "detect_scenes")
     p.add_argument("style")
     p.add_argument("-o", "--output", required=True)
-    p.set_defaults(func=cmd_detect_scenes)
 
     p = _stage_parser(sub, "detect-cuts", "find the cuts of the content video (where its shots start), in the "
                       "pipeline's frame numbers -> cuts.tsv", "detect_cuts")
     p.add_argument("video")
     p.add_argument("--meta", required=True, help="the video's meta.json (probe)")
     p.add_argument("-o", "--output", required=True)
-    p.set_defaults(func=cmd_detect_cuts)
 
     p = _stage_parser(sub, "select-keyframes", "one representative frame per distinct style -> keyframes.tsv",
                       "select_keyframes")
@@ -335,7 +329,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", required=True)
     p.add_argument("--contact-sheet")
     p.add_argument("-o", "--output", required=True)
-    p.set_defaults(func=cmd_select_keyframes)
 
     p = _stage_parser(sub, "plan-schedule", "per-frame style weights with cross-fades -> schedule.tsv", "plan_schedule")
     p.add_argument("--keyframes", required=True)
@@ -343,32 +336,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot")
     p.add_argument("--cuts", help="the content's cuts.tsv (detect-cuts): style boundaries sync to them")
     p.add_argument("-o", "--output", required=True)
-    p.set_defaults(func=cmd_plan_schedule)
 
     p = _stage_parser(sub, "flow-chunk", "optical flow and reliable-pixel masks of one chunk (.npz)", "flow_chunk")
     p.add_argument("frames")
     p.add_argument("--threads", type=int, default=None, help="OpenCV/torch threads (the job's threads)")
     p.add_argument("-o", "--output", required=True)
-    p.set_defaults(func=cmd_flow_chunk)
 
     p = _stage_parser(sub, "segment-chunk", "foreground masks of one chunk, stable in time (.npz)", "segment_chunk")
     p.add_argument("frames")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (SAM)")
     p.add_argument("--threads", type=int, default=None, help="torch/OpenCV threads (the job's threads)")
     p.add_argument("-o", "--output", required=True)
-    p.set_defaults(func=cmd_segment_chunk)
 
     p = _stage_parser(sub, "flow-span", "flow-chunk for every chunk of a span, in one process: a folder of "
                       "NNNN.npz (resumable)", "flow_chunk")
     _span_arguments(p, "the span's folder of frames (extract-frames)")
-    p.set_defaults(func=cmd_flow_span)
 
     p = _stage_parser(sub, "segment-span", "segment-chunk for every chunk of a span, in one process: a folder of "
                       "NNNN.npz (resumable)", "segment_chunk")
     _span_arguments(p, "the span's folder of frames (extract-frames)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (SAM)")
     p.add_argument("--cuts", help="the content's cuts.tsv (detect-cuts): masks are not carried across a cut")
-    p.set_defaults(func=cmd_segment_span)
 
     p = _stage_parser(sub, "stylize-span", "stylize-chunk for every chunk of a span, in one process (one model "
                       "load): a folder of NNNN.npy (resumable chunk by chunk)", "stylize_chunk")
@@ -382,7 +370,6 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{name}", required=True)
     p.add_argument("--cuts", help="the content's cuts.tsv (detect-cuts): each shot starts afresh")
     p.add_argument("--job", help="the job's name, for messages (default: the folder above the output's)")
-    p.set_defaults(func=cmd_stylize_span)
 
     p = _stage_parser(sub, "stylize-chunk", "stylize one chunk's frames -> .npy (lossless)", "stylize_chunk")
     p.add_argument("frames")
@@ -398,7 +385,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--job", help="the job's name, for messages (default: the folder above the output's)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (the job's threads)")
     p.add_argument("-o", "--output", required=True)
-    p.set_defaults(func=cmd_stylize_chunk)
 
     p = _stage_parser(sub, "train-arbitrary", "train the arbitrary method's decoder on a job's frames and "
                       "keyframes (resumable) -> decoder.pth", "train_arbitrary")
@@ -409,7 +395,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch threads (the job's threads)")
     p.add_argument("-o", "--output", required=True)
-    p.set_defaults(func=cmd_train_arbitrary)
 
     p = _stage_parser(sub, "assemble", "join chunks, cross-fade overlaps, mux audio -> H.264 mp4", "assemble")
     p.add_argument("stylized", nargs="+", help="the stylized chunks (.npy) in order, or folders of them (spans)")
@@ -417,7 +402,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunks", required=True)
     p.add_argument("--content", help="the content video, whose audio goes into the output")
     p.add_argument("-o", "--output", required=True)
-    p.set_defaults(func=cmd_assemble)
 
     p = _stage_parser(sub, "evaluate", "warping error, style and content distance -> metrics.json")
     p.add_argument("stylized")
@@ -427,42 +411,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--stage-times", help="the job's stage-times TSV: adds seconds per frame and peak memory")
     p.add_argument("-o", "--output", required=True)
-    p.set_defaults(func=cmd_evaluate)
 
     p = _stage_parser(sub, "stage-times", "seconds per frame and peak memory of each stage from Snakemake "
                       "benchmark files (benchmarks/{rule}/...) -> TSV")
     p.add_argument("benchmarks", nargs="+")
     p.add_argument("--chunks", required=True, help="the job's chunks.tsv (gives the number of frames)")
     p.add_argument("-o", "--output", required=True)
-    p.set_defaults(func=cmd_stage_times)
 
     p = _stage_parser(sub, "deflicker", "a video through ffmpeg's deflicker filter (the deflicker baseline)",
                       "deflicker")
     p.add_argument("video")
     p.add_argument("--crf", type=int, default=18)
     p.add_argument("-o", "--output", required=True)
-    p.set_defaults(func=cmd_deflicker)
 
     p = _stage_parser(sub, "side-by-side", "input | output | current style, with the schedule's weights as a bar")
     p.add_argument("stylized")
     for name in ("content", "meta", "schedule", "keyframes", "keyframe-dir"):
         p.add_argument(f"--{name}", required=True)
     p.add_argument("-o", "--output", required=True)
-    p.set_defaults(func=cmd_side_by_side)
 
     p = _stage_parser(sub, "contact-sheet", "evenly spaced frames, input above output -> PNG", "contact_sheet")
     p.add_argument("stylized")
     p.add_argument("--content", required=True)
     p.add_argument("--meta", required=True)
     p.add_argument("-o", "--output", required=True)
-    p.set_defaults(func=cmd_contact_sheet)
 
     p = _stage_parser(sub, "plot-per-frame", "warping error, style distance and style weights over time -> PNG")
     p.add_argument("per_frame", nargs="+", metavar="[LABEL=]PER_FRAME_TSV")
     p.add_argument("--schedule", required=True)
     p.add_argument("--meta", required=True)
     p.add_argument("-o", "--output", required=True)
-    p.set_defaults(func=cmd_plot_per_frame)
 
     p = _stage_parser(sub, "compare", "the jobs on one content video side by side: frames, videos, plots, their "
                       "metrics relative to the input and to the baselines -> Markdown and one HTML page", "compare")
@@ -478,7 +456,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--answers-dir", default="assessments/", help="where the A/B page's answers go (named on the page)")
     p.add_argument("--markdown", required=True)
     p.add_argument("--html", required=True)
-    p.set_defaults(func=cmd_compare)
 
     p = _stage_parser(sub, "assess", "a blind pairwise (A/B) page of the jobs on one content video, with its key; "
                       "or with --tally, the win rates of the answers viewers saved from such pages", "assess")
@@ -490,7 +467,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key-archive", help="a folder that also keeps the key, by sheet id")
     p.add_argument("--tally", nargs="+", metavar="CSV", help="answers sheets downloaded from the page")
     p.add_argument("-o", "--output", help="the page (HTML), or with --tally the tally (JSON)")
-    p.set_defaults(func=cmd_assess)
 
     p = _stage_parser(sub, "image", "stylize one picture with the gatys or arbitrary method (--method)",
                       "stylize_chunk")
@@ -498,7 +474,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("style")
     p.add_argument("--size", type=int, default=512)
     p.add_argument("-o", "--output", required=True)
-    p.set_defaults(func=cmd_image)
     return parser
 
 

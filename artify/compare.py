@@ -23,7 +23,7 @@ from fractions import Fraction
 from pathlib import Path
 from urllib.parse import quote
 
-from artify.video import atomic_write_text
+from artify.atomic import atomic_write_text
 
 # (key in metrics.json, column title, "lower"/"higher" is better)
 COLUMNS = [

@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .video import atomic_write_text
+from .atomic import atomic_write_text
 
 
 def _float(x) -> float | None:
@@ -79,14 +79,15 @@ def cost_metrics(stage_table: pd.DataFrame) -> dict:
 # What one job of a per-span stage costs, at 256x144 (scaled by the pixels at other sizes): seconds before its
 # chunks' own work (process start, imports, model load, the network's first-call costs) and seconds per frame.
 # cpu: measured with `python -m artify.bench_long fixed` (CPU seconds, one thread, on the shared 2-core
-#   development VM; the pipeline's default settings; arbitrary: AdaIN with the width-0.5 decoder): start-up
-#   2.7-3.0 s for every method, 4.6 s for a whole arbitrary job by difference of 1- and 3-chunk spans; per
-#   frame gatys 13.9 s, segmented 26.4 s, arbitrary 0.37 s. Rounded up to 5 s fixed.
+#   development VM; the pipeline's default settings): start-up 2.7-3.0 s for every method, 4.0 s for a whole
+#   arbitrary job by difference of 1- and 3-chunk spans of 48 frames; per frame gatys 13.9 s, segmented 26.4 s,
+#   arbitrary 0.055 s (the pretrained Magenta network with its flow blend, reading and writing the frames;
+#   AdaIN's width-0.5 decoder costs 0.37 s). Rounded up to 5 s fixed.
 # cuda: estimated, not measured (no GPU was available): fixed = 5 s + 3 s of CUDA start-up; per frame from the
 #   methods' arithmetic on a current datacenter GPU, with reading and writing the frames. Flow (OpenCV DIS)
 #   and the motion segmenter run on the CPU either way (their figures only size time limits).
 JOB_COSTS = {
-    "cpu": {"gatys": (5.0, 14.0), "segmented": (5.0, 26.0), "arbitrary": (5.0, 0.37), "flow": (3.0, 0.02),
+    "cpu": {"gatys": (5.0, 14.0), "segmented": (5.0, 26.0), "arbitrary": (5.0, 0.055), "flow": (3.0, 0.02),
             "segment": (3.0, 0.1)},
     "cuda": {"gatys": (8.0, 0.3), "segmented": (8.0, 0.6), "arbitrary": (8.0, 0.003), "flow": (3.0, 0.02),
              "segment": (8.0, 0.1)},

@@ -14,7 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from artify.video import tmp_path, write_frames_h264
+from artify.atomic import temporary_sibling
+from artify.video import write_frames_h264
 
 FPS = Fraction(24)
 
@@ -129,7 +130,7 @@ def make_demo(content_out, style_out, seconds: float = 3.0, width: int = 320, he
     content_out, style_out = Path(content_out), Path(style_out)
     content_out.parent.mkdir(parents=True, exist_ok=True)
     n = int(round(seconds * FPS))
-    wav = tmp_path(content_out.with_suffix(".wav"))
+    wav = temporary_sibling(content_out.with_suffix(".wav"))
     _tone(wav, n / FPS)
     try:
         write_frames_h264(content_out, content_frames(n, width, height), FPS, crf=16, audio=wav,

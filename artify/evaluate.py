@@ -11,17 +11,18 @@ metrics.json is plain JSON; per-frame values are a pandas DataFrame for per-fram
 """
 from __future__ import annotations
 
-import math
 
 import cv2
 import numpy as np
 import pandas as pd
 import torch
 
-from .cost import cost_metrics, read_benchmark, stage_times  # noqa: F401 (the cost keys of metrics.json)
-from .features import (DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, gram_distance, mix_grams, style_grams, to_tensor,
-                       vgg19)
+from .cost import _float, cost_metrics, read_benchmark, stage_times  # noqa: F401 (the cost keys of metrics.json)
+from .features import (DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, gram_distance, keyframe_grams, mix_grams,
+                       style_grams, to_tensor, vgg19)
 from .flow import dis_flow, occlusion_mask, warp
+from .pixels import resize_long_side
+from .progress import progress
 from .video import MediaError
 
 # Batch size for VGG passes: small, so evaluation memory stays flat in the clip length.
@@ -46,24 +47,6 @@ def _same(a: np.ndarray, b: np.ndarray, na: str, nb: str) -> None:
                          "at the same size")
 
 
-def _progress(iterable, label: str, unit: str = "pair"):
-    """tqdm into the log (one line per step: logs are files); ARTIFY_PROGRESS=0 silences it."""
-    import os
-
-    from tqdm import tqdm
-
-    return tqdm(iterable, desc=label, unit=unit, mininterval=1.0, ascii=True,
-                disable=os.environ.get("ARTIFY_PROGRESS") == "0")
-
-
-def _float(x) -> float | None:
-    """Plain float for JSON; NaN (undefined) becomes None."""
-    if x is None:
-        return None
-    x = float(x)
-    return None if math.isnan(x) else x
-
-
 # ---------------------------------------------------------------------------------------------- temporal
 
 def compute_flows(input_frames, interval: int = 1) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -76,7 +59,7 @@ def compute_flows(input_frames, interval: int = 1) -> list[tuple[np.ndarray, np.
     if interval < 1:
         raise ValueError(f"interval must be >= 1, got {interval}")
     flows = []
-    for t in _progress(range(len(frames) - interval), f"flows (interval {interval})"):
+    for t in progress(range(len(frames) - interval), f"flows (interval {interval})", unit="pair"):
         fwd = dis_flow(frames[t], frames[t + interval])
         bwd = dis_flow(frames[t + interval], frames[t])
         flows.append((fwd, occlusion_mask(fwd, bwd)))
@@ -216,34 +199,30 @@ def frame_grams(frames, device="cpu", model=None, layers=DEFAULT_STYLE_LAYERS) -
     frames = _frames(frames, "frames")
     model = _model(model, device)
     out = []
-    for i in _progress(range(0, len(frames), _BATCH), "Gram matrices", unit="batch"):
+    for i in progress(range(0, len(frames), _BATCH), "Gram matrices", unit="batch"):
         grams = style_grams(model, to_tensor(frames[i:i + _BATCH], device), layers)
         for j in range(len(frames[i:i + _BATCH])):
             out.append({k: v[j:j + 1].detach().cpu() for k, v in grams.items()})
     return out
 
 
-def keyframe_grams(keyframe_images, size: tuple[int, int] | None = None, device="cpu", model=None,
+def scaled_keyframe_grams(keyframe_images, size: tuple[int, int] | None = None, device="cpu", model=None,
                    layers=DEFAULT_STYLE_LAYERS) -> list[dict]:
     """Grams of each keyframe, resized so its long side is max(size) (keeping its aspect) when size is given.
 
     Style statistics depend on scale; measuring the keyframes at the frames' scale compares like with like.
     """
-    out = []
+    images = []
     for img in keyframe_images:
         img = np.asarray(img)
         if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
             raise ValueError(f"keyframe: expected uint8 RGB (H, W, 3), got {img.dtype} {img.shape}")
-        if size is not None:
-            h, w = img.shape[:2]
-            s = max(size) / max(h, w)
-            img = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))),
-                             interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
-        out.extend(frame_grams(img[None], device, model, layers))
-    return out
+        images.append(img if size is None else resize_long_side(img, max(size)))
+    grams = keyframe_grams(_model(model, device), images, layers, device)
+    return [{name: g.cpu() for name, g in k.items()} for k in grams]
 
 
-def style_distance(frames, targets, device="cpu", model=None) -> np.ndarray:
+def style_distance_per_frame(frames, targets, device="cpu", model=None) -> np.ndarray:
     """Gram distance (`features.gram_distance`) of each frame to its target, (N,).
 
     `targets` is one dict layer -> Gram (1, C, C) per frame (e.g. `mix_grams` of the keyframe Grams with
@@ -375,10 +354,10 @@ def evaluate_video(input_frames, output_frames, keyframe_images, schedule_weight
         flick_out = flick_in = float("nan")
         flick_pairs = flick_in_pairs = np.array([])
 
-    kgrams = keyframe_grams(keyframe_images, size=inp.shape[1:3], device=device, model=model)
+    kgrams = scaled_keyframe_grams(keyframe_images, size=inp.shape[1:3], device=device, model=model)
     targets = [mix_grams(kgrams, w) for w in weights]
-    sd_out = style_distance(out, targets, device, model)
-    sd_in = style_distance(inp, targets, device, model)
+    sd_out = style_distance_per_frame(out, targets, device, model)
+    sd_in = style_distance_per_frame(inp, targets, device, model)
     cd = content_distance(out, inp, device, model)
     ss = ssim(out, inp)
 
@@ -492,8 +471,9 @@ def evaluate_job(content, stylized, meta_json, schedule_tsv, keyframes_tsv, keyf
     from fractions import Fraction
 
     from .schedule import StyleSchedule
-    from .stylize import load_keyframes, pick_device
-    from .video import VideoMeta, atomic_write_text, probe, read_frames
+    from .stylize import load_keyframe_images, pick_device
+    from .atomic import atomic_write_text
+    from .video import VideoMeta, probe, read_frames
 
     meta = VideoMeta.load(meta_json)
     fps = Fraction(meta.fps)
@@ -501,8 +481,8 @@ def evaluate_job(content, stylized, meta_json, schedule_tsv, keyframes_tsv, keyf
     per_frame = evaluate_frames(
         lambda start, count: read_frames(stylized, start, count, fps=fps),
         lambda start, count, size: read_frames(content, start, count, size=size, meta=meta),
-        n, StyleSchedule.load(schedule_tsv).weights_range(0, n), load_keyframes(keyframes_tsv, keyframe_dir, size),
-        device=pick_device(device), window=window)
+        n, StyleSchedule.load(schedule_tsv).weights_range(0, n),
+        load_keyframe_images(keyframes_tsv, keyframe_dir, size), device=pick_device(device), window=window)
     metrics = metrics_from_frames(per_frame)
     if metrics["blank_frames"]:
         blank = metrics["blank_frames"]

@@ -155,6 +155,12 @@ def style_grams(model: VGG19Features, rgb: torch.Tensor, layers=DEFAULT_STYLE_LA
     return {name: gram(f) for name, f in feats.items()}
 
 
+def keyframe_grams(model: VGG19Features, keyframes: list[np.ndarray], layers=DEFAULT_STYLE_LAYERS,
+                   device="cpu") -> list[dict]:
+    """Style Grams (`style_grams`) of each keyframe image (uint8 RGB, each its own size), on `device`."""
+    return [style_grams(model, to_tensor(k, device), layers) for k in keyframes]
+
+
 def gram_distance(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> torch.Tensor:
     """Style distance: mean over layers of the squared Frobenius distance of Gram matrices, per item (N,)."""
     total = 0.0

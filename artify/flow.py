@@ -11,11 +11,15 @@ pixel x of frame a, where that point is in frame b:  a(x) ≈ b(x + flow(x)). Wa
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
+
+from artify.settings import Settings
+
+if TYPE_CHECKING:  # torch is imported where it is used: the flow stage (DIS) runs without it
+    import torch
 
 
 def _gray(frame: np.ndarray) -> np.ndarray:
@@ -85,6 +89,9 @@ def warp_torch(tensor: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     border padding samples exactly like `warp` (cv2.remap, bilinear, replicated border), up to cv2's
     1/32-pixel fixed-point interpolation weights.
     """
+    import torch
+    import torch.nn.functional as F
+
     if tensor.dim() != 4 or flow.dim() != 4 or flow.shape[1] != 2:
         raise ValueError(f"need tensor (N,C,H,W) and flow (N,2,H,W), got {tuple(tensor.shape)}, {tuple(flow.shape)}")
     n, _, h, w = tensor.shape
@@ -101,6 +108,8 @@ def warp_torch(tensor: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
 
 def flow_to_torch(flow: np.ndarray, device="cpu") -> torch.Tensor:
     """(H, W, 2) or (N, H, W, 2) numpy flow -> (N, 2, H, W) float tensor for `warp_torch`."""
+    import torch
+
     t = torch.from_numpy(np.array(flow, dtype=np.float32, copy=True))
     if t.dim() == 3:
         t = t[None]
@@ -156,6 +165,7 @@ _RAFT: dict = {}
 
 def load_raft(weights_path, model: str = "small", device="cpu") -> torch.nn.Module:
     """torchvision RAFT (small or large) with weights from a local file, loaded without pickle."""
+    import torch
     from torchvision.models.optical_flow import raft_large, raft_small
 
     path = Path(weights_path)
@@ -191,6 +201,9 @@ def raft_flow(a: np.ndarray, b: np.ndarray, weights_path, model: str = "small", 
             raise ValueError("raft_flow needs uint8 RGB (H, W, 3) frames")
     if a.shape != b.shape:
         raise ValueError(f"frames differ in size: {a.shape} vs {b.shape}")
+    import torch
+    import torch.nn.functional as F
+
     net = load_raft(weights_path, model, device)
     h, w = a.shape[:2]
     ph, pw = max(128, h + (-h) % 8) - h, max(128, w + (-w) % 8) - w
@@ -231,15 +244,31 @@ def backward_flows(frames: np.ndarray, offsets=(1,), method: str = "dis", raft_w
     return out
 
 
-def save_flows(path, flows: dict[str, np.ndarray]) -> None:
-    """Write atomically (np.savez_compressed picks the name, so write to a temp .npz and rename)."""
-    import os
+def flow_chunk(frames_video, out, settings: Settings, threads: int | None = None) -> None:
+    """The flow stage: backward flows and reliable-pixel masks of one chunk's frames (`backward_flows` at
+    offset 1 and the `long_term` offsets), for the temporal terms. DIS needs neither torch nor a GPU, so this
+    stage imports neither unless flow_method is raft."""
+    from artify.video import read_frames
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp.{path.stem}.npz")
-    np.savez_compressed(tmp, **flows)
-    os.replace(tmp, path)
+    if threads:
+        cv2.setNumThreads(threads)
+        if settings.flow_method == "raft":
+            import torch
+
+            torch.set_num_threads(threads)
+    offsets = [1] + [int(k) for k in settings.long_term.split(",") if k]
+    frames = read_frames(frames_video)
+    save_flows(out, backward_flows(frames, sorted(set(offsets)), settings.flow_method,
+                                   settings.raft_weights or None))
+
+
+def save_flows(path, flows: dict[str, np.ndarray]) -> None:
+    """Write atomically."""
+    from artify.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:  # a file, not a name: numpy would add .npz to a name without it
+            np.savez_compressed(f, **flows)
 
 
 def load_flows(path) -> dict[str, np.ndarray]:

@@ -25,15 +25,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageDraw, ImageFont
 
-from .features import gram_distance, style_grams, to_tensor, vgg19
+from .pixels import resize_long_side
 from .scenes import load_scenes, source_kind, style_images
-from .video import MediaError, atomic_write_text, load_image, probe, processing_size, read_frames, tmp_path
+from .atomic import atomic_path, atomic_write_text
+from .video import MediaError, load_image, probe, processing_size, read_frames
+
+if TYPE_CHECKING:  # the Gram measurements import torch where they run: reading a keyframe table needs none
+    import torch
 
 KEYFRAME_COLUMNS = ["keyframe", "file", "source_frame", "time", "scene", "scenes", "duration_frames",
                     "distance_to_next"]
@@ -43,7 +47,7 @@ NEAR_BLACK_MEAN = 20.0
 NEAR_WHITE_MEAN = 235.0
 FLAT_STD = 10.0
 DEFAULT_BLUR_THRESHOLD = 0.2
-# Relative Gram distance (style_distance, default style layers, 256 px) under which two neighbouring
+# Relative Gram distance (candidate_style_distance, default style layers, 256 px) under which two neighbouring
 # keyframes count as one style. Measured on Big Buck Bunny's first 30 s: the keyframes either side of its
 # three cuts are 0.68, 0.79 and 0.79 apart (the closest samples across a cut 0.49), the two meadow shots
 # that are not neighbours 0.28-0.31, while samples within one shot have a median distance from 0.003 (a
@@ -90,6 +94,8 @@ def select_keyframes(source, scenes_tsv, out_dir, out_tsv, samples_per_scene: in
                          f"{merge_threshold}")
     kind = source_kind(source)  # a missing source fails before the model loads
     scenes = load_scenes(scenes_tsv)
+    from .features import vgg19
+
     model = vgg19(device)
     if kind == "video":
         groups = _video_groups(Path(source), scenes, samples_per_scene, blur_threshold, max_keyframes, size,
@@ -173,6 +179,8 @@ def _scene_candidate(scene: int, frames: list[int], images: np.ndarray, fps: flo
     keep = np.flatnonzero(usable_mask(analysis, blur_threshold))
     if keep.size == 0:
         return None
+    from .features import gram_distance
+
     grams = _grams(analysis[keep], model, device)
     mean = {name: g.mean(0, keepdim=True).expand_as(g) for name, g in grams.items()}
     best = int(gram_distance(grams, mean).argmin())
@@ -218,22 +226,14 @@ def _image_groups(source: Path, scenes_tsv: Path, scenes: pd.DataFrame, size: in
 
 # --- shared ---------------------------------------------------------------------------------------------
 
-def resize_long_side(image: np.ndarray, size: int) -> np.ndarray:
-    """Resize so the long side is `size` (aspect kept), for measurements at one scale."""
-    h, w = image.shape[:2]
-    scale = size / max(h, w)
-    new = (max(1, round(w * scale)), max(1, round(h * scale)))
-    if new == (w, h):
-        return image
-    return np.asarray(Image.fromarray(image).resize(new, Image.Resampling.BICUBIC))
-
-
 def _grams(analysis_images: np.ndarray, model, device) -> dict[str, torch.Tensor]:
+    from .features import style_grams, to_tensor
+
     grams = style_grams(model, to_tensor(analysis_images, device))
     return {name: g.float().cpu() for name, g in grams.items()}
 
 
-def style_distance(a: Candidate, b: Candidate) -> float:
+def candidate_style_distance(a: Candidate, b: Candidate) -> float:
     """Relative Gram distance in [0, 2]: per layer, gram_distance(a, b) over the mean of the two Grams' own
     squared norms, averaged over the layers.
 
@@ -242,6 +242,8 @@ def style_distance(a: Candidate, b: Candidate) -> float:
     so one merge_threshold means the same for any weights, layers and video (Gram entries are >= 0, which
     bounds each ratio by 2). Measured separation is better too: see DEFAULT_MERGE_THRESHOLD.
     """
+    from .features import gram_distance
+
     ratios = []
     for name, ga in a.grams.items():
         gb = b.grams[name]
@@ -259,7 +261,7 @@ def merge_groups(groups: list[StyleGroup], merge_threshold: float, max_keyframes
     """
     groups = list(groups)
     while len(groups) > 1:
-        distances = [style_distance(a.keyframe, b.keyframe) for a, b in zip(groups, groups[1:])]
+        distances = [candidate_style_distance(a.keyframe, b.keyframe) for a, b in zip(groups, groups[1:])]
         i = int(np.argmin(distances))
         if distances[i] >= merge_threshold and len(groups) <= max_keyframes:
             break
@@ -280,14 +282,13 @@ def _write_keyframes(groups: list[StyleGroup], out_dir: Path) -> pd.DataFrame:
     rows = []
     for k, group in enumerate(groups):
         name = f"keyframe_{k:03d}.png"
-        tmp = tmp_path(out_dir / name)
-        Image.fromarray(group.keyframe.image).save(tmp, format="PNG", compress_level=3)  # 3x faster than 6, +6%
-        tmp.replace(out_dir / name)
+        with atomic_path(out_dir / name) as tmp:
+            Image.fromarray(group.keyframe.image).save(tmp, format="PNG", compress_level=3)  # 3x faster than 6, +6%
         following = groups[k + 1].keyframe if k + 1 < len(groups) else None
         rows.append({"keyframe": k, "file": name, "source_frame": group.keyframe.source_frame,
                      "time": group.keyframe.time, "scene": group.scenes[0],
                      "scenes": ",".join(str(s) for s in group.scenes), "duration_frames": group.duration_frames,
-                     "distance_to_next": (round(style_distance(group.keyframe, following), 6)
+                     "distance_to_next": (round(candidate_style_distance(group.keyframe, following), 6)
                                           if following is not None else np.nan)})
     written = {r["file"] for r in rows}
     for stale in out_dir.iterdir():
@@ -296,7 +297,7 @@ def _write_keyframes(groups: list[StyleGroup], out_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=KEYFRAME_COLUMNS)
 
 
-def load_keyframes(path) -> pd.DataFrame:
+def read_keyframe_table(path) -> pd.DataFrame:
     """Read a keyframes table, checking its columns; `scenes` stays text ("0,1")."""
     path = Path(path)
     if not path.is_file():
@@ -317,7 +318,7 @@ def load_keyframes(path) -> pd.DataFrame:
 def contact_sheet(keyframes_tsv, keyframe_dir, out_png, thumb_width: int = 256, columns: int = 4) -> None:
     """A PNG grid of the keyframes, each captioned with its number, time and scenes: to check at a glance
     that the keyframes are the styles one expects."""
-    table = load_keyframes(keyframes_tsv)
+    table = read_keyframe_table(keyframes_tsv)
     font = ImageFont.load_default()
     caption_h = 18
     thumbs = []
@@ -338,8 +339,5 @@ def contact_sheet(keyframes_tsv, keyframe_dir, out_png, thumb_width: int = 256, 
         y = pad + (i // n_cols) * (cell_h + pad)
         sheet.paste(thumb, (x, y))
         draw.text((x + 2, y + thumb.height + 3), caption, fill="black", font=font)
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_path(out_png)
-    sheet.save(tmp, format="PNG")
-    tmp.replace(out_png)
+    with atomic_path(out_png) as tmp:
+        sheet.save(tmp, format="PNG")

@@ -11,16 +11,16 @@ imported only where needed, so the light stages start fast.
 """
 from __future__ import annotations
 
-import os
 from fractions import Fraction
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
 
-from artify.pixels import round_to_uint8
-from artify.video import VideoMeta, probe, read_frames, tmp_path, write_frames_h264
+from artify.pixels import resize_scaled, round_to_uint8
+from artify.progress import progress
+from artify.atomic import atomic_path
+from artify.video import VideoMeta, probe, read_frames, write_frames_h264
 
 # matplotlib's default colour cycle (tab10), so the bar matches the stacked areas of schedule.png
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
@@ -32,19 +32,12 @@ def _rgb(hex_colour: str) -> tuple[int, int, int]:
     return tuple(int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
 
 
-def _progress(iterable, total: int, label: str):
-    from tqdm import tqdm
-
-    return tqdm(iterable, total=total, desc=label, unit="frame", mininterval=1.0, ascii=True,
-                disable=os.environ.get("ARTIFY_PROGRESS") == "0")
-
-
 def fit_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
     """`image` scaled to fit inside width x height, keeping its aspect, centred on black."""
     h, w = image.shape[:2]
     s = min(width / w, height / h)
-    nw, nh = max(1, round(w * s)), max(1, round(h * s))
-    resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+    resized = resize_scaled(image, s)
+    nh, nw = resized.shape[:2]
     canvas = np.zeros((height, width, 3), np.uint8)
     y, x = (height - nh) // 2, (width - nw) // 2
     canvas[y:y + nh, x:x + nw] = resized
@@ -90,7 +83,7 @@ def side_by_side(content, stylized, meta_json, schedule_tsv, keyframes_tsv, keyf
     """results/{job}/side_by_side.mp4: input | output | current style over the weight bar, with the output's
     audio. Size (3 W, H + bar) for an output of W x H. Returns the number of frames."""
     from artify.schedule import StyleSchedule
-    from artify.stylize import load_keyframes
+    from artify.stylize import load_keyframe_images
 
     meta = VideoMeta.load(meta_json)
     fps = Fraction(meta.fps)
@@ -98,7 +91,7 @@ def side_by_side(content, stylized, meta_json, schedule_tsv, keyframes_tsv, keyf
     w, h, n = result.width, result.height, result.frames
     weights = StyleSchedule.load(schedule_tsv).weights_range(0, n)
     keyframes = [fit_image(k, w, h).astype(np.float32)
-                 for k in load_keyframes(keyframes_tsv, keyframe_dir, 2 * max(w, h))]
+                 for k in load_keyframe_images(keyframes_tsv, keyframe_dir, 2 * max(w, h))]
     if weights.shape[1] != len(keyframes):
         raise ValueError(f"{schedule_tsv}: {weights.shape[1]} styles scheduled but {len(keyframes)} keyframes")
 
@@ -114,7 +107,7 @@ def side_by_side(content, stylized, meta_json, schedule_tsv, keyframes_tsv, keyf
                 style = sum(float(wk) * keyframes[k] for k, wk in enumerate(wt) if wk > 0)
                 yield compose(ins[i], outs[i], round_to_uint8(style), wt, start + i)
 
-    write_frames_h264(out, _progress(frames(), n, "side by side"), fps, crf=crf,
+    write_frames_h264(out, progress(frames(), "side by side", n), fps, crf=crf,
                       audio=stylized if result.audio else None, audio_copy=True,
                       duration=n / fps if result.audio else None)
     return n
@@ -150,11 +143,8 @@ def video_contact_sheet(content, stylized, meta_json, out_png, frames: int = 8, 
         draw.text((x + 2, y + 2), f"frame {f}  {float(f / fps):.2f} s", fill="black", font=font)
         for j, img in enumerate((inp[0], out[0])):
             sheet.paste(Image.fromarray(img).resize((tw, th), Image.Resampling.LANCZOS), (x, y + caption_h + j * th))
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_path(out_png)
-    sheet.save(tmp, format="PNG")
-    tmp.replace(out_png)
+    with atomic_path(out_png) as tmp:
+        sheet.save(tmp, format="PNG")
     return sheet.size
 
 
@@ -162,10 +152,9 @@ def plot_per_frame(per_frame_tsvs: dict, schedule_tsv, fps, out_png) -> None:
     """Three panels over time: warping error (short range) and style distance per frame of each labelled
     per-frame.tsv (the first is the job; the rest e.g. its baselines), the input's as a dashed floor; and
     the schedule's style weights, stacked."""
-    import matplotlib
+    from artify.figures import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     from artify.schedule import StyleSchedule
 
@@ -196,9 +185,4 @@ def plot_per_frame(per_frame_tsvs: dict, schedule_tsv, fps, out_png) -> None:
         ax.grid(alpha=0.3)
     ax_k.set_xlim(0, max(float(first["frame"].max()) / fps, 1e-9))
     fig.tight_layout()
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_path(out_png)
-    fig.savefig(tmp, format="png")
-    plt.close(fig)
-    tmp.replace(out_png)
+    save_figure(fig, out_png)

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .keyframes import load_keyframes
-from .video import atomic_write_text, tmp_path
+from .keyframes import read_keyframe_table
+from .atomic import atomic_write_text
 
 SPREADS = ("proportional", "equal")
 CURVES = ("cosine", "linear")
@@ -43,7 +43,7 @@ def plan_schedule(keyframes_tsv, n_frames: int, fps: Fraction | float | str, out
     fps = float(Fraction(fps)) if isinstance(fps, str) else float(fps)
     if not fps > 0:
         raise ValueError(f"fps must be > 0, got {fps}")
-    keyframes = load_keyframes(keyframes_tsv)
+    keyframes = read_keyframe_table(keyframes_tsv)
     durations = keyframes.duration_frames.to_numpy(float) if spread == "proportional" \
         else np.ones(len(keyframes))
     if sync_seconds < 0:
@@ -166,10 +166,9 @@ class StyleSchedule:
 def plot_schedule(schedule_tsv, out_png, fps: Fraction | float | str, cuts: list[int] | None = None) -> None:
     """Stacked areas of the style weights over the target's time: shows spans and cross-fades at a glance; the
     content's cuts (frames) as dashed lines."""
-    import matplotlib
+    from artify.figures import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     schedule = StyleSchedule.load(schedule_tsv)
     seconds = np.arange(schedule.num_frames) / float(Fraction(fps) if isinstance(fps, str) else fps)
@@ -182,9 +181,4 @@ def plot_schedule(schedule_tsv, out_png, fps: Fraction | float | str, cuts: list
     ax.set(xlabel="time (s)", ylabel="weight", ylim=(0, 1), xlim=(0, max(seconds[-1], 1e-9)))
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
     fig.tight_layout()
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_path(out_png)
-    fig.savefig(tmp, format="png")
-    plt.close(fig)
-    tmp.replace(out_png)
+    save_figure(fig, out_png)

@@ -15,13 +15,13 @@ Flows follow artify.flow's convention: `to_prev[t]` is the flow from frame t to 
 """
 from __future__ import annotations
 
-import os
 from functools import partial
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from artify.atomic import atomic_path
 from artify.pixels import round_to_uint8
 from artify.settings import Settings
 from artify.flow import dis_flow, occlusion_mask, warp
@@ -546,11 +546,8 @@ def segment_frames(frames: np.ndarray, settings: Settings, device="cpu", segment
 
 def save_masks(path, masks: np.ndarray) -> None:
     """Masks as 8-bit (0-255) in a compressed .npz, written atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp.{path.stem}.npz")
-    np.savez_compressed(tmp, masks=round_to_uint8(np.clip(masks, 0, 1) * 255))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file, not a name: numpy adds .npz to names
+        np.savez_compressed(f, masks=round_to_uint8(np.clip(masks, 0, 1) * 255))
 
 
 def load_masks(path) -> np.ndarray:

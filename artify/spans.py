@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Callable
 
 from artify.chunks import Chunk, chunk_frames_path, read_chunks
+from artify.atomic import atomic_write_text
 from artify.settings import Settings
-from artify.video import atomic_write_text
 
 
 def chunk_path(folder, chunk: int, suffix: str) -> Path:
@@ -91,8 +91,8 @@ def run_span(chunks: list[Chunk], out_dir, suffix: str, make: Callable[[Chunk, P
 
 
 def flow_span(frames_dir, chunks_tsv, span: int, out_dir, settings: Settings, threads: int | None = None):
-    """`stylize.flow_chunk` for every chunk of a span: frames_dir/NNNN.npy -> out_dir/NNNN.npz."""
-    from artify.stylize import flow_chunk
+    """`flow.flow_chunk` for every chunk of a span: frames_dir/NNNN.npy -> out_dir/NNNN.npz."""
+    from artify.flow import flow_chunk
 
     def make(c, _, path):
         flow_chunk(chunk_path(frames_dir, c.chunk, ".npy"), path, settings, threads)

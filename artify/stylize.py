@@ -6,14 +6,15 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 import torch
 
 from artify.chunks import read_chunks
+from artify.devices import auto_device
 from artify.features import vgg19
 from artify.pixels import NonFiniteError
+from artify.progress import progress
 from artify.schedule import StyleSchedule
 from artify.settings import Settings
 from artify.video import MediaError, load_image, read_frames, save_frames
@@ -22,9 +23,7 @@ from artify.video import MediaError, load_image, read_frames, save_frames
 def pick_device(device: str = "auto") -> torch.device:
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device: cuda was asked for, but torch sees no CUDA device")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
+    return torch.device(auto_device(device))
 
 
 def set_threads(threads: int | None) -> None:
@@ -33,7 +32,7 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def load_keyframes(keyframes_tsv, keyframe_dir, long_side: int) -> list[np.ndarray]:
+def load_keyframe_images(keyframes_tsv, keyframe_dir, long_side: int) -> list[np.ndarray]:
     table = pd.read_csv(keyframes_tsv, sep="\t")
     return [load_image(Path(keyframe_dir) / name, long_side) for name in table["file"]]
 
@@ -53,17 +52,7 @@ def _per_file(load):
 
 _plan = _per_file(read_chunks)
 _schedule = _per_file(StyleSchedule.load)
-_keyframes = _per_file(load_keyframes)
-
-
-def flow_chunk(frames_video, out, settings: Settings, threads: int | None = None) -> None:
-    """Backward flows and reliable-pixel masks of one chunk's frames, for the temporal terms."""
-    from artify.flow import backward_flows, save_flows
-
-    set_threads(threads)
-    offsets = [1] + [int(k) for k in settings.long_term.split(",") if k]
-    frames = read_frames(frames_video)
-    save_flows(out, backward_flows(frames, sorted(set(offsets)), settings.flow_method, settings.raft_weights or None))
+_keyframes = _per_file(load_keyframe_images)
 
 
 def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_tsv, keyframe_dir, out,
@@ -85,7 +74,9 @@ def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_
     """
     set_threads(threads)
     torch.manual_seed(settings.seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    # The same flag as use_deterministic_algorithms(True, warn_only=True), which also imports torch._inductor
+    # (1.7 s of CPU a job) to set a compiler option we never use
+    torch.set_deterministic_debug_mode("warn")
     device = pick_device(settings.device)
     row = next((c for c in _plan(chunks_tsv) if c.chunk == chunk), None)
     if row is None:
@@ -151,8 +142,8 @@ def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_
     while True:
         made = [0]  # frames yielded so far: the one being made when a method fails is read_start + made
         try:
-            save_frames(out, _counted(_progress(stylized(settings), len(frames), f"chunk {chunk}"), made),
-                        len(frames))
+            frames_made = progress(stylized(settings), f"chunk {chunk}", len(frames), every_step=True)
+            save_frames(out, _counted(frames_made, made), len(frames))
             return
         except NonFiniteError as e:
             # e.frame: where a method that works in batches found it, counted from the next frame it owed
@@ -198,9 +189,3 @@ def _counted(frames, made: list):
         made[0] += 1
 
 
-def _progress(frames, total: int, label: str):
-    from tqdm import tqdm
-
-    # Logs are files, not terminals: one line per frame keeps them readable and shows where a run is.
-    yield from tqdm(frames, total=total, desc=label, unit="frame", mininterval=0, ascii=True,
-                    disable=os.environ.get("ARTIFY_PROGRESS") == "0")

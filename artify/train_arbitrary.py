@@ -18,17 +18,16 @@ The result is written (atomically) in pytorch-AdaIN's decoder.pth format.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from artify.pixels import NonFiniteError
+from artify.atomic import atomic_path, atomic_write_text
+from artify.pixels import NonFiniteError, resize_short_side
 from artify.settings import Settings
 from artify.flow import dis_flow, flow_to_torch, occlusion_mask, warp_torch
 from artify.methods.arbitrary import ENCODER_LAYERS, ArbitraryNet, PasticheEncoder, adain_decoder, mean_std
@@ -38,11 +37,11 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 # ------------------------------------------------------------------------------------------- losses
 
-def content_loss(output_features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def adain_content_loss(output_features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(output_features, target)
 
 
-def style_loss(output_features: dict, style_features: dict) -> torch.Tensor:
+def mean_std_style_loss(output_features: dict, style_features: dict) -> torch.Tensor:
     """Σ over layers of ‖μ(φ(g)) − μ(φ(s))‖² + ‖σ(φ(g)) − σ(φ(s))‖² (mean squared, as pytorch-AdaIN)."""
     total = 0.0
     for name in style_features:
@@ -56,7 +55,7 @@ def _luma(rgb: torch.Tensor) -> torch.Tensor:
     return (0.299 * rgb[:, :1] + 0.587 * rgb[:, 1:2] + 0.114 * rgb[:, 2:3])
 
 
-def temporal_loss(out_t, out_prev, in_t, in_prev, flow, mask) -> torch.Tensor:
+def output_temporal_loss(out_t, out_prev, in_t, in_prev, flow, mask) -> torch.Tensor:
     """ReCoNet's output temporal loss: mean of M · ‖(O_t − W(O_{t−1})) − (Y(I_t) − Y(W(I_{t−1})))‖² where W
     warps by the flow t -> t−1 and M is its reliable-pixel mask (N, 1, H, W)."""
     d_out = out_t - warp_torch(out_prev, flow)
@@ -75,21 +74,11 @@ class TrainingData:
     styles: list
 
 
-def _cover(image: np.ndarray, size: int) -> np.ndarray:
-    """Resize so the short side is at least `size` (keeping aspect)."""
-    h, w = image.shape[:2]
-    s = size / min(h, w)
-    if abs(s - 1) < 1e-6:
-        return image
-    return cv2.resize(image, (max(size, round(w * s)), max(size, round(h * s))),
-                      interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
-
-
 def make_pairs(frames: np.ndarray, size: int, step: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Consecutive pairs (t-step, t) of `frames` resized to cover `size`, with flows t -> t-step and masks."""
     pairs, flows, masks = [], [], []
     for t in range(step, len(frames), 2 * step):
-        prev, cur = _cover(frames[t - step], size), _cover(frames[t], size)
+        prev, cur = resize_short_side(frames[t - step], size), resize_short_side(frames[t], size)
         back, fwd = dis_flow(cur, prev), dis_flow(prev, cur)
         pairs.append(np.stack([prev, cur]))
         flows.append(back)
@@ -107,14 +96,14 @@ def load_images(folders, size: int, limit: int = 2000) -> list[np.ndarray]:
             raise FileNotFoundError(f"{folder}: train_images folder not found")
         for p in sorted(folder.rglob("*")):
             if p.suffix.lower() in IMAGE_SUFFIXES and len(out) < limit:
-                out.append(_cover(load_image(p), size))
+                out.append(resize_short_side(load_image(p), size))
     return out
 
 
 def training_data(content_video, keyframes_tsv=None, keyframe_dir=None, image_folders=(), size: int = 256,
                   max_pairs: int = 48) -> TrainingData:
     """Frame pairs spread over the content video, plus the keyframes and image-folder images as styles."""
-    from artify.stylize import load_keyframes
+    from artify.stylize import load_keyframe_images
     from artify.video import probe, processing_size, read_frames
 
     meta = probe(content_video)
@@ -133,7 +122,7 @@ def training_data(content_video, keyframes_tsv=None, keyframe_dir=None, image_fo
     pairs, flows, masks = make_pairs(np.stack(frames), size)
     styles = []
     if keyframes_tsv:
-        styles += [_cover(k, size) for k in load_keyframes(keyframes_tsv, keyframe_dir, 2 * size)]
+        styles += [resize_short_side(k, size) for k in load_keyframe_images(keyframes_tsv, keyframe_dir, 2 * size)]
     styles += load_images([f for f in image_folders if f], size)
     if not styles:
         raise ValueError("no style images to train on (keyframes or train_images)")
@@ -184,9 +173,9 @@ def losses(net: ArbitraryNet, batch: dict, style_weight: float, temporal_weight:
     out = net.decoder(target)
     out_feats = enc(out, ENCODER_LAYERS)
     n = len(batch["cur"])
-    lc = content_loss(out_feats["relu4_1"], target)
-    ls = style_loss(out_feats, {k: v.repeat(2, 1, 1, 1) for k, v in style_feats.items()})
-    lt = temporal_loss(out[n:], out[:n], batch["cur"], batch["prev"], batch["flow"], batch["mask"])
+    lc = adain_content_loss(out_feats["relu4_1"], target)
+    ls = mean_std_style_loss(out_feats, {k: v.repeat(2, 1, 1, 1) for k, v in style_feats.items()})
+    lt = output_temporal_loss(out[n:], out[:n], batch["cur"], batch["prev"], batch["flow"], batch["mask"])
     total = lc + style_weight * ls + temporal_weight * lt
     return {"loss": total, "content": lc, "style": ls, "temporal": lt}
 
@@ -198,10 +187,8 @@ def _finite_weights(decoder: nn.Module, path: Path) -> None:
 
 
 def _save_atomic(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp.{os.getpid()}.{path.name}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path, unique=True) as tmp:
+        torch.save(obj, tmp)
 
 
 def state_path(out) -> Path:
@@ -241,10 +228,9 @@ def train_decoder(data: TrainingData, out, iterations: int = 2000, size: int = 2
         _save_atomic({"decoder": net.decoder.state_dict(), "optimiser": optimiser.state_dict(), "step": step,
                       "history": torch.tensor(history, dtype=torch.float64).reshape(-1, 5)}, state_file)
 
-    from tqdm import tqdm
+    from artify.progress import progress as progress_bar
 
-    bar = tqdm(total=iterations, initial=step, desc="train_arbitrary", unit="it", ascii=True, mininterval=1,
-               disable=not progress or os.environ.get("ARTIFY_PROGRESS") == "0")
+    bar = progress_bar(None, "train_arbitrary", iterations, unit="it", initial=step, enabled=progress)
     net.decoder.train()
     done_here = 0
     while step < iterations:
@@ -283,16 +269,13 @@ def write_history(history, path: Path) -> None:
     import pandas as pd
 
     table = pd.DataFrame(history, columns=["step", "loss", "content", "style", "temporal"])
-    tmp = path.with_name(f".tmp.{path.name}")
-    table.to_csv(tmp, sep="\t", index=False)
-    os.replace(tmp, path)
+    atomic_write_text(path, table.to_csv(sep="\t", index=False))
 
 
 def plot_history(history, out_png, title: str = "train_arbitrary") -> None:
-    import matplotlib
+    from artify.figures import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     h = np.asarray(history, dtype=np.float64).reshape(-1, 5)
     fig, axes = plt.subplots(1, 4, figsize=(14, 3))
@@ -307,8 +290,7 @@ def plot_history(history, out_png, title: str = "train_arbitrary") -> None:
         ax.set_yscale("log")
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(out_png, dpi=100)
-    plt.close(fig)
+    save_figure(fig, out_png, dpi=100)
 
 
 def seconds_per_iteration(size: int, batch: int, width: float, device, encoder=None, probe_size: int = 128) -> float:

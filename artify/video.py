@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
+from artify.atomic import atomic_path, atomic_write_text
+
 # numpy and ffmpeg-python are imported where used: probe and audio extraction run as their own short
 # commands, and their start-up is most of their cost.
 
@@ -63,20 +65,6 @@ class VideoMeta:
     @classmethod
     def load(cls, path) -> "VideoMeta":
         return cls(**json.loads(Path(path).read_text()))
-
-
-def atomic_write_text(path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def tmp_path(path) -> Path:
-    """A sibling name to write to before renaming into place, keeping the extension for ffmpeg."""
-    path = Path(path)
-    return path.with_name(f".tmp.{path.name}")
 
 
 def run_ffmpeg(args, path) -> str:
@@ -349,10 +337,8 @@ def save_frames(path, frames, count: int) -> None:
     import numpy as np
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_path(path)
     n, shape = 0, None
-    try:
+    with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             for frame in frames:
                 frame = np.asarray(frame)
@@ -370,10 +356,6 @@ def save_frames(path, frames, count: int) -> None:
                 n += 1
         if n != count:
             raise MediaError(f"{path}: {n} frames written, {count} planned")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_frames_lossless(path, frames: np.ndarray, fps: Fraction) -> None:
@@ -396,8 +378,6 @@ def _write(path, frames, fps, vcodec, pix_fmt, extra, audio=None, audio_copy=Tru
     import numpy as np
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_path(path)
     it = iter(frames)
     first = next(it, None)
     if first is None:
@@ -413,39 +393,37 @@ def _write(path, frames, fps, vcodec, pix_fmt, extra, audio=None, audio_copy=Tru
             out_args["audio_bitrate"] = "192k"
         if duration is not None:
             out_args["t"] = f"{float(duration):.6f}"
-    proc = (ffmpeg.output(*streams, str(tmp), **out_args).overwrite_output()
-            .run_async(cmd=ffmpeg_exe(), pipe_stdin=True, pipe_stderr=True, quiet=False))
-    _widen_pipe(proc.stdin)
-    import threading
+    with atomic_path(path) as tmp:  # removed again when the producer or ffmpeg fails
+        proc = (ffmpeg.output(*streams, str(tmp), **out_args).overwrite_output()
+                .run_async(cmd=ffmpeg_exe(), pipe_stdin=True, pipe_stderr=True, quiet=False))
+        _widen_pipe(proc.stdin)
+        import threading
 
-    err_chunks = []
-    reader = threading.Thread(target=lambda: err_chunks.append(proc.stderr.read()), daemon=True)
-    reader.start()
-    try:
-        for frame in _chain(first, it):
-            if frame.shape[:2] != (h, w):
-                raise MediaError(f"{path}: frame size changed from {w}x{h} to {frame.shape[1]}x{frame.shape[0]}")
-            proc.stdin.write(np.ascontiguousarray(frame, dtype=np.uint8).data)  # no copy when already contiguous
-    except BrokenPipeError:
-        pass
-    except BaseException:
-        # the producer failed (or was interrupted): nothing half-written may look finished
-        proc.stdin.close()
-        proc.kill()
-        proc.wait()
-        reader.join()
-        tmp.unlink(missing_ok=True)
-        raise
-    finally:
-        if not proc.stdin.closed:
+        err_chunks = []
+        reader = threading.Thread(target=lambda: err_chunks.append(proc.stderr.read()), daemon=True)
+        reader.start()
+        try:
+            for frame in _chain(first, it):
+                if frame.shape[:2] != (h, w):
+                    raise MediaError(f"{path}: frame size changed from {w}x{h} to {frame.shape[1]}x{frame.shape[0]}")
+                proc.stdin.write(np.ascontiguousarray(frame, dtype=np.uint8).data)  # no copy when already contiguous
+        except BrokenPipeError:
+            pass
+        except BaseException:
+            # the producer failed (or was interrupted): nothing half-written may look finished
             proc.stdin.close()
-        rc = proc.wait()
-        reader.join()
-    if rc != 0:
-        tmp.unlink(missing_ok=True)
-        last = b"".join(err_chunks).decode(errors="replace").strip().splitlines()
-        raise MediaError(f"{path}: ffmpeg could not write: {last[-1] if last else ''}")
-    os.replace(tmp, path)
+            proc.kill()
+            proc.wait()
+            reader.join()
+            raise
+        finally:
+            if not proc.stdin.closed:
+                proc.stdin.close()
+            rc = proc.wait()
+            reader.join()
+        if rc != 0:
+            last = b"".join(err_chunks).decode(errors="replace").strip().splitlines()
+            raise MediaError(f"{path}: ffmpeg could not write: {last[-1] if last else ''}")
 
 
 def _widen_pipe(pipe) -> None:
@@ -471,18 +449,16 @@ MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
 def load_image(path, long_side: int | None = None, enlarge: bool = True) -> np.ndarray:
     """An image file as uint8 RGB (EXIF rotation applied), resized so its long side is `long_side`
     (only ever shrunk when `enlarge` is false)."""
-    import cv2
     import numpy as np
     from PIL import Image, ImageOps
+
+    from artify.pixels import resize_long_side
 
     try:
         with Image.open(path) as im:
             rgb = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
     except (OSError, ValueError) as e:
         raise MediaError(f"{path}: not a readable image ({e})") from None
-    h, w = rgb.shape[:2]
-    if long_side and (enlarge or max(h, w) > long_side):
-        scale = long_side / max(h, w)
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    if long_side and (enlarge or max(rgb.shape[:2]) > long_side):
+        rgb = resize_long_side(rgb, long_side)
     return rgb

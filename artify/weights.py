@@ -14,12 +14,12 @@ checksum check (and downloaded again when it fails it).
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
+
+from artify.atomic import atomic_path, atomic_write_text
 
 DEFAULT_DIR = "resources/models"
 _CHUNK = 1 << 20
@@ -75,13 +75,6 @@ def download_path(url: str, dest_dir=DEFAULT_DIR) -> Path:
     return Path(dest_dir) / hashlib.sha256(url.encode()).hexdigest()[:16] / name
 
 
-def _write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".part.{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def fetch(url_or_path, dest_dir=DEFAULT_DIR, sha256: str | None = None, expected: str = "torch",
           timeout: float = 60.0) -> Path:
     """A usable local weights file for a path or URL (see the module docstring).
@@ -103,36 +96,32 @@ def fetch(url_or_path, dest_dir=DEFAULT_DIR, sha256: str | None = None, expected
         return path
 
     dest = download_path(text, dest_dir)
-    name, dest_dir = dest.name, dest.parent
+    dest_dir = dest.parent
     if dest.is_file():
         try:
             _check_sha(dest, sha256, dest)
             return dest
         except WeightsError:
             pass  # a stale or different file under that name: download again and replace it
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".part.{name}.", dir=dest_dir)
     try:
-        digest = hashlib.sha256()
-        try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(text, timeout=timeout) as response:
-                for block in iter(lambda: response.read(_CHUNK), b""):
-                    digest.update(block)
-                    out.write(block)
-        except urllib.error.HTTPError as e:
-            raise WeightsError(f"{text}: download failed: HTTP {e.code} {e.reason}") from None
-        except (urllib.error.URLError, OSError) as e:
-            reason = getattr(e, "reason", e)
-            raise WeightsError(f"{text}: download failed: {reason}") from None
-        if sha256 and digest.hexdigest() != sha256.strip().lower():
-            raise WeightsError(f"{text}: SHA-256 mismatch: expected {sha256.strip().lower()}, "
-                               f"got {digest.hexdigest()}")
-        check_format(tmp, expected, name=text)
-        os.replace(tmp, dest)
-        _write_text(dest_dir / "source.url", text + "\n")
+        with atomic_path(dest, unique=True) as tmp:  # unique: parallel jobs may download the same file
+            digest = hashlib.sha256()
+            try:
+                with open(tmp, "wb") as out, urllib.request.urlopen(text, timeout=timeout) as response:
+                    for block in iter(lambda: response.read(_CHUNK), b""):
+                        digest.update(block)
+                        out.write(block)
+            except urllib.error.HTTPError as e:
+                raise WeightsError(f"{text}: download failed: HTTP {e.code} {e.reason}") from None
+            except (urllib.error.URLError, OSError) as e:
+                reason = getattr(e, "reason", e)
+                raise WeightsError(f"{text}: download failed: {reason}") from None
+            if sha256 and digest.hexdigest() != sha256.strip().lower():
+                raise WeightsError(f"{text}: SHA-256 mismatch: expected {sha256.strip().lower()}, "
+                                   f"got {digest.hexdigest()}")
+            check_format(tmp, expected, name=text)
+        atomic_write_text(dest_dir / "source.url", text + "\n", unique=True)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
         try:
             dest_dir.rmdir()  # a failed first download leaves no empty folder either (a full one stays)
         except OSError:

@@ -15,7 +15,7 @@ def assert_real_pictures(output, inputs, keyframes, weights, what: str = "output
     not flat and not black where the input frame is not (`artify.evaluate.blank_frames`), and nearer in style
     (Gram distance, measured as the evaluate stage does) to its scheduled target (`keyframes` mixed by the
     schedule rows `weights` (N, K)) than the input frame itself is."""
-    from artify.evaluate import blank_frames, frame_ranges, keyframe_grams, style_distance
+    from artify.evaluate import blank_frames, frame_ranges, scaled_keyframe_grams, style_distance_per_frame
     from artify.features import mix_grams
 
     output, inputs = np.asarray(output), np.asarray(inputs)
@@ -24,9 +24,9 @@ def assert_real_pictures(output, inputs, keyframes, weights, what: str = "output
     blank = np.flatnonzero(blank_frames(output, inputs))
     assert not len(blank), f"{what}: blank frames {frame_ranges(blank)} of {len(output)}"
     weights = np.asarray(weights, np.float64).reshape(len(output), -1)
-    grams = keyframe_grams(keyframes, size=output.shape[1:3])
+    grams = scaled_keyframe_grams(keyframes, size=output.shape[1:3])
     targets = [mix_grams(grams, w) for w in weights]
-    ours, theirs = style_distance(output, targets), style_distance(inputs, targets)
+    ours, theirs = style_distance_per_frame(output, targets), style_distance_per_frame(inputs, targets)
     worse = np.flatnonzero(~(ours < theirs))  # NaN counts as worse
     assert not len(worse), (f"{what}: frames {frame_ranges(worse)} are no nearer the style than their input "
                             f"(ours {ours[worse][:5]}, input {theirs[worse][:5]})")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from artify.evaluate import (compute_flows, content_distance, evaluate_video, flicker, frame_grams,
-                             keyframe_grams, mix_grams, ssim, style_distance, warping_error)
+                             scaled_keyframe_grams, mix_grams, ssim, style_distance_per_frame, warping_error)
 
 H, W = 96, 128
 SINTEL = Path("/work/shared/data/frames/sintel_mountain_2")
@@ -198,13 +198,13 @@ def test_mix_grams_one_hot_and_average():
 def test_style_distance_to_own_grams_is_zero():
     frames = np.stack([texture(48, 64, 7), texture(48, 64, 8, sigma=4)])
     own = frame_grams(frames)
-    d = style_distance(frames, own)
+    d = style_distance_per_frame(frames, own)
     assert d.shape == (2,) and np.allclose(d, 0.0, atol=1e-12)
-    swapped = style_distance(frames, own[::-1])
+    swapped = style_distance_per_frame(frames, own[::-1])
     assert (swapped > 0).all()
     # keyframe at another size is measured at the frames' scale
-    kg = keyframe_grams([cv2.resize(frames[0], (128, 96))], size=(48, 64))
-    assert style_distance(frames[:1], kg[0])[0] < swapped[0]
+    kg = scaled_keyframe_grams([cv2.resize(frames[0], (128, 96))], size=(48, 64))
+    assert style_distance_per_frame(frames[:1], kg[0])[0] < swapped[0]
 
 
 def test_evaluate_video_keys_and_columns():

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from artify.keyframes import (DEFAULT_MERGE_THRESHOLD, KEYFRAME_COLUMNS, Candidate, StyleGroup, contact_sheet,
-                              laplacian_variance, load_keyframes, luminance, merge_groups, sample_frames,
+                              laplacian_variance, read_keyframe_table, luminance, merge_groups, sample_frames,
                               select_keyframes, usable_mask)
 from artify.scenes import detect_scenes, frames_to_scenes, write_scenes
 from tests.conftest import require_shared
@@ -51,7 +51,7 @@ def test_distinct_scenes_each_keep_a_keyframe(tmp_path):
     image = png(tmp_path / "keyframes" / table.file[1])
     assert image.shape == (96, 128, 3)
     assert image[..., 2].mean() > image[..., 0].mean()  # the blue scene's keyframe is blue
-    pd.testing.assert_frame_equal(load_keyframes(tmp_path / "keyframes.tsv"), table, check_dtype=False)
+    pd.testing.assert_frame_equal(read_keyframe_table(tmp_path / "keyframes.tsv"), table, check_dtype=False)
 
 
 def test_near_identical_neighbours_merge_distinct_ones_do_not(tmp_path):

@@ -67,7 +67,7 @@ def run(tmp_path_factory):
 
 
 def test_output_has_the_inputs_frames_fps_audio_and_is_stylized(run):
-    from artify.evaluate import keyframe_grams, style_distance
+    from artify.evaluate import scaled_keyframe_grams, style_distance_per_frame
     from artify.features import mix_grams
     from artify.video import load_image
     from artify.video import probe, read_frames
@@ -80,8 +80,8 @@ def test_output_has_the_inputs_frames_fps_audio_and_is_stylized(run):
     assert (meta.width, meta.height) == (96, 54)
     stylized = assert_job_stylized(workdir, "tiny")  # every frame a real stylized picture
     original = read_frames(content, 0, len(stylized), size=(96, 54))
-    target = mix_grams(keyframe_grams([load_image(style, 96)], size=(96, 54)), [1.0])
-    ours, theirs = style_distance(stylized, target).mean(), style_distance(original, target).mean()
+    target = mix_grams(scaled_keyframe_grams([load_image(style, 96)], size=(96, 54)), [1.0])
+    ours, theirs = style_distance_per_frame(stylized, target).mean(), style_distance_per_frame(original, target).mean()
     assert ours < 0.7 * theirs, (ours, theirs)
     metrics = json.loads((workdir / "results/tiny/metrics.json").read_text())
     assert set(metrics["warp_error"]) == {"short", "long"} and metrics["warp_error_input"]["short"] >= 0

@@ -91,3 +91,28 @@ def read_spans(workdir: Path) -> int:
     from artify.chunks import read_chunks
 
     return read_chunks(workdir / "results/film/chunks.tsv")[-1].span + 1
+
+
+# The per-video stages run once per job whatever its length; on a short input with a fast method their start-up
+# is most of the pipeline's cost, so the ones that need no network must not import torch (about 2 s of CPU).
+LIGHT_STAGES = {"probe": "artify.video", "plan-chunks": "artify.cost", "extract-frames": "artify.chunks",
+                "detect-scenes / detect-cuts": "artify.cuts", "plan-schedule": "artify.schedule",
+                "flow-span (DIS)": "artify.flow", "assemble": "artify.assemble", "stage-times": "artify.cost",
+                "spans": "artify.spans", "device auto": "artify.devices", "keyframe table": "artify.keyframes"}
+
+
+@pytest.mark.parametrize("stage", sorted(LIGHT_STAGES))
+def test_light_stages_do_not_import_torch(stage):
+    module = LIGHT_STAGES[stage]
+    code = f"import sys, artify.cli, {module}; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+    assert out.stdout.strip() == "False", f"{stage} ({module}) imports torch"
+
+
+def test_auto_device_needs_no_torch_where_no_gpu_is_visible():
+    code = ("import sys; from artify.devices import auto_device; "
+            "print(auto_device('auto'), auto_device('cuda'), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+    assert out.stdout.split() == ["cpu", "cuda", "False"]

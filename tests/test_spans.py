@@ -12,7 +12,8 @@ from artify.chunks import plan_chunks, write_chunks
 from artify.cost import LONG_SPAN, SPAN_BYTES, SPREAD_SPANS, auto_span_frames, job_cost
 from artify.settings import Settings
 from artify.spans import chunk_path, flow_span, run_span, stylize_span
-from artify.stylize import flow_chunk, stylize_chunk
+from artify.flow import flow_chunk
+from artify.stylize import stylize_chunk
 from artify.video import read_frames, save_frames
 from tests.conftest import textured_video
 

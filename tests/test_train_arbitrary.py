@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from artify.methods.arbitrary import ArbitraryNet, PasticheEncoder, adain_decoder, load_decoder
-from artify.train_arbitrary import (TrainingData, losses, make_pairs, sample_batch, state_path, style_loss,
-                                    temporal_loss, train_decoder)
+from artify.train_arbitrary import (TrainingData, losses, make_pairs, sample_batch, state_path, mean_std_style_loss,
+                                    output_temporal_loss, train_decoder)
 from tests.conftest import textured_video
 
 SIZE = 32
@@ -38,13 +38,14 @@ def test_pairs_come_with_backward_flows_and_masks(data):
 
 def test_losses_vanish_where_they_should():
     feats = {"relu1_1": torch.rand(2, 4, 6, 6), "relu4_1": torch.rand(2, 4, 3, 3)}
-    assert float(style_loss(feats, feats)) == 0
+    assert float(mean_std_style_loss(feats, feats)) == 0
     frame = torch.rand(1, 3, 8, 8)
     gray = (0.299 * frame[:, :1] + 0.587 * frame[:, 1:2] + 0.114 * frame[:, 2:3]).repeat(1, 3, 1, 1)
     still, mask = torch.zeros(1, 2, 8, 8), torch.ones(1, 1, 8, 8)
     # output changes exactly as the input's luminance: no temporal penalty; a flicker is penalised
-    assert float(temporal_loss(gray, torch.zeros_like(gray), frame, torch.zeros_like(frame), still, mask)) < 1e-12
-    assert float(temporal_loss(gray + 0.1, gray, frame, frame, still, mask)) == pytest.approx(0.01, rel=1e-4)
+    zero = output_temporal_loss(gray, torch.zeros_like(gray), frame, torch.zeros_like(frame), still, mask)
+    assert float(zero) < 1e-12
+    assert float(output_temporal_loss(gray + 0.1, gray, frame, frame, still, mask)) == pytest.approx(0.01, rel=1e-4)
 
 
 def test_training_steps_lower_the_loss_on_a_fixed_batch(encoder, data):

@@ -172,7 +172,7 @@ def adain(content: torch.Tensor, target_mean: torch.Tensor, target_std: torch.Te
     return out.to(content.dtype)
 
 
-def schedule_weights(weights, styles: int) -> torch.Tensor:
+def normalised_weights(weights, styles: int) -> torch.Tensor:
     """The schedule's rows (N, K) as a float tensor, each row normalised to sum 1 (checked first)."""
     w = torch.as_tensor(np.asarray(weights, dtype=np.float32))
     if w.dim() == 1:
@@ -187,7 +187,7 @@ def schedule_weights(weights, styles: int) -> torch.Tensor:
 def mix_stats(style_stats: list[tuple[torch.Tensor, torch.Tensor]], weights) -> tuple[torch.Tensor, torch.Tensor]:
     """Target statistics of frames whose schedule rows are `weights` (N, K): Σ_k w_k μ_k and Σ_k w_k σ_k
     with each row normalised to sum 1. Mixing the statistics linearly equals mixing AdaIN outputs."""
-    w = schedule_weights(weights, len(style_stats)).to(style_stats[0][0].device)
+    w = normalised_weights(weights, len(style_stats)).to(style_stats[0][0].device)
     means = torch.cat([m for m, _ in style_stats], 0).flatten(1)  # (K, C)
     stds = torch.cat([s for _, s in style_stats], 0).flatten(1)
     c = means.shape[1]
@@ -196,7 +196,7 @@ def mix_stats(style_stats: list[tuple[torch.Tensor, torch.Tensor]], weights) -> 
 
 def mix_vectors(vectors: torch.Tensor, weights) -> torch.Tensor:
     """Magenta style vectors of frames whose schedule rows are `weights` (N, K): Σ_k w_k v_k, rows normalised."""
-    return schedule_weights(weights, len(vectors)).to(vectors.device) @ vectors
+    return normalised_weights(weights, len(vectors)).to(vectors.device) @ vectors
 
 
 class ArbitraryNet(nn.Module):

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from artify.features import VGG19Features, gram, mix_grams, style_grams, to_tensor, to_uint8
+from artify.features import VGG19Features, gram, keyframe_grams, mix_grams, to_tensor, to_uint8
 from artify.pixels import NonFiniteError, round_to_uint8
 from artify.settings import Settings
 from artify.flow import flow_to_torch, warp_torch
@@ -170,10 +170,6 @@ def optimise(model, image: torch.Tensor, content_targets: dict, target_grams: di
             break
         previous = last["loss"]
     return torch.sigmoid(good), done
-
-
-def keyframe_grams(model: VGG19Features, keyframes: list[np.ndarray], layers, device) -> list[dict]:
-    return [style_grams(model, to_tensor(k, device), layers) for k in keyframes]
 
 
 def stylize_frames(model: VGG19Features, frames: np.ndarray, weights: np.ndarray, keyframes: list[np.ndarray],

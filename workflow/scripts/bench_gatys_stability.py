@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -97,15 +96,30 @@ def styles_of(case: dict, demo_dir: Path, n: int) -> tuple[list[np.ndarray], np.
     return images, np.hstack([1 - a, a])
 
 
-def run_case(case: dict, demo_dir: Path, model, settings) -> list[dict]:
-    """settings: an artify.settings.Settings (the defaults)."""
+def settings_object(values: dict):
+    """What the methods take: an artify.settings.Settings since issue 20, the plain dict before (the script
+    measures old code too)."""
+    try:
+        from artify.settings import Settings
+    except ImportError:
+        return values
+    return Settings(**values)
+
+
+def run_case(case: dict, demo_dir: Path, model, settings: dict) -> list[dict]:
     from artify.features import mix_grams, to_tensor
     from artify.flow import backward_flows
     from artify.methods import gatys
 
+    try:
+        from artify.features import keyframe_grams
+    except ImportError:  # an artify from before issue 20 (the script measures old code too) had it in gatys
+        keyframe_grams = gatys.keyframe_grams
+
     frames = frames_of(case, demo_dir)
     keyframes, weights = styles_of(case, demo_dir, len(frames))
-    s = replace(settings, temporal=case["mode"] == "temporal")
+    s = dict(settings, temporal=case["mode"] == "temporal")
+    method_settings = settings_object(s)
     finite: dict[int, bool] = {}
     outputs: dict[int, np.ndarray] = {}
     original = gatys.to_uint8
@@ -126,24 +140,24 @@ def run_case(case: dict, demo_dir: Path, model, settings) -> list[dict]:
                 chunk = frames[read_start:stop]
                 flows = backward_flows(chunk, [1], "dis", None)
                 current[0] = read_start
-                for t, out in enumerate(gatys.stylize_frames(model, chunk, weights[read_start:stop], keyframes, s,
-                                                             "cpu", flows=flows)):
+                for t, out in enumerate(gatys.stylize_frames(model, chunk, weights[read_start:stop], keyframes,
+                                                             method_settings, "cpu", flows=flows)):
                     if read_start + t >= start:
                         outputs[read_start + t] = out
                     current[0] = read_start + t + 1
         else:
             for t in case["keep"]:
                 current[0] = t
-                outputs[t] = next(iter(gatys.stylize_frames(model, frames[t:t + 1], weights[t:t + 1], keyframes, s,
-                                                            "cpu")))
+                outputs[t] = next(iter(gatys.stylize_frames(model, frames[t:t + 1], weights[t:t + 1], keyframes,
+                                                            method_settings, "cpu")))
     except FloatingPointError as e:  # the new code refuses to write a non-finite frame; count it
         print(f"  refused: {e}", flush=True)
         finite.setdefault(current[0], False)
     finally:
         gatys.to_uint8 = original
-    layers_c = s.content_layers.split(",")
-    layers_s = s.style_layers.split(",")
-    grams = gatys.keyframe_grams(model, keyframes, layers_s, "cpu")
+    layers_c = s["content_layers"].split(",")
+    layers_s = s["style_layers"].split(",")
+    grams = keyframe_grams(model, keyframes, layers_s, "cpu")
     rows = []
     keep = sorted(outputs) if case["mode"] == "temporal" else case["keep"]
     for t in keep:
@@ -195,7 +209,7 @@ def main(argv=None) -> int:
         return 0
     import artify
     from artify.features import vgg19
-    from artify.settings import Settings
+    from artify.settings import defaults
 
     torch.set_num_threads(a.threads)
     print(f"artify from {Path(artify.__file__).parent}", flush=True)
@@ -205,14 +219,14 @@ def main(argv=None) -> int:
         prev = pd.read_csv(out, sep="\t")
         done = {(r.source, r.styles, int(r.size), r.mode) for r in prev.itertuples()}
     model = vgg19("cpu")
-    settings = Settings()
+    settings = defaults()
     order = a.sources.split(",")
     for case in sorted((c for c in cases(a.quick) if c["source"] in order), key=lambda c: order.index(c["source"])):
         key = (case["source"], case["styles"], case["size"], case["mode"])
         if key in done:
             continue
         t0 = time.time()
-        torch.manual_seed(settings.seed)
+        torch.manual_seed(settings["seed"])
         rows = run_case(case, Path(a.demo_dir), model, settings)
         table = pd.DataFrame(rows)
         table.to_csv(out, sep="\t", index=False, mode="a", header=not out.exists())

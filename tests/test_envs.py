@@ -217,7 +217,8 @@ def subcommand_imports(subcommand: str) -> dict[str, str]:
     # build_parser names every subcommand's function; a run calls only its own
     others = {("artify.cli", n.name) for n in module_tree("artify.cli").body
               if isinstance(n, ast.FunctionDef) and n.name.startswith("cmd_") and n.name != func.__name__}
-    return code_imports("artify.cli", "main", skip=others)
+    # main reaches the subcommand's function through argparse (set by name in _stage_parser): follow it too
+    return {**code_imports("artify.cli", func.__name__), **code_imports("artify.cli", "main", skip=others)}
 
 
 @cache

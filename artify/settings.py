@@ -37,27 +37,30 @@ class ExtractSettings:
     size: int = _f(256, "long side of the processing resolution in pixels (rounded to even sizes)")
 
 
-@dataclass(frozen=True)
-class SceneSettings:
-    scene_detector: str = _f("adaptive", "PySceneDetect detector for the style video",
-                             ["adaptive", "content", "histogram", "hash", "threshold"])
-    scene_threshold: float = _f(0.0, "the detector's threshold (adaptive: ratio; content: score; histogram, hash: "
-                                     "distance; threshold: luma); 0 = its default chosen on the labelled set")
-    min_scene_frames: int = _f(15, "shortest scene, in frames of the style video")
-    scene_min_change: float = _f(0.3, "keep a found cut only when the frames half a shortest scene before and after "
-                                      "it differ in at least this fraction of their perceptual hash (0 = keep all)")
+DETECTORS = ["adaptive", "content", "histogram", "hash", "threshold"]  # artify.scenes' detectors, by name
 
 
-@dataclass(frozen=True)
-class CutSettings:
-    cut_detector: str = _f("adaptive", "PySceneDetect detector for the content video's cuts (as scene_detector); "
-                                       "none = no cuts (one shot)",
-                           ["adaptive", "content", "histogram", "hash", "threshold", "none"])
-    cut_threshold: float = _f(0.0, "the cut detector's threshold (as scene_threshold); 0 = its default chosen on the "
-                                   "labelled set")
-    min_shot_frames: int = _f(15, "shortest shot, in frames of the content video")
-    cut_min_change: float = _f(0.3, "keep a found cut only when the frames half a shortest shot before and after it "
-                                    "differ in at least this fraction of their perceptual hash (0 = keep all)")
+def _detection(prefix: str, video: str, unit: str, detector_help: str, threshold_help: str, choices: list[str]):
+    """The four settings of one PySceneDetect detection (the style video's scenes, the content's cuts): which
+    detector, its threshold, the shortest scene or shot, and the perceptual-hash check on each found cut."""
+    return dataclass(frozen=True)(type(f"{prefix.title()}Settings", (), {
+        "__annotations__": {f"{prefix}_detector": str, f"{prefix}_threshold": float, f"min_{unit}_frames": int,
+                            f"{prefix}_min_change": float},
+        f"{prefix}_detector": _f("adaptive", detector_help, choices),
+        f"{prefix}_threshold": _f(0.0, f"{threshold_help}; 0 = its default chosen on the labelled set"),
+        f"min_{unit}_frames": _f(15, f"shortest {unit}, in frames of the {video}"),
+        f"{prefix}_min_change": _f(0.3, f"keep a found cut only when the frames half a shortest {unit} before and "
+                                        f"after it differ in at least this fraction of their perceptual hash "
+                                        f"(0 = keep all)"),
+    }))
+
+
+SceneSettings = _detection("scene", "style video", "scene", "PySceneDetect detector for the style video",
+                           "the detector's threshold (adaptive: ratio; content: score; histogram, hash: distance; "
+                           "threshold: luma)", DETECTORS)
+CutSettings = _detection("cut", "content video", "shot", "PySceneDetect detector for the content video's cuts (as "
+                         "scene_detector); none = no cuts (one shot)",
+                         "the cut detector's threshold (as scene_threshold)", DETECTORS + ["none"])
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,7 @@ report: $(VENV)/.installed
 	$(RESUME) $(SNAKEMAKE) --cores $(CORES) --report results/report.html
 
 bench: $(VENV)/.installed
-	$(BIN)/python -m artify.bench $(BENCH_ARGS)
+	$(BIN)/python -m bench.pipeline $(BENCH_ARGS)
 
 clean-results:
 	rm -rf results logs benchmarks .snakemake

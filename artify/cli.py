@@ -31,7 +31,7 @@ def cmd_demo(a):
 
 
 def cmd_probe(a):
-    from artify.video import probe
+    from artify.media.video import probe
 
     meta = probe(a.video)
     meta.save(a.output)
@@ -39,8 +39,8 @@ def cmd_probe(a):
 
 
 def cmd_plan_chunks(a):
-    from artify.chunks import plan_chunks, write_chunks
-    from artify.video import VideoMeta
+    from artify.media.chunks import plan_chunks, write_chunks
+    from artify.media.video import VideoMeta
 
     o = S.from_args("plan_chunks", a)
     meta = VideoMeta.load(a.meta)
@@ -55,7 +55,7 @@ def cmd_plan_chunks(a):
 def _auto_span_frames(meta, o) -> int:
     """span_frames: 0: spans sized for the method on the device the stylization will run on (auto: this
     machine's, as pick_device decides)."""
-    from artify.cost import auto_span_frames
+    from artify.quality.cost import auto_span_frames
     from artify.devices import auto_device
 
     device = auto_device(o.device)
@@ -66,14 +66,14 @@ def _auto_span_frames(meta, o) -> int:
 
 
 def _size(meta, size: int):
-    from artify.video import processing_size
+    from artify.media.video import processing_size
 
     return processing_size(meta.width, meta.height, size)
 
 
 def cmd_extract_frames(a):
-    from artify.chunks import extract_frames
-    from artify.video import VideoMeta
+    from artify.media.chunks import extract_frames
+    from artify.media.video import VideoMeta
 
     meta = VideoMeta.load(a.meta)
     n = extract_frames(a.video, a.chunks, a.span, _size(meta, a.size), meta, a.output)
@@ -81,7 +81,7 @@ def cmd_extract_frames(a):
 
 
 def cmd_detect_scenes(a):
-    from artify.scenes import detect_scenes
+    from artify.style.scenes import detect_scenes
 
     o = S.from_args("detect_scenes", a)
     scenes = detect_scenes(a.style, a.output, detector=o.scene_detector, threshold=o.scene_threshold,
@@ -90,7 +90,7 @@ def cmd_detect_scenes(a):
 
 
 def cmd_detect_cuts(a):
-    from artify.cuts import detect_content_cuts
+    from artify.style.cuts import detect_content_cuts
 
     o = S.from_args("detect_cuts", a)
     cuts = detect_content_cuts(a.video, a.meta, a.output, detector=o.cut_detector, threshold=o.cut_threshold,
@@ -100,7 +100,7 @@ def cmd_detect_cuts(a):
 
 
 def cmd_select_keyframes(a):
-    from artify.keyframes import contact_sheet, select_keyframes
+    from artify.style.keyframes import contact_sheet, select_keyframes
 
     o = S.from_args("select_keyframes", a)
     keyframes = select_keyframes(a.style, a.scenes, a.out_dir, a.output, samples_per_scene=o.keyframe_samples,
@@ -112,9 +112,9 @@ def cmd_select_keyframes(a):
 
 
 def cmd_plan_schedule(a):
-    from artify.cuts import load_cuts
-    from artify.schedule import plan_schedule, plot_schedule
-    from artify.video import VideoMeta
+    from artify.style.cuts import load_cuts
+    from artify.style.schedule import plan_schedule, plot_schedule
+    from artify.media.video import VideoMeta
 
     o = S.from_args("plan_schedule", a)
     meta = VideoMeta.load(a.meta)
@@ -134,21 +134,21 @@ def cmd_flow_chunk(a):
 
 
 def cmd_flow_span(a):
-    from artify.spans import flow_span
+    from artify.media.spans import flow_span
 
     flow_span(a.frames, a.chunks, a.span, a.output, S.from_args("flow_chunk", a), threads=a.threads)
 
 
 def cmd_segment_span(a):
-    from artify.spans import segment_span
-    from artify.stylize import pick_device
+    from artify.media.spans import segment_span
+    from artify.methods.stylize import pick_device
 
     segment_span(a.frames, a.chunks, a.span, a.output, S.from_args("segment_chunk", a), pick_device(a.device),
                  threads=a.threads, cuts=a.cuts)
 
 
 def cmd_stylize_span(a):
-    from artify.spans import stylize_span
+    from artify.media.spans import stylize_span
 
     stylize_span(a.frames, a.chunks, a.span, a.schedule, a.keyframes, a.keyframe_dir, a.output,
                  S.from_args("stylize_chunk", a), threads=a.threads, flows_dir=a.flows, previous_dir=a.previous,
@@ -156,7 +156,7 @@ def cmd_stylize_span(a):
 
 
 def cmd_stylize_chunk(a):
-    from artify.stylize import stylize_chunk
+    from artify.methods.stylize import stylize_chunk
 
     stylize_chunk(a.frames, a.chunks, a.chunk, a.schedule, a.keyframes, a.keyframe_dir, a.output,
                   S.from_args("stylize_chunk", a), threads=a.threads, flows=a.flows,
@@ -164,15 +164,15 @@ def cmd_stylize_chunk(a):
 
 
 def cmd_segment_chunk(a):
-    from artify.segment import segment_chunk
-    from artify.stylize import pick_device
+    from artify.masks.segment import segment_chunk
+    from artify.methods.stylize import pick_device
 
     o = S.from_args("segment_chunk", a)
     segment_chunk(a.frames, a.output, o, device=pick_device(a.device), threads=a.threads)
 
 
 def cmd_train_arbitrary(a):
-    from artify.train_arbitrary import train_arbitrary
+    from artify.methods.train_arbitrary import train_arbitrary
 
     result = train_arbitrary(a.content, a.keyframes, a.keyframe_dir, a.output, S.from_args("train_arbitrary", a),
                              device=a.device, seed=a.seed, threads=a.threads)
@@ -180,7 +180,7 @@ def cmd_train_arbitrary(a):
 
 
 def cmd_assemble(a):
-    from artify.assemble import assemble
+    from artify.media.assemble import assemble
 
     o = S.from_args("assemble", a)
     # span folders (rule stylize_chunk's outputs) stand for their chunk files, in order: a feature film's
@@ -191,7 +191,7 @@ def cmd_assemble(a):
 
 
 def cmd_evaluate(a):
-    from artify.evaluate import evaluate_job
+    from artify.quality.evaluate import evaluate_job
 
     metrics = evaluate_job(a.content, a.stylized, a.meta, a.schedule, a.keyframes, a.keyframe_dir, a.output,
                            a.per_frame, size=a.size, device=a.device, stage_times_tsv=a.stage_times)
@@ -199,15 +199,15 @@ def cmd_evaluate(a):
 
 
 def cmd_stage_times(a):
-    from artify.chunks import read_chunks
-    from artify.cost import stage_times
+    from artify.media.chunks import read_chunks
+    from artify.quality.cost import stage_times
 
     frames = read_chunks(a.chunks)[-1].stop
     print(stage_times(a.benchmarks, frames, a.output).to_string(index=False))
 
 
 def cmd_deflicker(a):
-    from artify.baselines import deflicker_video
+    from artify.quality.baselines import deflicker_video
 
     o = S.from_args("deflicker", a)
     n = deflicker_video(a.video, a.output, size=o.deflicker_size, mode=o.deflicker_mode, crf=a.crf)
@@ -215,14 +215,14 @@ def cmd_deflicker(a):
 
 
 def cmd_side_by_side(a):
-    from artify.report import side_by_side
+    from artify.quality.report import side_by_side
 
     n = side_by_side(a.content, a.stylized, a.meta, a.schedule, a.keyframes, a.keyframe_dir, a.output)
     print(f"{n} frames -> {a.output}")
 
 
 def cmd_contact_sheet(a):
-    from artify.report import video_contact_sheet
+    from artify.quality.report import video_contact_sheet
 
     o = S.from_args("contact_sheet", a)
     size = video_contact_sheet(a.content, a.stylized, a.meta, a.output, frames=o.contact_frames)
@@ -230,15 +230,15 @@ def cmd_contact_sheet(a):
 
 
 def cmd_plot_per_frame(a):
-    from artify.report import plot_per_frame
-    from artify.video import VideoMeta
+    from artify.quality.report import plot_per_frame
+    from artify.media.video import VideoMeta
 
     tables = dict(item.split("=", 1) if "=" in item else (Path(item).parent.name, item) for item in a.per_frame)
     plot_per_frame(tables, a.schedule, VideoMeta.load(a.meta).fps, a.output)
 
 
 def cmd_compare(a):
-    from artify.compare import compare
+    from artify.quality.compare import compare
 
     entries = json.loads(a.entries)
     for e in entries:
@@ -255,7 +255,7 @@ def _usage(message: str):
 
 
 def cmd_assess(a):
-    from artify.assess import build_assessment, tally_text, write_tally
+    from artify.quality.assess import build_assessment, tally_text, write_tally
 
     if a.tally:
         if a.videos or not a.key or not a.output:
@@ -274,7 +274,7 @@ def cmd_assess(a):
 
 
 def cmd_image(a):
-    from artify.image import stylize_image
+    from artify.methods.image import stylize_image
 
     stylize_image(a.content, a.style, a.output, S.from_args("stylize_chunk", a), size=a.size)
 
@@ -479,10 +479,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from artify.assess import AnswersError
-    from artify.pixels import NonFiniteError
+    from artify.quality.assess import AnswersError
+    from artify.media.pixels import NonFiniteError
     from artify.settings import ConfigError
-    from artify.video import MediaError
+    from artify.media.video import MediaError
 
     try:
         args.func(args)

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from artify.atomic import temporary_sibling
-from artify.video import write_frames_h264
+from artify.media.video import write_frames_h264
 
 FPS = Fraction(24)
 

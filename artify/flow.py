@@ -248,7 +248,7 @@ def flow_chunk(frames_video, out, settings: Settings, threads: int | None = None
     """The flow stage: backward flows and reliable-pixel masks of one chunk's frames (`backward_flows` at
     offset 1 and the `long_term` offsets), for the temporal terms. DIS needs neither torch nor a GPU, so this
     stage imports neither unless flow_method is raft."""
-    from artify.video import read_frames
+    from artify.media.video import read_frames
 
     if threads:
         cv2.setNumThreads(threads)

@@ -45,7 +45,7 @@ def textured_video(n: int = 12, width: int = 96, height: int = 64, seed: int = 0
 @pytest.fixture
 def small_video(tmp_path) -> Path:
     """A 24-frame 96x64 H.264 clip at 24 fps, with audio, whose frame i carries i in its top-left block."""
-    from artify.video import write_frames_h264
+    from artify.media.video import write_frames_h264
 
     frames = textured_video(24)
     for i, f in enumerate(frames):
@@ -78,13 +78,13 @@ def tinted_jobs(tmp_path):
     content (48 frames 160x96 at 24 fps, a panning texture), meta.json, and per job results/{job}/ with
     stylized.mp4 (the content with one channel raised to 230), side_by_side.mp4, per-frame.tsv (job beta has
     the worst warping error, at frame 30), per-frame.png and metrics.json. Returns (root, entries for
-    artify.compare.compare)."""
+    artify.quality.compare.compare)."""
     import json
 
     import cv2
     import pandas as pd
 
-    from artify.video import probe, write_frames_h264
+    from artify.media.video import probe, write_frames_h264
 
     root = tmp_path / "run dir"
     frames = textured_video(48, 160, 96)

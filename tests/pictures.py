@@ -12,11 +12,11 @@ import numpy as np
 
 def assert_real_pictures(output, inputs, keyframes, weights, what: str = "output") -> None:
     """Every frame of `output` (N, H, W, 3) uint8 is a real stylized picture of the same frame of `inputs`:
-    not flat and not black where the input frame is not (`artify.evaluate.blank_frames`), and nearer in style
+    not flat and not black where the input frame is not (`artify.quality.evaluate.blank_frames`), and nearer in style
     (Gram distance, measured as the evaluate stage does) to its scheduled target (`keyframes` mixed by the
     schedule rows `weights` (N, K)) than the input frame itself is."""
-    from artify.evaluate import blank_frames, frame_ranges, scaled_keyframe_grams, style_distance_per_frame
-    from artify.features import mix_grams
+    from artify.quality.evaluate import blank_frames, frame_ranges, scaled_keyframe_grams, style_distance_per_frame
+    from artify.methods.features import mix_grams
 
     output, inputs = np.asarray(output), np.asarray(inputs)
     assert output.dtype == np.uint8 and output.ndim == 4 and output.shape[3] == 3, (what, output.dtype, output.shape)
@@ -37,8 +37,8 @@ def assert_job_stylized(workdir, job: str) -> np.ndarray:
     processing size), its keyframes and its schedule, as the pipeline wrote them. Returns the frames."""
     import pandas as pd
 
-    from artify.schedule import StyleSchedule
-    from artify.video import VideoMeta, load_image, read_frames
+    from artify.style.schedule import StyleSchedule
+    from artify.media.video import VideoMeta, load_image, read_frames
 
     results = Path(workdir) / "results" / job
     output = read_frames(results / "stylized.mp4")

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from artify.evaluate import warping_error
+from artify.quality.evaluate import warping_error
 from artify.flow import backward_flows
 from artify.methods.arbitrary import (AdaINEncoder, ArbitraryNet, SteadyNormStats, adain, adain_decoder, adain_vgg,
                                       compose_flows, load_decoder, load_network, mean_std, mix_stats, mix_vectors,
@@ -108,7 +108,7 @@ def test_a_wrong_file_is_named_in_the_error(tmp_path):
 
 
 def test_checkpoints_load_from_urls_through_the_download_helper(tmp_path, monkeypatch):
-    pytest.importorskip("artify.weights", reason="artify/weights.py (the one download helper) not there yet")
+    pytest.importorskip("artify.methods.weights", reason="artify/methods/weights.py (the one download helper) not there yet")
     served = tmp_path / "served"
     served.mkdir()
     vgg, dec = _public_checkpoint(served, seed=1)
@@ -126,7 +126,7 @@ def test_checkpoints_load_from_urls_through_the_download_helper(tmp_path, monkey
     finally:
         server.shutdown()
         thread.join()
-    from artify.weights import download_path
+    from artify.methods.weights import download_path
 
     assert download_path(f"{base}/decoder.pth", tmp_path / "resources/models").is_file()
     content, style = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
@@ -436,7 +436,7 @@ def test_a_non_finite_batch_in_reduced_precision_is_made_again_in_float32(magent
 
 
 def test_a_batch_non_finite_in_float32_too_is_refused_naming_its_frame(magenta_net, monkeypatch):
-    from artify.pixels import NonFiniteError
+    from artify.media.pixels import NonFiniteError
 
     frames = _video()[:6]
     _poison_forward(monkeypatch, lambda low: [1])

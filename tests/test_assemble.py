@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from artify.assemble import assemble
-from artify.chunks import plan_chunks, write_chunks
-from artify.video import MediaError, VideoMeta, probe, read_frames
+from artify.media.assemble import assemble
+from artify.media.chunks import plan_chunks, write_chunks
+from artify.media.video import MediaError, VideoMeta, probe, read_frames
 from tests.conftest import require_shared
 
 
@@ -54,7 +54,7 @@ def test_audio_none_and_required(tmp_path, bunny_clip):
 def test_assemble_probes_what_it_wrote_and_refuses_a_short_video(tmp_path, bunny_clip, monkeypatch):
     """A muxer that drops frames (simulated: the frame count cut by a duration limit) fails assemble, and the
     wrong file is removed rather than left looking finished."""
-    import artify.video as video
+    import artify.media.video as video
 
     meta = probe(bunny_clip)
     paths = chunk_files(tmp_path, meta, 16)
@@ -63,7 +63,7 @@ def test_assemble_probes_what_it_wrote_and_refuses_a_short_video(tmp_path, bunny
     def dropping(path, frames, fps, **kwargs):
         return real(path, list(frames)[:13], fps, **kwargs)
 
-    monkeypatch.setattr("artify.assemble.write_frames_h264", dropping)
+    monkeypatch.setattr("artify.media.assemble.write_frames_h264", dropping)
     with pytest.raises(MediaError, match=r"out.mp4: 13 frames written, 16 planned; the file was removed"):
         assemble(tmp_path / "meta.json", tmp_path / "chunks.tsv", paths, tmp_path / "out.mp4", content=bunny_clip)
     assert not (tmp_path / "out.mp4").exists()

@@ -25,13 +25,13 @@ from tests.conftest import REPO, TINTS
     (None, "–"), (float("nan"), "–"),
 ])
 def test_numbers_have_three_significant_digits(v, text):
-    from artify.compare import fmt
+    from artify.quality.compare import fmt
 
     assert fmt(v) == text
 
 
 def test_comparison_gives_distances_relative_to_the_input(tinted_jobs, tmp_path):
-    from artify.compare import compare
+    from artify.quality.compare import compare
 
     _, entries = tinted_jobs
     c = compare(entries, tmp_path / "c.md", tmp_path / "c.html")
@@ -50,7 +50,7 @@ def test_comparison_gives_distances_relative_to_the_input(tinted_jobs, tmp_path)
 # ------------------------------------------------------------------------------------------ frame grid
 
 def test_picked_frames_are_evenly_spaced_plus_the_worst_warping_error(tinted_jobs):
-    from artify.compare import pick_frames
+    from artify.quality.compare import pick_frames
 
     root, entries = tinted_jobs
     picks = pick_frames(48, 5, {e["job"]: e["per_frame"] for e in entries})
@@ -68,8 +68,8 @@ def _data_uri_image(uri: str) -> np.ndarray:
 
 
 def test_comparison_page_shows_the_same_frames_of_input_and_every_job(tinted_jobs, tmp_path):
-    from artify.compare import compare
-    from artify.video import read_frames
+    from artify.quality.compare import compare
+    from artify.media.video import read_frames
 
     root, entries = tinted_jobs
     page = tmp_path / "comparison" / "clip.html"
@@ -98,7 +98,7 @@ def test_comparison_page_shows_the_same_frames_of_input_and_every_job(tinted_job
 # ------------------------------------------------------------------------------------------- A/B page
 
 def test_clip_starts_are_evenly_spaced_and_distinct():
-    from artify.assess import clip_starts
+    from artify.quality.assess import clip_starts
 
     assert clip_starts(240, 48, 3) == [0, 96, 192]
     assert clip_starts(72, 48, 3) == [0, 12, 24]
@@ -113,7 +113,7 @@ def _page_data(page: str) -> dict:
 
 
 def _decode_clip(b64: str, tmp_path) -> np.ndarray:
-    from artify.video import read_frames
+    from artify.media.video import read_frames
 
     path = tmp_path / "clip.mp4"
     path.write_bytes(base64.b64decode(b64))
@@ -121,8 +121,8 @@ def _decode_clip(b64: str, tmp_path) -> np.ndarray:
 
 
 def test_ab_page_is_blind_and_its_key_maps_every_clip_to_its_job(tinted_jobs, tmp_path):
-    from artify.assess import build_assessment
-    from artify.video import read_frames
+    from artify.quality.assess import build_assessment
+    from artify.media.video import read_frames
 
     root, entries = tinted_jobs
     videos = {e["job"]: e["video"] for e in entries}
@@ -159,7 +159,7 @@ def test_ab_page_is_blind_and_its_key_maps_every_clip_to_its_job(tinted_jobs, tm
 
 
 def test_ab_page_needs_two_jobs(tinted_jobs, tmp_path):
-    from artify.assess import build_assessment
+    from artify.quality.assess import build_assessment
 
     root, entries = tinted_jobs
     with pytest.raises(ValueError, match="at least two jobs"):
@@ -184,7 +184,7 @@ def _answers(path, rows, session="x"):
 
 
 def test_wilson_interval_matches_the_textbook():
-    from artify.assess import wilson
+    from artify.quality.assess import wilson
 
     low, high = wilson(8, 10)
     assert (round(low, 4), round(high, 4)) == (0.4902, 0.9433)
@@ -193,7 +193,7 @@ def test_wilson_interval_matches_the_textbook():
 
 
 def test_tally_counts_wins_ties_and_losses_per_question(tmp_path):
-    from artify.assess import tally
+    from artify.quality.assess import tally
 
     (tmp_path / "keys").mkdir()
     (tmp_path / "keys" / "s1.json").write_text(json.dumps(KEY))
@@ -215,7 +215,7 @@ def test_tally_counts_wins_ties_and_losses_per_question(tmp_path):
 
 
 def test_a_viewer_who_downloads_twice_counts_once(tmp_path):
-    from artify.assess import tally
+    from artify.quality.assess import tally
 
     (tmp_path / "k.json").write_text(json.dumps(KEY))
     early = _answers(tmp_path / "early.csv", [("steadiness", "a0", "b0", "left")])
@@ -232,7 +232,7 @@ def test_a_viewer_who_downloads_twice_counts_once(tmp_path):
     (("style", "a0", "b0", "both"), "choice 'both'"),
 ])
 def test_bad_answers_are_one_clear_error_naming_the_file_and_line(tmp_path, row, message):
-    from artify.assess import AnswersError, tally
+    from artify.quality.assess import AnswersError, tally
 
     (tmp_path / "k.json").write_text(json.dumps(KEY))
     path = _answers(tmp_path / "bad.csv", [("steadiness", "a0", "b0", "left"), row])
@@ -241,7 +241,7 @@ def test_bad_answers_are_one_clear_error_naming_the_file_and_line(tmp_path, row,
 
 
 def test_answers_without_their_key_or_not_answers_at_all_are_refused(tmp_path):
-    from artify.assess import AnswersError, tally
+    from artify.quality.assess import AnswersError, tally
 
     path = _answers(tmp_path / "a.csv", [("steadiness", "a0", "b0", "left")])
     (tmp_path / "other.json").write_text(json.dumps(dict(KEY, sheet="s2")))
@@ -271,8 +271,8 @@ def test_assess_command_tallies_and_refuses_bad_use(tmp_path):
 
 
 def test_comparison_shows_the_tally(tinted_jobs, tmp_path):
-    from artify.assess import tally
-    from artify.compare import compare
+    from artify.quality.assess import tally
+    from artify.quality.compare import compare
 
     _, entries = tinted_jobs
     (tmp_path / "k.json").write_text(json.dumps(dict(KEY, clips={"a0": {"job": "alpha", "start": 0},
@@ -288,8 +288,8 @@ def test_comparison_shows_the_tally(tinted_jobs, tmp_path):
 
 def test_fps_of_clips_follows_the_content(tinted_jobs, tmp_path):
     """A clip of `seconds` at the content's frame rate: 1 s of a 24 fps video is 24 frames, played at 24 fps."""
-    from artify.assess import build_assessment
-    from artify.video import probe
+    from artify.quality.assess import build_assessment
+    from artify.media.video import probe
 
     root, entries = tinted_jobs
     key = build_assessment(root / "content clip.mp4", {e["job"]: e["video"] for e in entries[:2]},

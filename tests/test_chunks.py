@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from artify.assemble import assembled_frames, blend_overlap
-from artify.chunks import plan_chunks, read_chunks, write_chunks
+from artify.media.assemble import assembled_frames, blend_overlap
+from artify.media.chunks import plan_chunks, read_chunks, write_chunks
 
 
 @pytest.mark.parametrize("n,size,overlap,max_frames", [(240, 24, 4, 0), (10, 4, 1, 0), (100, 24, 4, 50), (5, 24, 4, 0),
@@ -82,7 +82,7 @@ def test_assembly_gives_each_frame_once_and_blends_the_overlap(tmp_path):
 
 
 def test_assembly_refuses_a_short_chunk(tmp_path):
-    from artify.video import MediaError
+    from artify.media.video import MediaError
 
     plan = plan_chunks(10, 5, 1)
     write_chunks(plan, tmp_path / "chunks.tsv")
@@ -94,7 +94,7 @@ def test_assembly_refuses_a_short_chunk(tmp_path):
 
 
 def test_assembly_names_a_missing_or_broken_chunk(tmp_path):
-    from artify.video import MediaError
+    from artify.media.video import MediaError
 
     plan = plan_chunks(10, 5, 1)
     write_chunks(plan, tmp_path / "chunks.tsv")

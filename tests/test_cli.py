@@ -42,7 +42,7 @@ def test_image_command_stylizes_one_picture(tmp_path, painting):
 def test_image_command_runs_the_arbitrary_method_without_training(tmp_path, painting):
     from fractions import Fraction
 
-    from artify.video import read_frames
+    from artify.media.video import read_frames
 
     content = tmp_path / "frame.png"
     frame = read_frames(require_shared("videos", "adain_cutBunny.mp4"), 100, 1, (320, 180), Fraction(24))[0]

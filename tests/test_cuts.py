@@ -7,13 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from artify.chunks import plan_chunks, write_chunks
-from artify.cuts import detect_content_cuts, load_cuts, shot_starts, shots, write_cuts
+from artify.media.chunks import plan_chunks, write_chunks
+from artify.style.cuts import detect_content_cuts, load_cuts, shot_starts, shots, write_cuts
 from artify.flow import backward_flows, save_flows
-from artify.schedule import StyleSchedule, plan_schedule, plot_schedule, sync_boundaries
+from artify.style.schedule import StyleSchedule, plan_schedule, plot_schedule, sync_boundaries
 from artify.settings import Settings
-from artify.stylize import stylize_chunk
-from artify.video import MediaError, probe, read_frames, save_frames
+from artify.methods.stylize import stylize_chunk
+from artify.media.video import MediaError, probe, read_frames, save_frames
 from tests.conftest import require_shared
 from tests.test_schedule import keyframes_tsv
 
@@ -139,7 +139,7 @@ def test_a_chained_chunk_does_not_carry_the_previous_shot_across_a_cut(tmp_path,
 def test_a_frame_whose_flow_collapses_starts_afresh_without_a_detected_cut(tmp_path):
     clip = two_shots()
     d = write_chunk_inputs(tmp_path / "whole", clip)
-    from artify.cuts import reliable_fractions
+    from artify.style.cuts import reliable_fractions
     from artify.flow import load_flows
 
     reliable = reliable_fractions(load_flows(d / "flows.npz"))
@@ -174,9 +174,9 @@ def test_segmentation_masks_are_not_carried_across_a_cut(tmp_path):
     """segment_span with the cuts: the second shot's masks are those of the shot segmented alone. The first
     shot: a square moving over a panning background (tests/test_segment.py's scene), the second a still one
     (alone: an empty mask)."""
-    from artify.chunks import chunk_frames_path
-    from artify.segment import load_masks, segment_frames
-    from artify.spans import segment_span
+    from artify.media.chunks import chunk_frames_path
+    from artify.masks.segment import load_masks, segment_frames
+    from artify.media.spans import segment_span
     from tests.test_segment import scene
 
     clip = np.concatenate([scene(5)[0], scene(5, pan=0, speed=(0, 0), seed=1)[0]])

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from artify.evaluate import (compute_flows, content_distance, evaluate_video, flicker, frame_grams,
+from artify.quality.evaluate import (compute_flows, content_distance, evaluate_video, flicker, frame_grams,
                              scaled_keyframe_grams, mix_grams, ssim, style_distance_per_frame, warping_error)
 
 H, W = 96, 128
@@ -273,7 +273,7 @@ def test_sintel_input_warping_error_small_and_flicker_scores_higher():
 
 def test_windowed_evaluation_equals_the_whole_clip():
     """Memory follows the window, not the video's length, and the numbers do not change."""
-    from artify.evaluate import evaluate_frames, evaluate_video, metrics_from_frames
+    from artify.quality.evaluate import evaluate_frames, evaluate_video, metrics_from_frames
     from tests.conftest import textured_video
 
     rng = np.random.default_rng(1)
@@ -298,7 +298,7 @@ def test_windowed_evaluation_equals_the_whole_clip():
 
 
 def test_blank_frames_are_flat_or_black_outputs_of_frames_that_are_not():
-    from artify.evaluate import blank_frames, frame_ranges
+    from artify.quality.evaluate import blank_frames, frame_ranges
 
     inp = translating_video(n=8, h=48, w=64)
     out = add_noise(inp, 0.05)
@@ -323,7 +323,7 @@ def test_evaluate_counts_blank_frames_and_pairs_with_no_reliable_pixel():
     assert per_frame["reliable_short"][1:6].min() > 0.5
     assert per_frame["reliable_short"][6] < 0.5 * per_frame["reliable_short"][1:6].min()  # the cut's pair
     # a pair with no reliable pixel at all says nothing about steadiness: counted in metrics.json
-    from artify.evaluate import metrics_from_frames
+    from artify.quality.evaluate import metrics_from_frames
 
     per_frame.loc[[3, 6], "reliable_short"] = 0.0
     per_frame.loc[11, "reliable_long"] = 0.0
@@ -334,8 +334,8 @@ def test_evaluate_counts_blank_frames_and_pairs_with_no_reliable_pixel():
 def test_a_job_with_blank_frames_fails_and_says_which(tmp_path):
     import pandas as pd
 
-    from artify.evaluate import BlankFramesError, evaluate_job
-    from artify.video import probe, write_frames_h264
+    from artify.quality.evaluate import BlankFramesError, evaluate_job
+    from artify.media.video import probe, write_frames_h264
 
     inp = translating_video(n=12, h=48, w=64)
     out = add_noise(inp, 0.02)

@@ -9,9 +9,9 @@ import subprocess
 import numpy as np
 import pytest
 
-from artify.assemble import assemble, assembled_frames
-from artify.chunks import chunk_frames_path, extract_frames, plan_chunks, write_chunks
-from artify.video import ffmpeg_exe, probe, processing_size, read_frames
+from artify.media.assemble import assemble, assembled_frames
+from artify.media.chunks import chunk_frames_path, extract_frames, plan_chunks, write_chunks
+from artify.media.video import ffmpeg_exe, probe, processing_size, read_frames
 from tests.conftest import require_shared
 
 VARIANTS = {  # name: (ffmpeg arguments after the clip's -i, file suffix)

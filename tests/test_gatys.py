@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from artify.features import gram, style_grams, to_tensor, vgg19
+from artify.methods.features import gram, style_grams, to_tensor, vgg19
 from artify.methods.gatys import content_loss, optimise, style_loss, stylize_frames, tv_loss
 from artify.settings import Settings
 from tests.conftest import textured_video
@@ -68,10 +68,10 @@ def test_stylize_frames_is_deterministic_and_follows_the_schedule():
 
 
 def test_temporal_terms_make_video_steadier_than_per_frame(bunny_clip, painting):
-    from artify.evaluate import warping_error
+    from artify.quality.evaluate import warping_error
     from artify.flow import backward_flows
-    from artify.video import load_image
-    from artify.video import read_frames
+    from artify.media.video import load_image
+    from artify.media.video import read_frames
 
     model = vgg19()
     frames = read_frames(bunny_clip, 0, 6, size=(96, 54))
@@ -166,7 +166,7 @@ def test_a_non_finite_step_rolls_back_and_the_frame_stays_finite():
 
 
 def test_an_optimisation_that_stays_non_finite_is_refused_not_written():
-    from artify.pixels import NonFiniteError
+    from artify.media.pixels import NonFiniteError
 
     model = vgg19()
     frame = to_tensor(textured_video(1, 32, 24)[0])
@@ -182,8 +182,8 @@ def test_an_optimisation_that_stays_non_finite_is_refused_not_written():
 
 
 def test_to_uint8_refuses_non_finite_values():
-    from artify.features import to_uint8
-    from artify.pixels import NonFiniteError, round_to_uint8
+    from artify.methods.features import to_uint8
+    from artify.media.pixels import NonFiniteError, round_to_uint8
 
     x = torch.rand(3, 3, 4, 4)
     x[1, 0, 2, 2] = float("nan")

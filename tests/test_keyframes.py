@@ -7,10 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
-from artify.keyframes import (DEFAULT_MERGE_THRESHOLD, KEYFRAME_COLUMNS, Candidate, StyleGroup, contact_sheet,
+from artify.style.keyframes import (DEFAULT_MERGE_THRESHOLD, KEYFRAME_COLUMNS, Candidate, StyleGroup, contact_sheet,
                               laplacian_variance, read_keyframe_table, luminance, merge_groups, sample_frames,
                               select_keyframes, usable_mask)
-from artify.scenes import detect_scenes, frames_to_scenes, write_scenes
+from artify.style.scenes import detect_scenes, frames_to_scenes, write_scenes
 from tests.conftest import require_shared
 from tests.test_scenes import FPS, TINTS, scene_frames, write_scene_video
 
@@ -175,7 +175,7 @@ def test_bad_inputs_name_the_file(tmp_path):
         select_keyframes(tmp_path / "style.png", tmp_path / "missing.tsv", tmp_path / "k", tmp_path / "k.tsv")
     (tmp_path / "broken.png").write_bytes(b"not a png")
     write_scenes(frames_to_scenes([0], [1], FPS), tmp_path / "one.tsv")
-    from artify.video import MediaError
+    from artify.media.video import MediaError
 
     with pytest.raises(MediaError, match="broken.png"):
         select_keyframes(tmp_path / "broken.png", tmp_path / "one.tsv", tmp_path / "k", tmp_path / "k.tsv")

@@ -10,12 +10,9 @@ SHARED_ON_PURPOSE = {"main", "stylize_frames"}
 
 
 def public_functions() -> dict[str, list[str]]:
-    """name -> the modules (paths under artify/) whose top level defines a public function of that name. The
-    bench*.py modules are benchmark scripts that leave the package, so they are not counted."""
+    """name -> the modules (paths under artify/) whose top level defines a public function of that name."""
     found = defaultdict(list)
     for path in sorted(ARTIFY.rglob("*.py")):
-        if path.name.startswith("bench"):
-            continue
         for node in ast.parse(path.read_text(), str(path)).body:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and not node.name.startswith("_"):
                 found[node.name].append(str(path.relative_to(ARTIFY)))
@@ -32,3 +29,28 @@ def test_no_two_modules_define_a_public_function_of_the_same_name():
 def test_the_methods_share_their_interface_name():
     assert sorted(public_functions()["stylize_frames"]) == ["methods/arbitrary.py", "methods/gatys.py",
                                                             "methods/segmented.py"]
+
+
+def developer_map() -> str:
+    readme = (ARTIFY.parent / "README.md").read_text()
+    return readme.split("## For developers", 1)[1].split("\n## ", 1)[0]
+
+
+def test_benchmarks_live_outside_the_installed_package():
+    assert not list(ARTIFY.rglob("bench*.py"))
+    assert (ARTIFY.parent / "bench" / "long.py").is_file()
+
+
+def test_the_developer_map_names_every_module_and_subcommand():
+    """README's map (package tree and stage -> rule -> function -> subcommand -> test) stays complete."""
+    from artify.cli import build_parser
+
+    text = developer_map()
+    modules = [p for p in ARTIFY.rglob("*.py") if p.stem not in ("__init__", "__main__")]
+    assert len(modules) > 30
+    missing = [str(p.relative_to(ARTIFY)) for p in modules if f"{p.name}" not in text]
+    assert missing == [], f"README's developer map does not mention {missing}"
+    sub = next(a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
+    assert [c for c in sub.choices if f"`artify {c}`" not in text and f"`{c}`" not in text] == []
+    tests = sorted(p.stem for p in (ARTIFY.parent / "tests").glob("test_*.py"))
+    assert [t for t in tests if t not in text] == []

@@ -21,7 +21,7 @@ import torch
 
 from artify.methods import magenta
 from artify.methods.magenta import load_magenta, load_state, model_file, style_crops
-from artify.weights import WeightsError, sha256_of
+from artify.methods.weights import WeightsError, sha256_of
 from tests.conftest import require_shared
 
 ort = pytest.importorskip("onnxruntime")
@@ -109,7 +109,7 @@ def _frame(size) -> np.ndarray:
     """A frame of the bunny clip at (width, height), float [0, 1] HWC."""
     from fractions import Fraction
 
-    from artify.video import read_frames
+    from artify.media.video import read_frames
 
     w, h = size
     clip = require_shared("videos", "adain_cutBunny.mp4")  # 640x360
@@ -121,7 +121,7 @@ def _frame(size) -> np.ndarray:
 def _paintings(n: int) -> list[np.ndarray]:
     import cv2
 
-    from artify.video import load_image
+    from artify.media.video import load_image
 
     folder = require_shared("styles")
     names = ["starry_night.jpg", "mondrian.jpg", "shipwreck.jpg", "composition_vii.jpg"][:n]

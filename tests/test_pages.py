@@ -37,7 +37,7 @@ def assert_every_video_plays(browser: Browser) -> None:
 
 
 def test_comparison_page_shows_every_frame_video_and_plot_from_disk(tinted_jobs, tmp_path, artefacts):
-    from artify.compare import compare
+    from artify.quality.compare import compare
 
     root, entries = tinted_jobs
     page = root / "results" / "comparison" / "content clip.html"
@@ -118,7 +118,7 @@ def click_through(browser: Browser, key: dict, choose, identify=_displayed_jobs)
 
 
 def test_ab_page_click_through_downloads_the_answers_given(tinted_jobs, tmp_path, artefacts):
-    from artify.assess import build_assessment, tally
+    from artify.quality.assess import build_assessment, tally
 
     root, entries = tinted_jobs
     page, key_file = tmp_path / "assess" / "content clip.html", tmp_path / "assess" / "content clip.key.json"

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from artify.video import load_image
+from artify.media.video import load_image
 from tests.conftest import REPO, require_shared
 from tests.pictures import assert_job_stylized
 
@@ -45,7 +45,7 @@ def write_jobs(workdir: Path, content: Path, style: Path, **overrides):
 
 
 def spans(workdir: Path, job: str = "tiny") -> int:
-    from artify.chunks import read_chunks
+    from artify.media.chunks import read_chunks
 
     return read_chunks(workdir / "results" / job / "chunks.tsv")[-1].span + 1
 
@@ -67,10 +67,10 @@ def run(tmp_path_factory):
 
 
 def test_output_has_the_inputs_frames_fps_audio_and_is_stylized(run):
-    from artify.evaluate import scaled_keyframe_grams, style_distance_per_frame
-    from artify.features import mix_grams
-    from artify.video import load_image
-    from artify.video import probe, read_frames
+    from artify.quality.evaluate import scaled_keyframe_grams, style_distance_per_frame
+    from artify.methods.features import mix_grams
+    from artify.media.video import load_image
+    from artify.media.video import probe, read_frames
 
     workdir, content, style = run
     out = workdir / "results/tiny/stylized.mp4"
@@ -182,7 +182,7 @@ def test_missing_content_video_is_named(tmp_path, painting):
 def test_segmented_and_arbitrary_methods_run_through_the_pipeline(tmp_path):
     """The other two methods, wired the same way: masks per chunk for segmented; for arbitrary Magenta's
     pretrained network (nothing trained), and AdaIN with a decoder trained for the job (allowed on the CPU)."""
-    from artify.video import probe
+    from artify.media.video import probe
 
     content = require_shared("videos", "moviepy_chaplin.mp4")
     style = require_shared("styles", "wave.jpg")
@@ -236,12 +236,12 @@ def test_the_demo_through_a_style_transition_with_the_defaults(tmp_path):
     to NaN on such a frame (frame 21, row (0.91, 0.09, 0), in the schedule of the time) and the whole chunk was
     written black. Chunks of 12 frames make the span of the chunk that starts there (frames 20-35) the only
     one stylized."""
-    from artify.schedule import StyleSchedule
-    from artify.video import read_frames
+    from artify.style.schedule import StyleSchedule
+    from artify.media.video import read_frames
     from tests.pictures import assert_real_pictures
 
-    from artify.chunks import read_chunks
-    from artify.spans import chunk_path
+    from artify.media.chunks import read_chunks
+    from artify.media.spans import chunk_path
 
     (tmp_path / "jobs.tsv").write_text("job\tcontent\tstyle\tmethod\tsize\tchunk_frames\n"
                                        "demo\tresources/demo/content.mp4\tresources/demo/style.mp4\tgatys\t192\t12\n")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from artify.cost import LONG_SPAN
+from artify.quality.cost import LONG_SPAN
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.e2e
@@ -24,7 +24,7 @@ def film(tmp_path_factory):
     """A working directory where probe and plan_chunks have run for a 2-hour video: meta.json written as probe
     writes it (the content file itself is a stand-in: only its path and age matter to a dry run)."""
     from artify.cli import main
-    from artify.video import VideoMeta
+    from artify.media.video import VideoMeta
 
     d = tmp_path_factory.mktemp("film")
     content, style = d / "film.mp4", d / "style.png"
@@ -52,7 +52,7 @@ def dry_run(workdir: Path, *args: str) -> str:
 
 
 def test_a_two_hour_film_is_a_few_hundred_jobs_one_per_span_and_stage(film):
-    from artify.chunks import read_chunks
+    from artify.media.chunks import read_chunks
     from tests.test_pipeline import planned_jobs
 
     plan = read_chunks(film / "results/film/chunks.tsv")
@@ -88,17 +88,17 @@ def test_under_slurm_each_span_is_one_submission(film):
 
 
 def read_spans(workdir: Path) -> int:
-    from artify.chunks import read_chunks
+    from artify.media.chunks import read_chunks
 
     return read_chunks(workdir / "results/film/chunks.tsv")[-1].span + 1
 
 
 # The per-video stages run once per job whatever its length; on a short input with a fast method their start-up
 # is most of the pipeline's cost, so the ones that need no network must not import torch (about 2 s of CPU).
-LIGHT_STAGES = {"probe": "artify.video", "plan-chunks": "artify.cost", "extract-frames": "artify.chunks",
-                "detect-scenes / detect-cuts": "artify.cuts", "plan-schedule": "artify.schedule",
-                "flow-span (DIS)": "artify.flow", "assemble": "artify.assemble", "stage-times": "artify.cost",
-                "spans": "artify.spans", "device auto": "artify.devices", "keyframe table": "artify.keyframes"}
+LIGHT_STAGES = {"probe": "artify.media.video", "plan-chunks": "artify.quality.cost", "extract-frames": "artify.media.chunks",
+                "detect-scenes / detect-cuts": "artify.style.cuts", "plan-schedule": "artify.style.schedule",
+                "flow-span (DIS)": "artify.flow", "assemble": "artify.media.assemble", "stage-times": "artify.quality.cost",
+                "spans": "artify.media.spans", "device auto": "artify.devices", "keyframe table": "artify.style.keyframes"}
 
 
 @pytest.mark.parametrize("stage", sorted(LIGHT_STAGES))

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from artify.video import probe, read_frames, write_frames_h264
+from artify.media.video import probe, read_frames, write_frames_h264
 from tests.conftest import textured_video
 
 FPS = Fraction(24)
@@ -21,7 +21,7 @@ FPS = Fraction(24)
 def job_dir(tmp_path, small_video):
     """A finished job's files: content (24 frames 96x64, audio), a stand-in stylized video (the colours
     inverted), meta.json, a schedule cross-fading from style 0 to style 1, and two keyframes."""
-    from artify.schedule import weights_table
+    from artify.style.schedule import weights_table
 
     content = small_video
     probe(content).save(tmp_path / "meta.json")
@@ -42,7 +42,7 @@ def job_dir(tmp_path, small_video):
 # --------------------------------------------------------------------------------------------- side by side
 
 def test_side_by_side_has_every_frame_three_panels_and_the_weight_bar(job_dir):
-    from artify.report import PALETTE, _rgb, bar_height, side_by_side
+    from artify.quality.report import PALETTE, _rgb, bar_height, side_by_side
 
     d, content = job_dir
     n = side_by_side(content, d / "stylized.mp4", d / "meta.json", d / "schedule.tsv", d / "keyframes.tsv",
@@ -67,7 +67,7 @@ def test_side_by_side_has_every_frame_three_panels_and_the_weight_bar(job_dir):
 
 
 def test_weight_bar_segments_follow_the_weights():
-    from artify.report import PALETTE, _rgb, weight_bar
+    from artify.quality.report import PALETTE, _rgb, weight_bar
 
     bar = weight_bar(np.array([0.25, 0.0, 0.75]), 100, 6)
     assert bar.shape == (6, 100, 3)
@@ -77,7 +77,7 @@ def test_weight_bar_segments_follow_the_weights():
 # -------------------------------------------------------------------------------------- contact sheet, plots
 
 def test_contact_sheet_is_a_png_of_the_expected_size(job_dir):
-    from artify.report import video_contact_sheet
+    from artify.quality.report import video_contact_sheet
 
     d, content = job_dir
     size = video_contact_sheet(content, d / "stylized.mp4", d / "meta.json", d / "sheet.png", frames=6, columns=4)
@@ -92,7 +92,7 @@ def test_contact_sheet_is_a_png_of_the_expected_size(job_dir):
 
 
 def test_per_frame_plot_is_a_png(job_dir, tmp_path):
-    from artify.report import plot_per_frame
+    from artify.quality.report import plot_per_frame
 
     d, _ = job_dir
     n = 24
@@ -112,8 +112,8 @@ def test_per_frame_plot_is_a_png(job_dir, tmp_path):
 # ----------------------------------------------------------------------------------------------- deflicker
 
 def test_deflicker_keeps_every_frame_and_audio_and_reduces_flicker(tmp_path, small_video):
-    from artify.baselines import deflicker_video
-    from artify.evaluate import flicker
+    from artify.quality.baselines import deflicker_video
+    from artify.quality.evaluate import flicker
 
     frames = np.repeat(textured_video(1)[:1], 24, axis=0)  # a still picture whose brightness flickers
     gain = np.where(np.arange(len(frames)) % 2, 1.25, 0.8)[:, None, None, None]
@@ -139,7 +139,7 @@ def _bench(path, s, rss):
 
 
 def test_stage_times_sum_chunks_divide_by_frames_and_take_peak_memory(tmp_path):
-    from artify.cost import cost_metrics, stage_times
+    from artify.quality.cost import cost_metrics, stage_times
 
     b = tmp_path / "benchmarks"
     _bench(b / "probe" / "j.tsv", 1.0, "-")  # too short to be sampled
@@ -177,8 +177,8 @@ def _run_benchmarks(root, jobs, spans, deflickered, trained):
 
 
 def test_a_jobs_benchmark_files_are_those_of_the_stages_that_made_its_video(tmp_path, monkeypatch):
-    from artify.baselines import add_baselines
-    from artify.cost import benchmark_files, stage_times
+    from artify.quality.baselines import add_baselines
+    from artify.quality.cost import benchmark_files, stage_times
     from artify.settings import defaults
 
     jobs = {"a": defaults() | {"job": "a", "content": "clip.mp4", "style": "s.mp4", "baselines": True},
@@ -224,7 +224,7 @@ def _metrics(warp, flick, style, sec):
 
 
 def test_comparison_table_has_the_ratios_to_both_baselines(tmp_path):
-    from artify.compare import compare
+    from artify.quality.compare import compare
 
     (tmp_path / "ours.json").write_text(json.dumps(_metrics(0.01, 0.002, 0.2, 3.0)))
     entries = [
@@ -250,7 +250,7 @@ def test_comparison_table_has_the_ratios_to_both_baselines(tmp_path):
 
 
 def test_comparison_without_baselines_says_so(tmp_path):
-    from artify.compare import compare
+    from artify.quality.compare import compare
 
     c = compare([{"job": "a", "kind": "result", "metrics": _metrics(0.01, 0.002, 0.2, 3.0)}], tmp_path / "a.md",
                 tmp_path / "a.html")
@@ -258,7 +258,7 @@ def test_comparison_without_baselines_says_so(tmp_path):
 
 
 def test_baseline_jobs_and_comparison_groups():
-    from artify.baselines import add_baselines, comparison_groups
+    from artify.quality.baselines import add_baselines, comparison_groups
     from artify.config import ConfigError
 
     jobs = {"a": {"content": "v/clip.mp4", "temporal": True, "baselines": True, "style_weight": 50.0},
@@ -282,7 +282,7 @@ def test_warping_mask_marks_the_strips_a_moving_square_hides_and_reveals():
     """A textured square moves 4 px right over a static background. The reliable-pixel mask of frame t
     must exclude the background strip the square covers in t+1; for the pair taken the other way (t+1 -> t)
     it must exclude the strip the square uncovered; the square's inside and the far background stay."""
-    from artify.evaluate import compute_flows, warping_error
+    from artify.quality.evaluate import compute_flows, warping_error
     from tests.test_evaluate import moving_square_video
 
     video = moving_square_video(n=2, size=24, shift=4)  # square at x 50..74 in frame 0, 54..78 in frame 1
@@ -297,8 +297,8 @@ def test_warping_mask_marks_the_strips_a_moving_square_hides_and_reveals():
 
 
 def test_comparison_entries_describe_each_job_against_the_first_with_its_baselines_and_files():
-    from artify.baselines import add_baselines, comparison_groups
-    from artify.compare import comparison_entries
+    from artify.quality.baselines import add_baselines, comparison_groups
+    from artify.quality.compare import comparison_entries
     from artify.settings import defaults
 
     jobs = {"a": defaults() | {"job": "a", "content": "v/clip.mp4", "style": "s.mp4", "baselines": True},

@@ -40,7 +40,7 @@ def metrics(workdir, job):
 
 
 def test_baselines_are_made_and_evaluated_by_the_same_code(run):
-    from artify.video import probe
+    from artify.media.video import probe
 
     for job in ("tiny", "tiny.perframe", "tiny.deflicker"):
         m = metrics(run, job)
@@ -70,8 +70,8 @@ def test_metrics_have_seconds_per_frame_per_stage_and_peak_memory(run):
 def test_people_material_has_the_expected_shape(run):
     from PIL import Image
 
-    from artify.report import bar_height
-    from artify.video import probe
+    from artify.quality.report import bar_height
+    from artify.media.video import probe
 
     out = run / "results/tiny"
     w, h = probe(out / "stylized.mp4").width, probe(out / "stylized.mp4").height
@@ -85,7 +85,7 @@ def test_people_material_has_the_expected_shape(run):
 
 
 def test_comparison_table_has_ratios_to_both_baselines(run):
-    from artify.compare import fmt
+    from artify.quality.compare import fmt
 
     md = (run / "results/comparison/adain_cutBunny.md").read_text()
     html = (run / "results/comparison/adain_cutBunny.html").read_text()
@@ -116,7 +116,7 @@ def test_report_html_holds_every_item_and_every_metric(run):
                  "adain_cutBunny.html", "keyframes.png", "schedule.png"):
         assert item in page, item
     # every metric of the run, as the comparison table embedded in the report writes it
-    from artify.compare import COLUMNS, fmt, value
+    from artify.quality.compare import COLUMNS, fmt, value
 
     for job in ("tiny", "tiny.perframe", "tiny.deflicker"):
         m = metrics(run, job)
@@ -131,7 +131,7 @@ def test_pages_work_in_a_browser_and_answers_reach_the_comparison(run, artefacts
     """The comparison and A/B pages of the run, opened from disk in Chromium: every picture and video loads
     and plays; a viewer clicks through the A/B page and downloads the answers; with the CSV in
     assessments/{content}/ the workflow tallies it into the comparison. Screenshots kept in test-artefacts/."""
-    from artify.compare import fmt
+    from artify.quality.compare import fmt
     from tests.browser import Browser, require_chromium
     from tests.test_pages import assert_every_picture_and_video_loads, assert_every_video_plays, click_through, \
         clips_on_the_page

@@ -1,4 +1,4 @@
-"""Scene detection on the labelled set of artify.bench_scenes (made from ../shared/data with ffmpeg): the
+"""Scene detection on the labelled set of bench.scenes (made from ../shared/data with ffmpeg): the
 defaults find every hard cut and split no negative, the hash confirmation drops only spurious cuts, the old
 one-clip default missed cuts, the scoring counts what it should, and keyframe merging folds the detector's
 own spurious splits back together."""
@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from artify.bench_scenes import FPS, LabelledClip, build_scene_set, merge_check, score
-from artify.scenes import (DEFAULT_MIN_CHANGE, DEFAULT_THRESHOLDS, confirm_cuts, detect_cuts, detection_frames,
+from bench.scenes import FPS, LabelledClip, build_scene_set, merge_check, score
+from artify.style.scenes import (DEFAULT_MIN_CHANGE, DEFAULT_THRESHOLDS, confirm_cuts, detect_cuts, detection_frames,
                            video_cuts)
 from tests.conftest import SHARED_DATA, require_shared
 

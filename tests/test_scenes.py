@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from artify.scenes import SCENE_COLUMNS, detect_scenes, load_scenes, style_images, video_cuts
-from artify.video import MediaError, probe, write_frames_h264
+from artify.style.scenes import SCENE_COLUMNS, detect_scenes, load_scenes, style_images, video_cuts
+from artify.media.video import MediaError, probe, write_frames_h264
 from tests.conftest import require_shared
 
 FPS = Fraction(24)

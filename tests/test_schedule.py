@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from artify.schedule import StyleSchedule, plan_schedule, plot_schedule
+from artify.style.schedule import StyleSchedule, plan_schedule, plot_schedule
 
 
 def keyframes_tsv(path, durations: list[int]):

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from artify import segment
-from artify.segment import (MotionSegmenter, SamSegmenter, box_of, iou, load_masks, load_sam, make_segmenter,
-                            mask_flicker, neighbour_flows, parse_prompt, pick_subject, save_masks,
-                            segment_frames, stabilise_masks, tiny_sam)
+from artify.masks import carry, sam as sam_module
+from artify.masks.carry import box_of, iou, mask_flicker, neighbour_flows, stabilise_masks
+from artify.masks.motion import MotionSegmenter
+from artify.masks.sam import SamSegmenter, load_sam, parse_prompt, pick_subject, tiny_sam
+from artify.masks.segment import load_masks, make_segmenter, save_masks, segment_frames
 from artify.settings import Settings
 
 
@@ -114,7 +115,7 @@ def test_masks_are_carried_by_the_flow_and_sam_is_reprompted_with_their_box(sam,
     assert seg.sam_frames == 2 and len(calls) == 2  # frames 0 and 4
     for t in (1, 2, 3, 5, 6, 7):  # frames between SAM frames follow the square's own motion
         assert iou(masks[t], truth[t]) > 0.8, t
-    carried = segment.carry_subject(masks[3], flows, 4)
+    carried = carry.carry_subject(masks[3], flows, 4)
     np.testing.assert_allclose(calls[1]["box"], box_of(carried))  # re-prompted from the carried mask's box
 
 
@@ -164,7 +165,7 @@ def test_load_sam_reads_weights_only_and_names_bad_files(sam, tmp_path, monkeypa
         load_sam("vit_b", evil)
     with pytest.raises(ValueError, match="unknown SAM model type"):
         load_sam("vit_x", good)
-    segment._SAMS.clear()
+    sam_module._SAMS.clear()
 
 
 def test_make_segmenter_choice():
@@ -172,7 +173,7 @@ def test_make_segmenter_choice():
     assert isinstance(make_segmenter(Settings(segmenter="motion", sam_checkpoint="x.pth")), MotionSegmenter)
     with pytest.raises(ValueError, match="needs sam_checkpoint"):
         make_segmenter(Settings(segmenter="sam"))
-    from artify.weights import WeightsError
+    from artify.methods.weights import WeightsError
     with pytest.raises(WeightsError, match="missing.pth: weights file not found"):
         make_segmenter(Settings(sam_checkpoint="missing.pth"))
 

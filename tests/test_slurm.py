@@ -173,7 +173,7 @@ def test_gpu_job_and_failing_job(cluster, runs):
 
 
 def chunk_frames(workdir: Path) -> dict[str, "object"]:
-    from artify.video import read_frames
+    from artify.media.video import read_frames
 
     files = sorted((workdir / "results/tiny/stylized").glob("*/*.npy"))
     return {f.name: read_frames(f) for f in files}
@@ -194,7 +194,7 @@ def test_tiny_pipeline_on_slurm_equals_local_run(cluster, runs):
 
 
 def test_each_span_was_one_submission_asking_slurm_for_a_gpu(cluster, runs):
-    from artify.chunks import read_chunks
+    from artify.media.chunks import read_chunks
 
     remote = runs["slurm"].check().workdir
     jobs = [j for j in cluster.jobs() if j.get("WorkDir") == str(remote)]

@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from artify.chunks import plan_chunks, write_chunks
-from artify.cost import LONG_SPAN, SPAN_BYTES, SPREAD_SPANS, auto_span_frames, job_cost
+from artify.media.chunks import plan_chunks, write_chunks
+from artify.quality.cost import LONG_SPAN, SPAN_BYTES, SPREAD_SPANS, auto_span_frames, job_cost
 from artify.settings import Settings
-from artify.spans import chunk_path, flow_span, run_span, stylize_span
+from artify.media.spans import chunk_path, flow_span, run_span, stylize_span
 from artify.flow import flow_chunk
-from artify.stylize import stylize_chunk
-from artify.video import read_frames, save_frames
+from artify.methods.stylize import stylize_chunk
+from artify.media.video import read_frames, save_frames
 from tests.conftest import textured_video
 
 TINY = {"device": "cpu", "iterations": 3, "warm_iterations": 2, "coarse_to_fine": False, "style_size": 32,
@@ -85,11 +85,11 @@ def test_a_span_in_one_process_equals_one_process_per_chunk(span_inputs, chain):
 
 
 def test_an_interrupted_span_reuses_its_finished_chunks_and_redoes_the_rest(span_inputs, monkeypatch):
-    import artify.stylize
+    import artify.methods.stylize
 
     d = span_inputs
     settings = Settings(**TINY)
-    real, made = artify.stylize.stylize_chunk, []
+    real, made = artify.methods.stylize.stylize_chunk, []
 
     def dies_on_chunk_1(*args, **kwargs):
         if args[2] == 1:
@@ -101,7 +101,7 @@ def test_an_interrupted_span_reuses_its_finished_chunks_and_redoes_the_rest(span
         made.append(args[2])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(artify.stylize, "stylize_chunk", dies_on_chunk_1)
+    monkeypatch.setattr(artify.methods.stylize, "stylize_chunk", dies_on_chunk_1)
     with pytest.raises(KeyboardInterrupt):
         run_stylize_span(d, 0, settings)
     assert made == [0] and not (d / "stylized/0000").exists()  # nothing half-done looks finished
@@ -109,7 +109,7 @@ def test_an_interrupted_span_reuses_its_finished_chunks_and_redoes_the_rest(span
     mtime = chunk_path(partial, 0, ".npy").stat().st_mtime_ns
     (partial / ".tmp.0001.npy").write_bytes(b"half a chunk")  # what a kill inside save_frames leaves
 
-    monkeypatch.setattr(artify.stylize, "stylize_chunk", counted)
+    monkeypatch.setattr(artify.methods.stylize, "stylize_chunk", counted)
     run_stylize_span(d, 0, settings)
     assert made == [0, 1]  # chunk 0 was not made again
     out = d / "stylized/0000"
@@ -117,12 +117,12 @@ def test_an_interrupted_span_reuses_its_finished_chunks_and_redoes_the_rest(span
     assert sorted(p.name for p in out.iterdir()) == ["0000.npy", "0001.npy"]  # no keys, no temporary files
 
     # a setting changed while the job was down: the finished chunk's key no longer matches, so it is redone
-    monkeypatch.setattr(artify.stylize, "stylize_chunk", dies_on_chunk_1)
+    monkeypatch.setattr(artify.methods.stylize, "stylize_chunk", dies_on_chunk_1)
     with pytest.raises(KeyboardInterrupt):
         run_stylize_span(d, 0, settings, out="again")
     before = read_frames(chunk_path(d / "again/.0000.partial", 0, ".npy"))
     made.clear()
-    monkeypatch.setattr(artify.stylize, "stylize_chunk", counted)
+    monkeypatch.setattr(artify.methods.stylize, "stylize_chunk", counted)
     run_stylize_span(d, 0, replace(settings, style_weight=5000.0), out="again")
     assert made == [0, 1]
     assert not np.array_equal(read_frames(chunk_path(d / "again/0000", 0, ".npy")), before)
@@ -140,7 +140,7 @@ def test_run_span_keys_cover_the_inputs_bytes(tmp_path):
         made.append(c.chunk)
         path.write_text((tmp_path / "in" / f"{c.chunk}").read_text().upper())
 
-    from artify.spans import key_of
+    from artify.media.spans import key_of
 
     def key(c, partial):
         return key_of({"setting": 1}, tmp_path / "in" / f"{c.chunk}")
@@ -181,7 +181,7 @@ def test_auto_spans_amortise_the_fixed_cost_and_stay_bounded():
 
 
 def test_plan_chunks_command_sizes_spans_for_the_method(tmp_path, small_video):
-    from artify.chunks import read_chunks
+    from artify.media.chunks import read_chunks
     from artify.cli import main
 
     assert main(["probe", str(small_video), "-o", str(tmp_path / "meta.json")]) == 0

@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 import torch
 
-from artify.chunks import plan_chunks, write_chunks
+from artify.media.chunks import plan_chunks, write_chunks
 from artify.settings import Settings
-from artify.stylize import stylize_chunk
-from artify.video import read_frames, save_frames
+from artify.methods.stylize import stylize_chunk
+from artify.media.video import read_frames, save_frames
 
 
 @pytest.fixture
@@ -74,8 +74,8 @@ def _nan_from_call(n):
 def test_a_non_finite_frame_fails_the_chunk_naming_job_chunk_and_frame_and_leaves_no_file(
         chunk_inputs, monkeypatch, method, call):
     import artify.methods.gatys as gatys
-    from artify.pixels import NonFiniteError
-    from artify.segment import save_masks
+    from artify.media.pixels import NonFiniteError
+    from artify.masks.segment import save_masks
 
     settings = Settings(method=method, temporal=False, device="cpu", coarse_to_fine=False)
     extra = {}
@@ -93,7 +93,7 @@ def test_a_non_finite_frame_fails_the_chunk_naming_job_chunk_and_frame_and_leave
 
 def test_the_arbitrary_method_names_the_frame_of_a_non_finite_batch(chunk_inputs, monkeypatch):
     from artify.methods.magenta import MagentaNet
-    from artify.pixels import NonFiniteError
+    from artify.media.pixels import NonFiniteError
 
     real = MagentaNet.forward
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from artify.assemble import assemble, assembled_frames
-from artify.chunks import chunk_frames_path, extract_frames, plan_chunks, write_chunks
-from artify.video import _decoded_frame_times, constant_rate, ffmpeg_exe, probe, read_frames
+from artify.media.assemble import assemble, assembled_frames
+from artify.media.chunks import chunk_frames_path, extract_frames, plan_chunks, write_chunks
+from artify.media.video import _decoded_frame_times, constant_rate, ffmpeg_exe, probe, read_frames
 
 W, H = 160, 96
 BITS = 8

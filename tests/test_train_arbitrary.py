@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from artify.methods.arbitrary import ArbitraryNet, PasticheEncoder, adain_decoder, load_decoder
-from artify.train_arbitrary import (TrainingData, losses, make_pairs, sample_batch, state_path, mean_std_style_loss,
+from artify.methods.train_arbitrary import (TrainingData, losses, make_pairs, sample_batch, state_path, mean_std_style_loss,
                                     output_temporal_loss, train_decoder)
 from tests.conftest import textured_video
 
@@ -108,8 +108,8 @@ def test_cli_trains_a_decoder_from_a_video_and_keyframes(tmp_path, small_video):
 
 def test_a_non_finite_loss_is_refused_before_backward_and_no_weights_are_written(tmp_path, encoder, data,
                                                                                   monkeypatch):
-    import artify.train_arbitrary as train
-    from artify.pixels import NonFiniteError
+    import artify.methods.train_arbitrary as train
+    from artify.media.pixels import NonFiniteError
 
     real = train.losses
     calls = [0]
@@ -150,7 +150,7 @@ def test_training_on_the_cpu_says_how_long_and_does_not_start_by_default(tmp_pat
 
 def test_the_expected_time_counts_what_a_resumed_run_has_done(tmp_path, encoder, data):
     from artify.settings import Settings
-    from artify.train_arbitrary import expected_time
+    from artify.methods.train_arbitrary import expected_time
 
     settings = Settings(train_iterations=6, train_size=SIZE, train_batch=1, train_width=0.25)
     out = tmp_path / "decoder.pth"

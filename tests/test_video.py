@@ -4,8 +4,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from artify.chunks import chunk_frames_path, extract_frames, plan_chunks, write_chunks
-from artify.video import MediaError, probe, processing_size, read_frames, save_frames, write_frames_lossless
+from artify.media.chunks import chunk_frames_path, extract_frames, plan_chunks, write_chunks
+from artify.media.video import MediaError, probe, processing_size, read_frames, save_frames, write_frames_lossless
 from tests.conftest import textured_video
 
 
@@ -16,7 +16,7 @@ def test_probe_real_clip(bunny_clip):
 
 
 def test_probe_ntsc_rate_and_no_audio(tmp_path):
-    from artify.video import write_frames_h264
+    from artify.media.video import write_frames_h264
     from tests.conftest import textured_video
 
     path = tmp_path / "ntsc.mp4"
@@ -26,7 +26,7 @@ def test_probe_ntsc_rate_and_no_audio(tmp_path):
 
 
 def test_probe_reports_rotation(tmp_path, small_video):
-    from artify.video import ffmpeg_exe
+    from artify.media.video import ffmpeg_exe
     import subprocess
 
     rotated = tmp_path / "rotated.mp4"
@@ -95,9 +95,9 @@ def test_chunks_concatenate_to_the_full_decode(tmp_path, clip, monkeypatch):
         got = read_frames(chunk_frames_path(tmp_path / "all", row.chunk))
         assert np.array_equal(got, full[row.read_start: row.stop]), f"chunk {row.chunk}"
     # more chunks than one ffmpeg process writes: groups, each decoded from its own seek, the same frames
-    import artify.chunks
+    import artify.media.chunks
 
-    monkeypatch.setattr(artify.chunks, "GROUP_CHUNKS", 2)
+    monkeypatch.setattr(artify.media.chunks, "GROUP_CHUNKS", 2)
     assert extract_frames(bunny_clip, tmp_path / "chunks.tsv", 0, size, meta, tmp_path / "grouped") == 45
     for row in chunks:
         got = read_frames(chunk_frames_path(tmp_path / "grouped", row.chunk))
@@ -118,7 +118,7 @@ def test_probe_counts_frames_and_keyframes_without_decoding(tmp_path):
     """The packet list gives the frame count and keyframes; they agree with a full decode."""
     import subprocess
 
-    from artify.video import _decoded_frame_times, ffmpeg_exe, write_frames_h264
+    from artify.media.video import _decoded_frame_times, ffmpeg_exe, write_frames_h264
     from tests.conftest import textured_video
 
     path = tmp_path / "gop.mp4"
@@ -167,7 +167,7 @@ def test_saved_frames_round_trip_and_the_count_is_checked(tmp_path):
 def test_npy_header_is_numpys(shape):
     import io
 
-    from artify.video import npy_header
+    from artify.media.video import npy_header
 
     f = io.BytesIO()
     np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False, "shape": shape})

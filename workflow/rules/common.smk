@@ -24,7 +24,7 @@ except ConfigError as e:
 
 # Baselines (config `baselines`): `{job}.perframe` (same settings, temporal: false) joins JOBS and runs like
 # any job; `{job}.deflicker` is that output through ffmpeg's deflicker (rule deflicker), evaluated like a job.
-from artify.baselines import add_baselines, comparison_groups
+from artify.quality.baselines import add_baselines, comparison_groups
 
 try:
     JOBS, BASELINES, DEFLICKERED = add_baselines(JOBS)
@@ -85,7 +85,7 @@ def style_source(wildcards):
 def _read_plan(path, stamp):
     from collections import Counter
 
-    from artify.chunks import read_chunks
+    from artify.media.chunks import read_chunks
 
     chunks = read_chunks(path)
     frames = Counter()
@@ -95,7 +95,7 @@ def _read_plan(path, stamp):
 
 
 def read_plan(path):
-    """(the chunks of a chunks.tsv (artify.chunks.Chunk), frames read by each span), once per version of the
+    """(the chunks of a chunks.tsv (artify.media.chunks.Chunk), frames read by each span), once per version of the
     file: input and resource functions run for every job, and re-reading or re-scanning a feature film's plan
     each time made planning quadratic."""
     stat = os.stat(path)
@@ -118,8 +118,8 @@ def span_folders(stage):
 
 def span_runtime(stage):
     """resources: runtime (minutes) of one span job of `stage` (a method, "flow" or "segment"), from its frames
-    and artify.cost's estimates (GPU figures unless the job's device is cpu: such jobs ask for a GPU), x attempt."""
-    from artify.cost import span_runtime_minutes
+    and artify.quality.cost's estimates (GPU figures unless the job's device is cpu: such jobs ask for a GPU), x attempt."""
+    from artify.quality.cost import span_runtime_minutes
 
     def runtime(wildcards, attempt):
         settings, plan = JOBS[wildcards.job], f"results/{wildcards.job}/chunks.tsv"

@@ -2,7 +2,7 @@
 # flicker, and the cost (seconds per frame, peak memory) from the benchmark files; the deflicker baseline.
 from types import SimpleNamespace
 
-from artify.cost import benchmark_files
+from artify.quality.cost import benchmark_files
 
 
 def described(name):
@@ -21,7 +21,7 @@ def plan_spans(job):
 
 
 def stage_benchmarks(wildcards):
-    """The benchmark files of every stage that made results/{job}/stylized.mp4 (artify.cost.benchmark_files)."""
+    """The benchmark files of every stage that made results/{job}/stylized.mp4 (artify.quality.cost.benchmark_files)."""
     return benchmark_files(wildcards.job, JOBS, DEFLICKERED, plan_spans, baseline_of)
 
 

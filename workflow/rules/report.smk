@@ -6,7 +6,7 @@
 import glob
 import json
 
-from artify.compare import comparison_entries
+from artify.quality.compare import comparison_entries
 
 
 def primary_jobs():
@@ -47,7 +47,7 @@ def tally_input(wildcards):
 
 
 def entries_json(wildcards):
-    """The compare command's --entries (artify.compare.comparison_entries), shell-quoted JSON."""
+    """The compare command's --entries (artify.quality.compare.comparison_entries), shell-quoted JSON."""
     return shlex.quote(json.dumps(comparison_entries(COMPARISONS[wildcards.content], JOBS, BASELINES, DEFLICKERED)))
 
 

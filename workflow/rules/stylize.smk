@@ -1,8 +1,8 @@
-# Per span (a run of chunks: artify/spans.py): optical flow on the input frames (temp), masks (segmented),
+# Per span (a run of chunks: artify/media/spans.py): optical flow on the input frames (temp), masks (segmented),
 # then one GPU-capable stylization job whose lossless chunks are kept, so an interrupted run resumes from the
 # chunks already done. One process per span and stage pays the imports and the model load once for all its
 # chunks. On a cluster a span's jobs are one group job (`span_group`: one submission).
-from artify.cost import trains_decoder
+from artify.quality.cost import trains_decoder
 
 
 rule flow_chunk:

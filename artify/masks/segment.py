@@ -1,0 +1,89 @@
+"""Foreground masks for the segmented method: Segment Anything, an offline motion segmenter, and stable masks.
+
+Masks are float32 arrays in [0, 1], shape (N, H, W), 1 = foreground (the subject), one per frame of a chunk.
+Flows follow artify.flow's convention: `to_prev[t]` is the flow from frame t to frame t-1 on t's grid, so
+`warp(mask[t-1], to_prev[t])` is the previous mask carried onto frame t.
+
+- `SamSegmenter`: Segment Anything (checkpoint path or URL in the config, loaded with weights_only=True)
+  runs on every `every`-th frame; the frames between get the previous mask carried by the flow, and the
+  next SAM frame is prompted with the carried mask's box (of SAM's three answers, the one that overlaps the
+  carried mask most is kept, so the subject keeps its identity). The first SAM frame is prompted with the
+  job's point or box when it has one, else SAM's automatic mask generator proposes masks and the subject
+  rule picks one (see `pick_subject`).
+- `MotionSegmenter`: the offline default, no weights (see its docstring for the rule and its limits).
+- `stabilise_masks`: motion-compensated exponential moving average, so a mask does not jitter.
+"""
+from __future__ import annotations
+
+
+import numpy as np
+
+from artify.atomic import atomic_path
+from artify.media.pixels import round_to_uint8
+from artify.settings import Settings
+from artify.masks.carry import neighbour_flows, stabilise_masks
+from artify.masks.motion import MotionSegmenter
+from artify.masks.sam import SamSegmenter, load_sam, parse_prompt
+
+
+# ------------------------------------------------------------------------------------------- the stage
+
+
+def make_segmenter(settings: Settings, device="cpu"):
+    """The segmenter the settings ask for: SAM when a checkpoint is configured (segmenter auto or sam),
+    else the motion segmenter."""
+    kind = settings.segmenter
+    checkpoint = settings.sam_checkpoint
+    if kind not in ("auto", "sam", "motion"):
+        raise ValueError(f"unknown segmenter {kind!r} (auto, sam, motion)")
+    if kind == "sam" and not checkpoint:
+        raise ValueError("segmenter: sam needs sam_checkpoint (a path or URL of a Segment Anything checkpoint)")
+    if kind == "sam" or (kind == "auto" and checkpoint):
+        sam = load_sam(settings.sam_model_type, checkpoint, device,
+                       settings.sam_checkpoint_sha256 or None)
+        return SamSegmenter(sam, every=settings.sam_every,
+                            point=parse_prompt(settings.sam_point, 2),
+                            box=parse_prompt(settings.sam_box, 4),
+                            subject=settings.sam_subject,
+                            generator={"points_per_side": settings.sam_points_per_side})
+    return MotionSegmenter(every=settings.motion_every)
+
+
+def segment_frames(frames: np.ndarray, settings: Settings, device="cpu", segmenter=None,
+                   shot_starts: list[int] | None = None) -> np.ndarray:
+    """Stable foreground masks (N, H, W) float32 for a chunk: segment, then `stabilise_masks`; shot by shot
+    where `shot_starts` (frames, from 0) say the content cuts, so no mask is carried across a cut."""
+    from artify.style.cuts import shots
+
+    frames = np.asarray(frames)
+    segmenter = segmenter or make_segmenter(settings, device)
+    out = []
+    for a, b in shots(shot_starts or [0], len(frames)):
+        flows = neighbour_flows(frames[a:b])
+        out.append(stabilise_masks(segmenter.segment(frames[a:b], flows), flows, settings.mask_momentum))
+    return np.concatenate(out)
+
+
+def save_masks(path, masks: np.ndarray) -> None:
+    """Masks as 8-bit (0-255) in a compressed .npz, written atomically."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file, not a name: numpy adds .npz to names
+        np.savez_compressed(f, masks=round_to_uint8(np.clip(masks, 0, 1) * 255))
+
+
+def load_masks(path) -> np.ndarray:
+    with np.load(path, allow_pickle=False) as data:
+        return data["masks"].astype(np.float32) / 255.0
+
+
+def segment_chunk(frames_video, out, settings: Settings, device="cpu", threads: int | None = None,
+                  segmenter=None, shot_starts: list[int] | None = None) -> None:
+    """The segment_chunk stage: a chunk's frames -> its stable foreground masks (.npz). segmenter: one made
+    by `make_segmenter` for these settings, shared by a span's chunks (default: a new one). shot_starts: where
+    the content's shots start among the chunk's frames (`artify.style.cuts.shot_starts`)."""
+    from artify.media.video import read_frames
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    save_masks(out, segment_frames(read_frames(frames_video), settings, device, segmenter, shot_starts))

@@ -1,0 +1,1 @@
+"""Media in and out: probing, decoding, frames on disk, chunks and spans, assembling the video."""

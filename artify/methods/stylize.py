@@ -1,0 +1,191 @@
+"""The chunk driver: a chunk's frames x the schedule's weights -> the chosen method -> a lossless chunk file."""
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from artify.media.chunks import read_chunks
+from artify.devices import auto_device
+from artify.methods.features import vgg19
+from artify.media.pixels import NonFiniteError
+from artify.progress import progress
+from artify.style.schedule import StyleSchedule
+from artify.settings import Settings
+from artify.media.video import MediaError, load_image, read_frames, save_frames
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device: cuda was asked for, but torch sees no CUDA device")
+    return torch.device(auto_device(device))
+
+
+def set_threads(threads: int | None) -> None:
+    """Torch threads follow the job's `threads`, so parallel jobs don't fight over cores."""
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def load_keyframe_images(keyframes_tsv, keyframe_dir, long_side: int) -> list[np.ndarray]:
+    table = pd.read_csv(keyframes_tsv, sep="\t")
+    return [load_image(Path(keyframe_dir) / name, long_side) for name in table["file"]]
+
+
+def _per_file(load):
+    """load(path, *args), remembered by this process while the file is unchanged (path, size, mtime): a span's
+    chunks (spans.stylize_span) read the plan, the schedule and the keyframes once (models
+    are shared by their own caches: features.vgg19, arbitrary.network_for)."""
+    remembered = functools.lru_cache(maxsize=4)(lambda path, stamp, *args: load(path, *args))
+
+    def get(path, *args):
+        stat = os.stat(path)
+        return remembered(str(path), (stat.st_size, stat.st_mtime_ns), *args)
+
+    return get
+
+
+_plan = _per_file(read_chunks)
+_schedule = _per_file(StyleSchedule.load)
+_keyframes = _per_file(load_keyframe_images)
+
+
+def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_tsv, keyframe_dir, out,
+                  settings: Settings, threads: int | None = None, flows=None,
+                  previous_chunk=None, decoder=None, masks=None, job: str | None = None, cuts=None) -> None:
+    """Stylize frames [read_start, stop) of one chunk and write them losslessly to `out` (.npy).
+
+    A frame that stays non-finite after the method's own cautious retries fails the chunk with a
+    NonFiniteError naming job, chunk and frame, and leaves no output file (`save_frames` is atomic).
+
+    flows: the chunk's flow file (`flow_chunk`), needed when settings.temporal is true.
+    previous_chunk: the previous chunk's stylized file; with settings.chunk_chain this chunk's overlap
+    frames are taken from it and stylization continues from them.
+    masks: method segmented: the chunk's foreground masks (`segment_chunk`).
+    decoder: method arbitrary with arbitrary_network adain: the job's trained decoder.pth (rule train_arbitrary),
+    when adain_decoder is empty.
+    cuts: the content's cuts.tsv (`artify.style.cuts`). With temporal: true the chunk is stylized shot by shot
+    (`chunk_shots`): each shot as if the video started there, so nothing temporal reaches across a cut.
+    """
+    set_threads(threads)
+    torch.manual_seed(settings.seed)
+    # The same flag as use_deterministic_algorithms(True, warn_only=True), which also imports torch._inductor
+    # (1.7 s of CPU a job) to set a compiler option we never use
+    torch.set_deterministic_debug_mode("warn")
+    device = pick_device(settings.device)
+    row = next((c for c in _plan(chunks_tsv) if c.chunk == chunk), None)
+    if row is None:
+        raise ValueError(f"{chunks_tsv}: no chunk {chunk}")
+    frames = read_frames(frames_video)
+    if len(frames) != row.stop - row.read_start:
+        raise MediaError(f"{frames_video}: has {len(frames)} frames, chunk {chunk} needs {row.stop - row.read_start}")
+    weights = _schedule(schedule_tsv).weights_range(int(row.read_start), int(row.stop))
+    keyframes = _keyframes(keyframes_tsv, keyframe_dir, settings.style_size)
+    if weights.shape[1] != len(keyframes):
+        raise ValueError(f"{schedule_tsv}: {weights.shape[1]} styles scheduled but {len(keyframes)} keyframes")
+    if settings.temporal and flows is None:
+        raise ValueError("temporal: true needs the chunk's flow file (--flows)")
+    flow_data = None
+    if settings.temporal:
+        from artify.flow import load_flows
+
+        flow_data = load_flows(flows)
+    previous = None
+    lead = int(row.start - row.read_start)
+    if previous_chunk is not None and lead:
+        previous = list(read_frames(previous_chunk)[-lead:])
+    mask_data = None
+    if settings.method == "segmented":
+        from artify.masks.segment import load_masks
+
+        if masks is None:
+            raise ValueError("method segmented needs the chunk's masks (--masks)")
+        mask_data = load_masks(masks)
+    pieces = chunk_shots(row, cuts, flow_data, settings)
+
+    def stylized(settings):
+        for a, b in pieces:
+            torch.manual_seed(settings.seed)  # each shot as if the video started there
+            yield from stylized_shot(settings, frames[a:b], weights[a:b], _slice(flow_data, a, b),
+                                     previous[a:b] if previous and a < len(previous) else None,
+                                     None if mask_data is None else mask_data[a:b])
+
+    def stylized_shot(settings, frames, weights, flow_data, previous, mask_data):
+        method = settings.method
+        if method == "gatys":
+            from artify.methods.gatys import stylize_frames
+
+            model = vgg19(device, settings.vgg_source, settings.vgg_weights or None)
+            return stylize_frames(model, frames, weights, keyframes, settings, device, flows=flow_data,
+                                  previous=previous)
+        if method == "segmented":
+            from artify.methods import segmented
+
+            model = vgg19(device, settings.vgg_source, settings.vgg_weights or None)
+            return segmented.stylize_frames(model, frames, weights, keyframes, settings, device, mask_data,
+                                            background_keyframes=segmented.background_keyframes(
+                                                settings, settings.style_size), flows=flow_data,
+                                            previous=previous)
+        if method == "arbitrary":  # Magenta's network, or AdaIN (decoder: the job's trained one when no adain_decoder)
+            from artify.methods.arbitrary import network_for, stylize_frames as arbitrary_frames
+
+            return arbitrary_frames(network_for(settings, device, decoder), frames, weights, keyframes, settings,
+                                    device, flows=flow_data, previous=previous)
+        raise NotImplementedError(f"method {method!r} is not available yet")
+
+    job = job or Path(out).resolve().parent.parent.name  # results/{job}/chunks/stylized_{chunk}.npy
+    while True:
+        made = [0]  # frames yielded so far: the one being made when a method fails is read_start + made
+        try:
+            frames_made = progress(stylized(settings), f"chunk {chunk}", len(frames), every_step=True)
+            save_frames(out, _counted(frames_made, made), len(frames))
+            return
+        except NonFiniteError as e:
+            # e.frame: where a method that works in batches found it, counted from the next frame it owed
+            frame = row.read_start + made[0] + (e.frame or 0)
+            raise NonFiniteError(f"job {job}, chunk {chunk}, frame {frame}: {e}; no output written ({out})",
+                                 frame=frame) from None
+        except torch.OutOfMemoryError:
+            # Batched methods retry with half the batch; one frame that does not fit has no smaller unit.
+            batch = settings.batch_frames
+            if settings.method == "gatys" or batch <= 1:
+                raise RuntimeError(f"{frames_video}: out of GPU memory stylizing chunk {chunk} at "
+                                   f"{frames.shape[2]}x{frames.shape[1]}; lower `size` or use a larger GPU") from None
+            settings = replace(settings, batch_frames=batch // 2)
+            print(f"out of GPU memory with batch_frames={batch}; retrying with {batch // 2}", flush=True)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+
+def chunk_shots(row, cuts, flow_data, settings: Settings) -> list[tuple[int, int]]:
+    """The chunk's frames [a, b) (counted from its read_start) shot by shot: split at the content's cuts and
+    where the flow to the frame before is reliable on less than min_reliable of the frame (`artify.style.cuts`);
+    one piece without temporal: true (then no frame depends on another)."""
+    from artify.style.cuts import load_cuts, reliable_fractions, shot_starts, shots
+
+    n = int(row.stop - row.read_start)
+    if not settings.temporal:
+        return [(0, n)]
+    reliable = reliable_fractions(flow_data) if flow_data is not None else None
+    starts = shot_starts(load_cuts(cuts) if cuts else [], int(row.read_start), int(row.stop), reliable,
+                         settings.min_reliable)
+    if len(starts) > 1:
+        print(f"chunk {row.chunk}: shots start at frames {[int(row.read_start) + t for t in starts]}", flush=True)
+    return shots(starts, n)
+
+
+def _slice(arrays: dict | None, a: int, b: int) -> dict | None:
+    return None if arrays is None else {k: v[a:b] for k, v in arrays.items()}
+
+
+def _counted(frames, made: list):
+    for frame in frames:
+        yield frame
+        made[0] += 1
+
+

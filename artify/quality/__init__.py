@@ -1,0 +1,1 @@
+"""Quality: metrics, baselines, cost, the report, the comparison page and the assessment."""

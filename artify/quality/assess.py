@@ -1,0 +1,356 @@
+"""Manual assessment: a blind pairwise (A/B) page from the jobs on one content video, and the tally of the
+answers viewers save from it.
+
+The page is one HTML file with its clips inlined: short clips of the same stretch of the video from two
+jobs, shown left and right (the input above them for reference), and three questions per pair: which is
+steadier, which carries the style better, which keeps the content better (or "same"). The page never names
+a job: each clip has a random id, and the key from those ids to the jobs is written beside the page (and
+kept under the answers folder by the page's sheet id), never into it. The page shuffles the pairs and which
+side each clip is on every time it is opened, and the viewer downloads the answers as a CSV:
+sheet, session, trial, question, left, right, choice (left | same | right).
+
+`tally` reads any number of those CSVs with the keys of their sheets and gives, per question, each job's win
+rate ((wins + half the "same" answers) / comparisons) with Wilson's 95 % score interval, and the counts of
+each pair.
+"""
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import json
+import math
+import secrets
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+from artify.atomic import atomic_write_text
+from artify.media.video import MediaError
+
+# (name in the CSV, title, the question as the viewer reads it)
+QUESTIONS = [
+    ("steadiness", "Steadiness", "Which is steadier: less flicker, crawling or popping texture from frame to frame?"),
+    ("style", "Style", "Which carries the painting's style better: its colours, strokes and texture?"),
+    ("content", "Content kept", "Which keeps the original's content better: its shapes, objects and faces?"),
+]
+CHOICES = ("left", "same", "right")
+CSV_COLUMNS = ["sheet", "session", "trial", "question", "left", "right", "choice"]
+Z95 = 1.959963984540054
+
+
+class AnswersError(ValueError):
+    """An answers CSV or key that cannot be used; the message names the file and the problem."""
+
+
+def clip_starts(n: int, clip_frames: int, clips: int) -> list[int]:
+    """First frames of `clips` evenly spaced stretches of clip_frames in a video of n frames (fewer when the
+    video is too short for them to differ)."""
+    clip_frames = min(clip_frames, n)
+    last = n - clip_frames
+    return sorted({round(last * i / (clips - 1)) if clips > 1 else last // 2 for i in range(clips)})
+
+
+def _clip_data(frames, fps: Fraction, tmp_dir: Path, crf: int) -> str:
+    """Frames as an H.264 mp4 (no audio), base64."""
+    from artify.media.video import write_frames_h264
+
+    path = tmp_dir / "clip.mp4"
+    write_frames_h264(path, frames, fps, crf=crf)
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    path.unlink()
+    return data
+
+
+def build_assessment(content, videos: dict, meta_json, out_html, out_key, key_archive=None, clips: int = 3,
+                     seconds: float = 2.0, width: int = 480, crf: int = 18, title: str | None = None) -> dict:
+    """The blind A/B page of `videos` ({job: stylized.mp4}, at least two) on `content` -> out_html, and its key
+    -> out_key (and key_archive/{sheet}.json when given, so answers to an earlier page stay readable after
+    the page is rebuilt). `clips` stretches of `seconds` each, at most `width` pixels wide. Returns the key."""
+    from artify.quality.compare import thumbnail_size
+    from artify.media.video import VideoMeta, probe, read_frames
+
+    if len(videos) < 2:
+        raise ValueError(f"{content}: a pairwise assessment needs at least two jobs, got {len(videos)}")
+    if clips < 1 or seconds <= 0:
+        raise ValueError(f"clips ({clips}) and seconds ({seconds}) must be positive")
+    meta = VideoMeta.load(meta_json)  # the content's: its frames as the pipeline numbers them
+    fps = Fraction(meta.fps)
+    metas = {job: probe(path) for job, path in videos.items()}
+    n = min(m.frames for m in metas.values())
+    first = next(iter(metas.values()))
+    size = thumbnail_size(first.width, first.height, width)
+    clip_frames = min(n, max(2, round(seconds * fps)))
+    rng = secrets.SystemRandom()
+    sheet = secrets.token_hex(6)
+    key = {"sheet": sheet, "content": str(content), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+           "questions": [q for q, _, _ in QUESTIONS], "segments": [], "clips": {}}
+    segments, clip_data = [], {}
+    with tempfile.TemporaryDirectory(prefix="artify-assess-") as tmp:
+        tmp = Path(tmp)
+        for start in clip_starts(n, clip_frames, clips):
+            reference = read_frames(content, start, clip_frames, size=size, meta=meta)
+            if len(reference) != clip_frames:
+                raise MediaError(f"{content}: could not read frames {start}..{start + clip_frames}")
+            ids = []
+            for job, path in videos.items():
+                frames = read_frames(path, start, clip_frames, size=size, fps=fps)
+                if len(frames) != clip_frames:
+                    raise MediaError(f"{path}: could not read frames {start}..{start + clip_frames}")
+                clip = secrets.token_hex(4)
+                while clip in key["clips"]:
+                    clip = secrets.token_hex(4)
+                key["clips"][clip] = {"job": job, "start": start, "frames": clip_frames}
+                clip_data[clip] = _clip_data(frames, fps, tmp, crf)
+                ids.append(clip)
+            rng.shuffle(ids)  # the order of the jobs must not show through the order of the ids
+            segments.append({"reference": _clip_data(reference, fps, tmp, crf), "clips": ids,
+                             "seconds": [round(float(start / fps), 2), round(float((start + clip_frames) / fps), 2)]})
+            key["segments"].append({"start": start, "frames": clip_frames, "clips": ids})
+    title = title or f"Which is better? {Path(content).stem}"
+    page = _page(title, sheet, segments, clip_data, size)
+    atomic_write_text(out_key, json.dumps(key, indent=2) + "\n")
+    if key_archive is not None:
+        atomic_write_text(Path(key_archive) / f"{sheet}.json", json.dumps(key, indent=2) + "\n")
+    atomic_write_text(out_html, page)
+    return key
+
+
+_STYLE = """
+body{font-family:sans-serif;margin:1em auto;max-width:1100px;padding:0 1em}
+.reference{text-align:center}.reference video{max-width:50%}
+.pair{display:flex;gap:1em;justify-content:center}.pair figure{margin:0;flex:1;text-align:center}
+video{width:100%;height:auto;background:#000}figcaption{font-weight:bold;margin:.3em}
+.question{margin:1em 0;padding:.5em;border:1px solid #ddd;border-radius:6px}
+.question p{margin:.2em 0 .5em}
+button{font-size:1em;padding:.4em 1em;margin-right:.5em;cursor:pointer}
+button.choice.chosen{background:#2a6;color:#fff;border-color:#185}
+nav{display:flex;gap:1em;align-items:center;margin:1em 0}#progress{flex:1}
+"""
+
+_SCRIPT = r"""
+const CHOICE_TEXT = {left: "Left is better", same: "About the same", right: "Right is better"};
+const session = Array.from(crypto.getRandomValues(new Uint8Array(6)), b => b.toString(16).padStart(2, "0")).join("");
+function shuffle(a) { for (let i = a.length - 1; i > 0; i--) { const j = Math.floor(Math.random() * (i + 1)); [a[i], a[j]] = [a[j], a[i]]; } return a; }
+function blobUrl(b64) {
+  const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+  return URL.createObjectURL(new Blob([bytes], {type: "video/mp4"}));
+}
+const urls = {};
+for (const [id, b64] of Object.entries(CLIPS)) urls[id] = blobUrl(b64);
+const trials = [];
+SEGMENTS.forEach((seg, s) => {
+  seg.url = blobUrl(seg.reference);
+  for (let i = 0; i < seg.clips.length; i++)
+    for (let j = i + 1; j < seg.clips.length; j++)
+      trials.push(Object.assign({segment: s}, Math.random() < 0.5 ? {left: seg.clips[i], right: seg.clips[j]}
+                                                                : {left: seg.clips[j], right: seg.clips[i]}));
+});
+shuffle(trials);
+const answers = trials.map(() => ({}));
+let current = 0;
+
+function csvText() {
+  const rows = [["sheet", "session", "trial", "question", "left", "right", "choice"].join(",")];
+  trials.forEach((t, i) => QUESTIONS.forEach(q => {
+    if (answers[i][q.name]) rows.push([SHEET, session, i + 1, q.name, t.left, t.right, answers[i][q.name]].join(","));
+  }));
+  return rows.join("\n") + "\n";
+}
+function answered() { return answers.reduce((n, a) => n + Object.keys(a).length, 0); }
+function render() {
+  const t = trials[current], seg = SEGMENTS[t.segment];
+  document.getElementById("reference").src = seg.url;
+  const left = document.getElementById("left"), right = document.getElementById("right");
+  left.src = urls[t.left]; right.src = urls[t.right];
+  left.dataset.clip = t.left; right.dataset.clip = t.right;
+  for (const v of document.querySelectorAll("video")) { v.currentTime = 0; v.play().catch(() => {}); }
+  document.getElementById("stretch").textContent = `${seg.seconds[0]}–${seg.seconds[1]} s of the video`;
+  for (const b of document.querySelectorAll("button.choice"))
+    b.classList.toggle("chosen", answers[current][b.dataset.question] === b.dataset.choice);
+  const total = trials.length * QUESTIONS.length;
+  document.getElementById("progress").textContent =
+    `Pair ${current + 1} of ${trials.length} · ${answered()} of ${total} answers given`;
+  document.getElementById("previous").disabled = current === 0;
+  document.getElementById("next").disabled = current === trials.length - 1;
+  document.getElementById("done").hidden = answered() < total;
+  document.getElementById("download").disabled = answered() === 0;
+}
+function download() {
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(new Blob([csvText()], {type: "text/csv"}));
+  const stamp = new Date().toISOString().slice(0, 19).replace(/[:T]/g, "-");
+  a.download = `answers-${SHEET}-${stamp}.csv`;
+  document.body.appendChild(a); a.click(); a.remove();
+  document.getElementById("saved").textContent = `Saved ${answered()} answers as ${a.download}.`;
+}
+function build() {
+  const box = document.getElementById("questions");
+  for (const q of QUESTIONS) {
+    const div = document.createElement("div"); div.className = "question";
+    div.innerHTML = `<p><b>${q.title}.</b> ${q.text}</p>`;
+    for (const c of ["left", "same", "right"]) {
+      const b = document.createElement("button");
+      b.className = "choice"; b.dataset.question = q.name; b.dataset.choice = c; b.textContent = CHOICE_TEXT[c];
+      b.id = `${q.name}-${c}`;
+      b.onclick = () => { answers[current][q.name] = c; render(); };
+      div.appendChild(b);
+    }
+    box.appendChild(div);
+  }
+  document.getElementById("previous").onclick = () => { current--; render(); };
+  document.getElementById("next").onclick = () => { current++; render(); };
+  document.getElementById("download").onclick = download;
+  render();
+}
+build();
+"""
+
+
+def _page(title: str, sheet: str, segments: list[dict], clip_data: dict, size: tuple[int, int]) -> str:
+    questions = [{"name": q, "title": t, "text": text} for q, t, text in QUESTIONS]
+    data = (f"const SHEET = {json.dumps(sheet)};\nconst QUESTIONS = {json.dumps(questions)};\n"
+            f"const SEGMENTS = {json.dumps(segments)};\n"
+            f"const CLIPS = {json.dumps(dict(sorted(clip_data.items())))};\n")  # by random id, not in job order
+    esc = html.escape
+    w, h = size
+    return f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{esc(title)}</title><style>{_STYLE}</style></head><body>
+<h1>{esc(title)}</h1>
+<p>Each pair shows the same stretch of a video styled in two ways, left and right, with the original above
+them. Watch both (they loop), then answer the three questions. The pairs come in random order and the two
+versions are not named. When you have answered what you can, press <b>Download answers</b> and send the
+CSV file back.</p>
+<div class="reference"><figure><video id="reference" muted loop playsinline width="{w}" height="{h}"></video>
+<figcaption>original</figcaption></figure></div>
+<p id="stretch" style="text-align:center"></p>
+<div class="pair">
+<figure><video id="left" muted loop playsinline width="{w}" height="{h}"></video><figcaption>Left</figcaption></figure>
+<figure><video id="right" muted loop playsinline width="{w}" height="{h}"></video><figcaption>Right</figcaption></figure>
+</div>
+<div id="questions"></div>
+<nav><button id="previous">&larr; Previous pair</button><span id="progress"></span>
+<button id="next">Next pair &rarr;</button></nav>
+<p id="done" hidden><b>All answered, thank you.</b></p>
+<p><button id="download">Download answers (CSV)</button> <span id="saved"></span></p>
+<script>{data}{_SCRIPT}</script>
+</body></html>
+"""
+
+
+# ------------------------------------------------------------------------------------------------- tally
+
+def wilson(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson's score interval for a proportion (successes may be fractional: ties count half)."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def load_keys(paths) -> dict[str, dict]:
+    """{sheet: key} from key files and folders of key files."""
+    keys = {}
+    for path in map(Path, paths):
+        files = sorted(path.glob("*.json")) if path.is_dir() else [path]
+        for f in files:
+            try:
+                key = json.loads(f.read_text())
+                keys[key["sheet"]] = key
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                raise AnswersError(f"{f}: not an assessment key ({e})") from None
+    return keys
+
+
+def read_answers(paths, keys: dict[str, dict]) -> list[dict]:
+    """The answers of every CSV, each {sheet, session, trial, question, a, b, choice} with a/b the left and
+    right jobs. A session's answer given in several files (a viewer who downloaded twice) counts once: the
+    last file's."""
+    questions = {q for q, _, _ in QUESTIONS}
+    answers = {}
+    for path in map(Path, paths):
+        try:
+            with open(path, newline="", encoding="utf-8") as f:
+                reader = csv.DictReader(f)
+                if reader.fieldnames is None or set(CSV_COLUMNS) - set(reader.fieldnames):
+                    raise AnswersError(f"{path}: not an answers sheet (columns {reader.fieldnames}, expected "
+                                       f"{CSV_COLUMNS})")
+                for line, row in enumerate(reader, start=2):
+                    where = f"{path} line {line}"
+                    key = keys.get(row["sheet"])
+                    if key is None:
+                        raise AnswersError(f"{where}: no key for sheet {row['sheet']!r} (the key is written "
+                                           "beside the page when it is built; pass it with --key)")
+                    if row["question"] not in questions or row["choice"] not in CHOICES:
+                        raise AnswersError(f"{where}: question {row['question']!r} / choice {row['choice']!r} "
+                                           f"is not one of {sorted(questions)} / {CHOICES}")
+                    left, right = key["clips"].get(row["left"]), key["clips"].get(row["right"])
+                    if left is None or right is None or left["start"] != right["start"] or left["job"] == right["job"]:
+                        raise AnswersError(f"{where}: clips {row['left']!r} and {row['right']!r} are not a pair "
+                                           f"of sheet {row['sheet']}")
+                    answers[(row["sheet"], row["session"], row["trial"], row["question"])] = {
+                        "sheet": row["sheet"], "session": row["session"], "question": row["question"],
+                        "a": left["job"], "b": right["job"], "choice": row["choice"]}
+        except (OSError, UnicodeDecodeError, csv.Error) as e:
+            raise AnswersError(f"{path}: cannot read the answers ({e})") from None
+    return list(answers.values())
+
+
+def tally(csv_paths, key_paths) -> dict:
+    """Win rates with 95 % intervals per question and job, and counts per pair, from answers CSVs.
+
+    Returns {"files", "sheets", "answers", "questions": [{"name", "title", "jobs": [{job, wins, ties, losses,
+    n, win_rate, low, high}] (best first), "pairs": [{a, b, a_wins, b_wins, ties}]}]}.
+    """
+    csv_paths = list(csv_paths)
+    answers = read_answers(csv_paths, load_keys(key_paths))
+    if not answers:
+        raise AnswersError(f"{', '.join(map(str, csv_paths)) or 'no files'}: no answers")
+    out = {"files": len(csv_paths), "sheets": sorted({a["sheet"] for a in answers}), "answers": len(answers),
+           "questions": []}
+    for name, title, _ in QUESTIONS:
+        mine = [a for a in answers if a["question"] == name]
+        jobs, pairs = {}, {}
+        for a in mine:
+            first, second = sorted((a["a"], a["b"]))
+            pair = pairs.setdefault((first, second), {"a": first, "b": second, "a_wins": 0, "b_wins": 0, "ties": 0})
+            winner = {"left": a["a"], "right": a["b"], "same": None}[a["choice"]]
+            if winner is None:
+                pair["ties"] += 1
+            else:
+                pair["a_wins" if winner == first else "b_wins"] += 1
+            for job in (a["a"], a["b"]):
+                j = jobs.setdefault(job, {"job": job, "wins": 0, "ties": 0, "losses": 0})
+                j["ties" if winner is None else "wins" if winner == job else "losses"] += 1
+        for j in jobs.values():
+            j["n"] = j["wins"] + j["ties"] + j["losses"]
+            score = j["wins"] + 0.5 * j["ties"]
+            j["win_rate"] = score / j["n"]
+            j["low"], j["high"] = wilson(score, j["n"])
+        if mine:
+            out["questions"].append({"name": name, "title": title,
+                                     "jobs": sorted(jobs.values(), key=lambda j: (-j["win_rate"], j["job"])),
+                                     "pairs": sorted(pairs.values(), key=lambda p: (p["a"], p["b"]))})
+    return out
+
+
+def write_tally(csv_paths, key_paths, out_json) -> dict:
+    result = tally(csv_paths, key_paths)
+    atomic_write_text(out_json, json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def tally_text(result: dict) -> str:
+    """The tally as plain text, one table per question."""
+    from artify.quality.compare import fmt
+
+    lines = [f"{result['answers']} answers, {result['files']} file(s), sheet(s) {', '.join(result['sheets'])}"]
+    for q in result["questions"]:
+        lines += ["", q["title"], f"{'job':<24} {'win rate':>8}  {'95 % interval':<15} {'W':>3} {'=':>3} {'L':>3}"]
+        for j in q["jobs"]:
+            lines.append(f"{j['job']:<24} {fmt(j['win_rate']):>8}  {fmt(j['low']) + ' – ' + fmt(j['high']):<15} "
+                         f"{j['wins']:>3} {j['ties']:>3} {j['losses']:>3}")
+    return "\n".join(lines) + "\n"

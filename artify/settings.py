@@ -37,7 +37,7 @@ class ExtractSettings:
     size: int = _f(256, "long side of the processing resolution in pixels (rounded to even sizes)")
 
 
-DETECTORS = ["adaptive", "content", "histogram", "hash", "threshold"]  # artify.style.scenes' detectors, by name
+DETECTORS = ["adaptive", "content", "histogram", "hash", "threshold"]  # the PySceneDetect detectors artify.style.scenes runs
 
 
 def _detection(prefix: str, video: str, unit: str, detector_help: str, threshold_help: str, choices: list[str]):

@@ -14,7 +14,7 @@ import pandas as pd
 from artify.atomic import atomic_write_text
 
 
-def _float(x) -> float | None:
+def json_float(x) -> float | None:
     """Plain float for JSON; NaN (undefined) becomes None."""
     if x is None:
         return None
@@ -65,12 +65,12 @@ def stage_times(benchmark_files, frames: int, out_tsv=None) -> pd.DataFrame:
 
 def cost_metrics(stage_table: pd.DataFrame) -> dict:
     """metrics.json's cost keys from `stage_times`: per-stage and total seconds per frame, peak memory (MB)."""
-    per_stage = {r.stage: {"seconds_per_frame": _float(r.seconds_per_frame), "seconds": _float(r.seconds),
-                           "jobs": int(r.jobs), "max_rss_mb": _float(r.max_rss_mb)}
+    per_stage = {r.stage: {"seconds_per_frame": json_float(r.seconds_per_frame), "seconds": json_float(r.seconds),
+                           "jobs": int(r.jobs), "max_rss_mb": json_float(r.max_rss_mb)}
                  for r in stage_table.itertuples()}
     rss = stage_table["max_rss_mb"].dropna()
-    return {"seconds_per_frame": _float(stage_table["seconds_per_frame"].sum()),
-            "peak_memory_mb": _float(rss.max()) if len(rss) else None,
+    return {"seconds_per_frame": json_float(stage_table["seconds_per_frame"].sum()),
+            "peak_memory_mb": json_float(rss.max()) if len(rss) else None,
             "stages": per_stage}
 
 

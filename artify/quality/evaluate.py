@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from artify.quality.cost import _float, cost_metrics, read_benchmark, stage_times  # noqa: F401 (the cost keys of metrics.json)
+from artify.quality.cost import cost_metrics, json_float
 from artify.methods.features import (DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, gram_distance, keyframe_grams, mix_grams,
                        style_grams, to_tensor, vgg19)
 from artify.flow import dis_flow, occlusion_mask, warp
@@ -342,7 +342,7 @@ def evaluate_video(input_frames, output_frames, keyframe_images, schedule_weight
             flows_short = flows
         m_out, e_out = warping_error(out, interval=interval, flows=flows)
         m_in, e_in = warping_error(inp, interval=interval, flows=flows)
-        warp_out[key], warp_in[key] = _float(m_out), _float(m_in)
+        warp_out[key], warp_in[key] = json_float(m_out), json_float(m_in)
         reliable = np.array([float(mask.mean()) for _, mask in flows])
         (per_short if key == "short" else per_long).update({"out": e_out, "in": e_in, "reliable": reliable})
 
@@ -386,12 +386,12 @@ def evaluate_video(input_frames, output_frames, keyframe_images, schedule_weight
     metrics = {
         "warp_error": warp_out,
         "warp_error_input": warp_in,
-        "style_distance": _float(sd_out.mean()),
-        "style_distance_input": _float(sd_in.mean()),
-        "content_distance": _float(cd.mean()),
-        "ssim": _float(ss.mean()),
-        "flicker": _float(flick_out),
-        "flicker_input": _float(flick_in),
+        "style_distance": json_float(sd_out.mean()),
+        "style_distance_input": json_float(sd_in.mean()),
+        "content_distance": json_float(cd.mean()),
+        "ssim": json_float(ss.mean()),
+        "flicker": json_float(flick_out),
+        "flicker_input": json_float(flick_in),
         "frames": int(n),
     }
     metrics.update(_integrity(per_frame))
@@ -444,7 +444,7 @@ def metrics_from_frames(per_frame: pd.DataFrame) -> dict:
     """metrics.json's quality keys: means over the per-frame table (pairs: NaN where undefined)."""
     def mean(column):
         values = per_frame[column].to_numpy(dtype=np.float64)
-        return _float(np.nanmean(values)) if np.isfinite(values).any() else None
+        return json_float(np.nanmean(values)) if np.isfinite(values).any() else None
 
     return {
         "warp_error": {"short": mean("warp_error_short"), "long": mean("warp_error_long")},

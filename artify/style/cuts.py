@@ -17,10 +17,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from artify.media.video import MediaError, VideoMeta, atomic_write_text
+from artify.atomic import atomic_write_text
+from artify.media.video import MediaError, VideoMeta
+from artify.settings import DETECTORS
 
 CUT_COLUMNS = ["frame", "time"]
-CUT_DETECTORS = ("adaptive", "content", "histogram", "hash", "threshold", "none")
+CUT_DETECTORS = (*DETECTORS, "none")
 
 
 def detect_content_cuts(video, meta_json, out_tsv, detector: str = "adaptive", threshold: float = 0.0,

@@ -22,12 +22,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from artify.media.video import MediaError, VideoMeta, atomic_write_text, probe, processing_size, read_frames
+from artify.atomic import atomic_write_text
+from artify.media.video import MediaError, VideoMeta, probe, processing_size, read_frames
+from artify.settings import DETECTORS
 
 SCENE_COLUMNS = ["start_frame", "end_frame", "start_time", "end_time"]
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 LIST_SUFFIXES = {".txt", ".lst"}
-DETECTORS = ("adaptive", "content", "histogram", "hash", "threshold")
 # Each detector's threshold means something else (ratio, score, histogram or hash distance, mean luma);
 # defaults per detector, chosen on the labelled set of bench.scenes (config/README.md has the table).
 DEFAULT_THRESHOLDS = {"adaptive": 2.0, "content": 35.0, "histogram": 0.2, "hash": 0.35, "threshold": 12.0}

@@ -9,7 +9,11 @@ a container, or on another machine that shares the directory. So this wrapper (w
 - It runs Snakemake as its child, in a process group of its own (Snakemake's local jobs stay in it), and
   when Snakemake's lock files appear it writes beside them who took them: this machine (its boot id and pid
   namespace), Snakemake's pid and start time, and each lock file's inode. When Snakemake ends by itself
-  (it removes its lock then) the record goes too; only a hard kill leaves both behind.
+  (it removes its lock then) the record goes too; only a hard kill leaves both behind. It starts Snakemake
+  only in an unlocked directory, so the lock files that appear next, up to Snakemake's output lock, are
+  Snakemake's (unless a second run on other targets locks the same directory in that same instant).
+  Being in the directory, the record is found through whatever path the directory is reached (a bind
+  mount, a container's view): no paths are compared, and a lock file copied elsewhere is another inode.
 - A later run removes a lock only when a record claims every lock file, names this machine, and says of a
   run that is gone: its Snakemake has ended (or its pid now belongs to a process started later), no process
   of its group (its jobs) is left, and it sent no job to a cluster that Snakemake has not seen end.

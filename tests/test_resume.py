@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -268,31 +269,34 @@ def test_a_process_that_cannot_be_read_counts_as_running(tmp_path, monkeypatch, 
     assert (tmp_path / LOCKS / "0.input.lock").exists()
 
 
+@contextmanager
+def sleeper(**popen):
+    """A process of ours to name in a record, killed and reaped at the end."""
+    process = subprocess.Popen(["sleep", "60"], **popen)
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
 def test_a_snakemake_killed_but_not_yet_reaped_does_not_keep_the_lock(tmp_path):
     """A zombie has ended (where pid 1 does not reap orphans, one stays until the machine stops)."""
-    script, _ = killed_run(tmp_path)
-    zombie = subprocess.Popen(["sleep", "60"], process_group=0)
-    try:
+    killed_run(tmp_path)
+    with sleeper(process_group=0) as zombie:
         rewrite_record(tmp_path, pid=zombie.pid, start=start_time(zombie.pid))
         assert not judge(tmp_path).stale
         zombie.kill()
         while resume.process_stat(zombie.pid)[0] != "Z":
             time.sleep(0.01)
         assert judge(tmp_path).stale
-    finally:
-        zombie.kill()
-        zombie.wait()
 
 
 def test_a_pid_now_of_a_later_process_does_not_keep_the_lock(tmp_path):
-    script, _ = killed_run(tmp_path)
-    sleeper = subprocess.Popen(["sleep", "60"])
-    try:
-        rewrite_record(tmp_path, pid=sleeper.pid, start=start_time(sleeper.pid) - 1)  # the pid, reused
+    killed_run(tmp_path)
+    with sleeper() as later:
+        rewrite_record(tmp_path, pid=later.pid, start=start_time(later.pid) - 1)  # the pid, reused
         assert judge(tmp_path).stale
-    finally:
-        sleeper.kill()
-        sleeper.wait()
 
 
 def test_cluster_jobs_of_a_killed_run_keep_the_lock(tmp_path):

@@ -22,7 +22,7 @@ $(VENV)/.installed: requirements.txt requirements-weights.txt pyproject.toml
 # Snakefile by itself), so the local runs name it.
 SNAKEMAKE := $(BIN)/snakemake --workflow-profile workflow/profiles/default
 # After a hard kill (kill -9, the OOM killer, a power cut) Snakemake's lock stays behind: artify.resume removes
-# it when no Snakemake process or job is still running here, and otherwise says what to run (artify/resume.py).
+# it when its own record proves the run that took it gone, and otherwise says what to check (artify/resume.py).
 RESUME = $(BIN)/python -m artify.resume --again "make $@"
 
 run: $(VENV)/.installed

@@ -8,6 +8,7 @@ nearest output frame), computed here from the timestamps the test itself gave th
 """
 from __future__ import annotations
 
+import re
 import subprocess
 from fractions import Fraction
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 
 from artify.media.assemble import assemble, assembled_frames
 from artify.media.chunks import chunk_frames_path, extract_frames, plan_chunks, write_chunks
-from artify.media.video import _decoded_frame_times, constant_rate, ffmpeg_exe, probe, read_frames
+from artify.media.video import constant_rate, ffmpeg_exe, probe, read_frames
 
 W, H = 160, 96
 BITS = 8
@@ -46,9 +47,10 @@ def frame_codes(frames: np.ndarray) -> tuple[list[int], list[bool]]:
 
 
 def encode(frames: np.ndarray, ticks: str, tb: int, out: Path, audio_expr: str | None = None,
-           seconds: float = 0.0) -> list[Fraction]:
+           seconds: float = 0.0, output_args: tuple[str, ...] = ()) -> list[Fraction]:
     """Write frames whose start times are `ticks` / tb seconds (an ffmpeg expression of the frame number N;
-    the muxer keeps them: passthrough); returns the start times the file holds (checked by the callers)."""
+    the muxer keeps them: passthrough); returns the start times the file holds on its own clock (checked by
+    the callers)."""
     args = [ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{W}x{H}",
             "-r", "25", "-i", "pipe:"]
     if audio_expr:
@@ -60,9 +62,8 @@ def encode(frames: np.ndarray, ticks: str, tb: int, out: Path, audio_expr: str |
         args += ["-c:v", "libx264", "-crf", "10", "-pix_fmt", "yuv420p"]
     if audio_expr:
         args += ["-c:a", "aac", "-b:a", "128k"]
-    subprocess.run([*args, str(out)], input=frames.tobytes(), check=True)
-    tb, decoded = _decoded_frame_times(out)
-    return [pts * tb for pts, _ in decoded]
+    subprocess.run([*args, *output_args, str(out)], input=frames.tobytes(), check=True)
+    return [pts for pts, _ in framecrc_times(out, "0:v:0")]
 
 
 def expected_sources(starts: list[Fraction], fps: Fraction, n: int) -> list[int]:
@@ -98,6 +99,21 @@ def beep_start(video: Path) -> float:
                           str(RATE), "-f", "s16le", "pipe:1"], capture_output=True, check=True).stdout
     samples = np.abs(np.frombuffer(pcm, np.int16).astype(float))
     return int(np.argmax(samples > 0.3 * samples.max())) / RATE
+
+
+def framecrc_times(video: Path, stream: str) -> list[tuple[Fraction, Fraction]]:
+    """(start, duration) in seconds of every decoded frame of a stream, on the file's own clock, in order."""
+    out = subprocess.run([ffmpeg_exe(), "-v", "error", "-copyts", "-i", str(video), "-map", stream, "-fps_mode",
+                          "passthrough", "-enc_time_base", "demux", "-f", "framecrc", "pipe:1"],
+                         capture_output=True, text=True, check=True).stdout
+    tb = Fraction(*map(int, re.search(r"^#tb 0: (\d+)/(\d+)", out, re.M).groups()))
+    rows = [ln.split(",") for ln in out.splitlines() if ln.startswith("0,")]
+    return sorted((int(r[2]) * tb, int(r[3]) * tb) for r in rows)
+
+
+def first_sound(video: Path) -> Fraction:
+    """Where the first decoded audio sample lies on the file's own clock."""
+    return framecrc_times(video, "0:a:0")[0][0]
 
 
 def check_every_frame(out: Path, starts: list[Fraction], fps: Fraction, n: int, flash: int) -> list[int]:
@@ -139,6 +155,42 @@ def test_variable_rate_video_keeps_its_duration_and_its_sync(tmp_path):
     flash_out = shown.index(flash) / fps
     assert abs(float(flash_out) - beep_start(out)) <= 0.5 / fps + 0.005
     assert abs(beep_start(video) - beep) <= 0.005  # the input's own beep is where the test put it
+
+
+# How a file says that its picture starts 1 s and 2 frames (1.08 s at 25 fps) after its audio.
+LATE_PICTURE = {
+    "mp4 with an edit list": (".mp4", ()),  # the picture's delay is an empty edit
+    "mp4 without an edit list": (".mp4", ("-use_editlist", "0")),  # the first picture, at its B-frame delay
+    # (2 frames), is shown until the second
+    "mpeg-ts": (".ts", ()),  # every stream's timestamps as they are, from 1.4 s (the muxer's delay)
+}
+
+
+@pytest.mark.parametrize("case", LATE_PICTURE)
+def test_picture_that_starts_after_its_audio_keeps_its_sync(tmp_path, case):
+    """Camcorder-like files: the picture starts 1.08 s after the audio, a keyframe every 12 frames (so spans
+    after the first start by seeking), a flash at frame 30 and a beep at its start. The output starts where
+    the audio does, the first picture held until it starts, then every input frame in its place; the flash
+    is seen with the beep, and no frame is lost at the end."""
+    suffix, muxing = LATE_PICTURE[case]
+    n, flash, tb, delay = 100, 30, 90000, 97200
+    beep = (delay + flash * 3600) / tb
+    video = tmp_path / f"late picture{suffix}"
+    starts = encode(coded_frames(n, flash), f"{delay} + N*3600", tb, video,
+                    audio_expr=f"0.8*sin(2*PI*1000*t)*between(t,{beep:.6f},{beep + 0.15:.6f})", seconds=n / 25 + 1.5,
+                    output_args=("-g", "12", *muxing))
+    sound = first_sound(video)
+    assert starts[1] - sound >= Fraction(delay + 3600, tb)  # the second picture comes 1.12 s or more after
+    assert abs(float(starts[flash] - sound) - beep_start(video)) <= 0.005  # the input is in sync
+
+    meta, out = run_through_pipeline(video, tmp_path)
+    fps = Fraction(meta.fps)
+    assert fps == 25
+    assert meta.frames == int((starts[-1] - sound) * fps + Fraction(1, 2)) + 1  # from the sound to the last frame
+    shown = check_every_frame(out, [t - sound for t in starts], fps, meta.frames, flash)
+    assert shown[:28] == [0] * 28 and shown[-n + 1:] == list(range(1, n))
+    assert abs(float(first_sound(out))) <= 0.001  # the output's sound starts with its first frame
+    assert abs(float(shown.index(flash) / fps) - beep_start(out)) <= 0.5 / fps + 0.005
 
 
 def test_animated_gif_keeps_its_duration(tmp_path):

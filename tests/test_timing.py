@@ -18,7 +18,7 @@ import pytest
 
 from artify.media.assemble import assemble, assembled_frames
 from artify.media.chunks import chunk_frames_path, extract_frames, plan_chunks, write_chunks
-from artify.media.video import constant_rate, ffmpeg_exe, probe, read_frames
+from artify.media.video import constant_rate, ffmpeg_exe, filter_text, frame_selection, option_args, probe, read_frames
 
 W, H = 160, 96
 BITS = 8
@@ -166,23 +166,30 @@ LATE_PICTURE = {
 }
 
 
-@pytest.mark.parametrize("case", LATE_PICTURE)
-def test_picture_that_starts_after_its_audio_keeps_its_sync(tmp_path, case):
-    """Camcorder-like files: the picture starts 1.08 s after the audio, a keyframe every 12 frames (so spans
-    after the first start by seeking), a flash at frame 30 and a beep at its start. The output starts where
-    the audio does, the first picture held until it starts, then every input frame in its place; the flash
-    is seen with the beep, and no frame is lost at the end."""
+def late_picture(folder: Path, case: str, n: int = 100, flash: int = 30) -> tuple[Path, list[Fraction]]:
+    """A camcorder-like file of LATE_PICTURE's kind: 25 fps, the picture 1.08 s after the audio, a keyframe
+    every 12 frames (so spans after the first start by seeking), a flash at frame `flash` and a beep at its
+    start. Returns the file and its pictures' start times on its clock."""
     suffix, muxing = LATE_PICTURE[case]
-    n, flash, tb, delay = 100, 30, 90000, 97200
+    tb, delay = 90000, 97200
     beep = (delay + flash * 3600) / tb
-    video = tmp_path / f"late picture{suffix}"
+    video = folder / f"late picture{suffix}"
     starts = encode(coded_frames(n, flash), f"{delay} + N*3600", tb, video,
                     audio_expr=f"0.8*sin(2*PI*1000*t)*between(t,{beep:.6f},{beep + 0.15:.6f})", seconds=n / 25 + 1.5,
                     output_args=("-g", "12", *muxing))
     sound = first_sound(video)
     assert starts[1] - sound >= Fraction(delay + 3600, tb)  # the second picture comes 1.12 s or more after
     assert abs(float(starts[flash] - sound) - beep_start(video)) <= 0.005  # the input is in sync
+    return video, starts
 
+
+@pytest.mark.parametrize("case", LATE_PICTURE)
+def test_picture_that_starts_after_its_audio_keeps_its_sync(tmp_path, case):
+    """The output starts where the audio does, the first picture held until it starts, then every input frame
+    in its place; the flash is seen with the beep, and no frame is lost at the end."""
+    n, flash = 100, 30
+    video, starts = late_picture(tmp_path, case, n, flash)
+    sound = first_sound(video)
     meta, out = run_through_pipeline(video, tmp_path)
     fps = Fraction(meta.fps)
     assert fps == 25
@@ -191,6 +198,25 @@ def test_picture_that_starts_after_its_audio_keeps_its_sync(tmp_path, case):
     assert shown[:28] == [0] * 28 and shown[-n + 1:] == list(range(1, n))
     assert abs(float(first_sound(out))) <= 0.001  # the output's sound starts with its first frame
     assert abs(float(shown.index(flash) / fps) - beep_start(out)) <= 0.5 / fps + 0.005
+
+
+@pytest.mark.parametrize("case", ["mp4 with an edit list", "mpeg-ts"])
+def test_a_read_from_a_keyframe_starts_decoding_on_it(tmp_path, case):
+    """Each of the probe's seeks decodes from its own keyframe in an MP4 (not an earlier one: a whole GOP
+    decoded for nothing; an MP4 seeks by display time), and never from a later one (an MPEG-TS seek by display
+    time lands after the keyframe, and decoding starts at the next: frames lost). An MPEG-TS's binary search
+    may land a keyframe early in a file this small (about 100 bytes a frame)."""
+    video, _ = late_picture(tmp_path, case)
+    meta = probe(video)
+    assert len(meta.seeks) >= 6
+    for frame, seconds in meta.seeks:
+        options, filters = frame_selection(meta, frame, frame + 1)
+        assert options["ss"] == f"{seconds:.6f}"
+        first = subprocess.run([ffmpeg_exe(), "-v", "error", *option_args(options), "-i", str(video), "-map", "0:v:0",
+                                "-vf", filter_text(filters[:-1]), "-frames:v", "1", "-f", "framecrc", "pipe:1"],
+                               capture_output=True, text=True, check=True).stdout.splitlines()[-1]
+        decoded_from = int(first.split(",")[2])  # the first frame decoded, in output frames
+        assert decoded_from == frame if case.startswith("mp4") else decoded_from in meta.keyframes[:meta.keyframes.index(frame) + 1]
 
 
 def test_animated_gif_keeps_its_duration(tmp_path):

@@ -90,6 +90,9 @@ _STREAM_START = re.compile(r", start (-?[\d.]+)")  # printed when a stream's sta
 _ROTATION = re.compile(r"rotation of (-?[\d.]+) degrees")
 _DURATION = re.compile(r"Duration: (\d+):(\d+):([\d.]+)")
 _FILE_START = re.compile(r"Duration: [^\n]*?, start: (-?[\d.]+)")  # the clock ffmpeg's -ss counts from
+_FORMAT = re.compile(r"Input #0, ([\w,]+), from")
+# Formats without an index: ffmpeg seeks in them by a binary search over packets' decoding times.
+UNINDEXED = {"mpegts", "mpeg"}
 _TIME_BASE = re.compile(r"^#tb 0: (\d+)/(\d+)", re.M)
 _PKT_KEY, _PKT_DISCARD = 0x1, 0x4  # AVPacket flags, as framecrc prints them
 _NO_PTS = -(1 << 63)  # AV_NOPTS_VALUE
@@ -150,7 +153,8 @@ def probe(path) -> VideoMeta:
             last_duration = decoded[-1][1] or sorted(dur for _, dur in decoded)[source_frames // 2]
             end = (decoded[-1][0] + last_duration) * tb  # the end of the last frame: the video's end
             frames = int((end - start) * fps + Fraction(1, 2))
-    seeks = _keyframe_seeks(packets, packet_tb, start, fps, file_start, frames)
+    unindexed = bool(UNINDEXED & set(m.group(1).split(","))) if (m := _FORMAT.search(err)) else False
+    seeks = _keyframe_seeks(packets, packet_tb, start, fps, file_start, frames, unindexed)
     width, height = int(video.group(3)), int(video.group(4))
     rot = _ROTATION.search(err)
     rotation = int(round(float(rot.group(1)))) % 360 if rot else 0
@@ -180,12 +184,15 @@ def _frame_at(seconds: Fraction, start: Fraction, fps: Fraction) -> int:
     return int((seconds - start) * fps + Fraction(1, 2))
 
 
-def _keyframe_seeks(packets, tb: Fraction, start: Fraction, fps: Fraction, file_start: Fraction,
-                    frames: int) -> list[list]:
-    """[frame, -ss seconds] for each keyframe but the stream's first: the output frame that first shows it,
-    and its decoding time (counted from the file's start, as -ss counts) plus a quarter frame. An indexed
-    file (MP4, Matroska) then lands on that keyframe, and an MPEG-TS, whose seek lands on whichever packet
-    is last at or before the time, on the keyframe itself: the packets after it decode later."""
+def _keyframe_seeks(packets, tb: Fraction, start: Fraction, fps: Fraction, file_start: Fraction, frames: int,
+                    unindexed: bool) -> list[list]:
+    """[frame, -ss seconds] for each keyframe but the stream's first: the output frame that first shows it, and
+    the time (counted from the file's start, as -ss counts) a quarter frame after its timestamp in the seek's
+    terms. An indexed file (MP4, Matroska) seeks to the last keyframe shown by then. An unindexed one
+    (MPEG-TS, MPEG-PS) seeks to the last packet of any kind decoded by then, so its time is the keyframe's
+    decoding time: a quarter frame later, no packet after the keyframe (whose data the keyframe precedes) is
+    due yet, while by its display time the packets after it (B-frames) are, and decoding from those would
+    start at the next keyframe."""
     if not packets:
         return []
     first_dts = min(dts for _, dts, _, _ in packets)
@@ -194,7 +201,7 @@ def _keyframe_seeks(packets, tb: Fraction, start: Fraction, fps: Fraction, file_
     for pts, dts, _, key in sorted(packets, key=lambda p: p[1]):
         frame = _frame_at(pts * tb, start, fps)
         if key and dts > first_dts and frame < frames and frame not in seeks:
-            seeks[frame] = round(float(dts * tb - file_start + margin), 6)
+            seeks[frame] = round(float((dts if unindexed else pts) * tb - file_start + margin), 6)
     return [[frame, seconds] for frame, seconds in sorted(seeks.items())]
 
 

@@ -58,8 +58,8 @@ class VideoMeta:
     # the audio's start. A picture that starts after its audio (MPEG-TS, camcorder .mts, MP4 without an edit
     # list) has its first frame held from there, as players show it, so the audio keeps its place.
     start: str = "0"
-    # [frame, seconds for ffmpeg's -ss] for each keyframe after the first: seeking there decodes from that
-    # keyframe (its decoding time, which an MPEG-TS seek needs: it lands on any packet, not on a keyframe).
+    # [frame, seconds for ffmpeg's -ss] for each keyframe after the first: the output frame that first shows
+    # it, and the time whose seek decodes from it (see `_keyframe_seeks`: an MPEG-TS seek lands on any packet).
     seeks: list[list] = field(default_factory=list)
 
     @property

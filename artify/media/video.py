@@ -134,26 +134,27 @@ def probe(path) -> VideoMeta:
     source_fps = Fraction(int(rate.group(1)), int(rate.group(2)))
     fps, timing, longest = source_fps, "constant", 1 / source_fps
     audio = _STREAM_AUDIO.search(err)
-    file_start = Fraction(m.group(1)) if (m := _FILE_START.search(err)) else Fraction(0)
+    file_start = Fraction(found.group(1)) if (found := _FILE_START.search(err)) else Fraction(0)
     packet_tb, packets = _packets(proc.stdout)  # (pts, dts, duration, key) in ticks of packet_tb, display order
     if packets and _evenly_spaced([pts for pts, *_ in packets], packet_tb, fps):
-        source_frames = len(packets)
-        start = _start(packets[0][0] * packet_tb, audio, file_start)
-        frames = source_frames + int((packets[0][0] * packet_tb - start) * fps + Fraction(1, 2))
+        source_frames, first_shown = len(packets), packets[0][0] * packet_tb
+        start = _start(first_shown, audio, file_start)
+        frames = _frame_at(first_shown, start, fps) + source_frames  # the first picture held until it starts
     else:
         tb, decoded = _decoded_frame_times(path)
         frames = source_frames = len(decoded)
         if not frames:
             raise MediaError(f"{path}: could not read frames (corrupt or unsupported video)")
-        start = _start(decoded[0][0] * tb, audio, file_start)
-        frames += int((decoded[0][0] * tb - start) * fps + Fraction(1, 2))  # the first picture held until it starts
+        first_shown = decoded[0][0] * tb
+        start = _start(first_shown, audio, file_start)
+        frames += _frame_at(first_shown, start, fps)
         if not _evenly_spaced([pts for pts, _ in decoded], tb, fps):
             timing, fps = "variable", constant_rate([dur * tb for _, dur in decoded])
             longest = max(dur for _, dur in decoded) * tb
             last_duration = decoded[-1][1] or sorted(dur for _, dur in decoded)[source_frames // 2]
             end = (decoded[-1][0] + last_duration) * tb  # the end of the last frame: the video's end
             frames = int((end - start) * fps + Fraction(1, 2))
-    unindexed = bool(UNINDEXED & set(m.group(1).split(","))) if (m := _FORMAT.search(err)) else False
+    unindexed = bool(found := _FORMAT.search(err)) and bool(UNINDEXED & set(found.group(1).split(",")))
     seeks = _keyframe_seeks(packets, packet_tb, start, fps, file_start, frames, unindexed)
     width, height = int(video.group(3)), int(video.group(4))
     rot = _ROTATION.search(err)
@@ -459,7 +460,7 @@ def _write(path, frames, fps, vcodec, pix_fmt, extra, audio=None, audio_copy=Tru
             out_args["t"] = f"{float(duration):.6f}"
     with atomic_path(path) as tmp:  # removed again when the producer or ffmpeg fails
         output = ffmpeg.output(*streams, str(tmp), **out_args).overwrite_output()
-        if audio_start is not None:
+        if audio is not None and audio_start is not None:
             output = output.global_args("-copyts")
         proc = (output.run_async(cmd=ffmpeg_exe(), pipe_stdin=True, pipe_stderr=True, quiet=False))
         _widen_pipe(proc.stdin)

@@ -1,10 +1,11 @@
-"""Variable frame timing: phone-style variable-rate video and animated GIFs keep their duration and their
-sync with the audio through probe, extraction and assembly.
+"""Frame timing: phone-style variable-rate video, animated GIFs and pictures that start after their audio
+(MP4, MPEG-TS) keep their duration and their sync with the audio through probe, extraction and assembly.
 
 The tests make their own media with ffmpeg: every frame carries its index as a binary code (so every output
 frame can be traced to the input frame it shows), one frame is a white flash, and the audio beeps exactly
-when the flash starts. The expected output frame n is the input frame shown at n / fps (rounded to the
-nearest output frame), computed here from the timestamps the test itself gave the frames.
+when the flash starts. The expected output frame n is the input frame shown n / fps after the file starts
+(its sound, or its picture without one; rounded to the nearest output frame), computed here from the
+timestamps the file holds.
 """
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ def cmd_probe(a):
 
     meta = probe(a.video)
     meta.save(a.output)
-    print(json.dumps({**meta.__dict__, "keyframes": len(meta.keyframes)}))
+    print(json.dumps({**meta.__dict__, "keyframes": len(meta.keyframes), "seeks": len(meta.seeks)}))
 
 
 def cmd_plan_chunks(a):

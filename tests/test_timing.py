@@ -1,13 +1,15 @@
-"""Variable frame timing: phone-style variable-rate video and animated GIFs keep their duration and their
-sync with the audio through probe, extraction and assembly.
+"""Frame timing: phone-style variable-rate video, animated GIFs and pictures that start after their audio
+(MP4, MPEG-TS) keep their duration and their sync with the audio through probe, extraction and assembly.
 
 The tests make their own media with ffmpeg: every frame carries its index as a binary code (so every output
 frame can be traced to the input frame it shows), one frame is a white flash, and the audio beeps exactly
-when the flash starts. The expected output frame n is the input frame shown at n / fps (rounded to the
-nearest output frame), computed here from the timestamps the test itself gave the frames.
+when the flash starts. The expected output frame n is the input frame shown n / fps after the file starts
+(its sound, or its picture without one; rounded to the nearest output frame), computed here from the
+timestamps the file holds.
 """
 from __future__ import annotations
 
+import re
 import subprocess
 from fractions import Fraction
 from pathlib import Path
@@ -17,7 +19,7 @@ import pytest
 
 from artify.media.assemble import assemble, assembled_frames
 from artify.media.chunks import chunk_frames_path, extract_frames, plan_chunks, write_chunks
-from artify.media.video import _decoded_frame_times, constant_rate, ffmpeg_exe, probe, read_frames
+from artify.media.video import constant_rate, ffmpeg_exe, filter_text, frame_selection, option_args, probe, read_frames
 
 W, H = 160, 96
 BITS = 8
@@ -46,9 +48,10 @@ def frame_codes(frames: np.ndarray) -> tuple[list[int], list[bool]]:
 
 
 def encode(frames: np.ndarray, ticks: str, tb: int, out: Path, audio_expr: str | None = None,
-           seconds: float = 0.0) -> list[Fraction]:
+           seconds: float = 0.0, output_args: tuple[str, ...] = ()) -> list[Fraction]:
     """Write frames whose start times are `ticks` / tb seconds (an ffmpeg expression of the frame number N;
-    the muxer keeps them: passthrough); returns the start times the file holds (checked by the callers)."""
+    the muxer keeps them: passthrough); returns the start times the file holds on its own clock (checked by
+    the callers)."""
     args = [ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{W}x{H}",
             "-r", "25", "-i", "pipe:"]
     if audio_expr:
@@ -60,9 +63,8 @@ def encode(frames: np.ndarray, ticks: str, tb: int, out: Path, audio_expr: str |
         args += ["-c:v", "libx264", "-crf", "10", "-pix_fmt", "yuv420p"]
     if audio_expr:
         args += ["-c:a", "aac", "-b:a", "128k"]
-    subprocess.run([*args, str(out)], input=frames.tobytes(), check=True)
-    tb, decoded = _decoded_frame_times(out)
-    return [pts * tb for pts, _ in decoded]
+    subprocess.run([*args, *output_args, str(out)], input=frames.tobytes(), check=True)
+    return [pts for pts, _ in framecrc_times(out, "0:v:0")]
 
 
 def expected_sources(starts: list[Fraction], fps: Fraction, n: int) -> list[int]:
@@ -98,6 +100,21 @@ def beep_start(video: Path) -> float:
                           str(RATE), "-f", "s16le", "pipe:1"], capture_output=True, check=True).stdout
     samples = np.abs(np.frombuffer(pcm, np.int16).astype(float))
     return int(np.argmax(samples > 0.3 * samples.max())) / RATE
+
+
+def framecrc_times(video: Path, stream: str) -> list[tuple[Fraction, Fraction]]:
+    """(start, duration) in seconds of every decoded frame of a stream, on the file's own clock, in order."""
+    out = subprocess.run([ffmpeg_exe(), "-v", "error", "-copyts", "-i", str(video), "-map", stream, "-fps_mode",
+                          "passthrough", "-enc_time_base", "demux", "-f", "framecrc", "pipe:1"],
+                         capture_output=True, text=True, check=True).stdout
+    tb = Fraction(*map(int, re.search(r"^#tb 0: (\d+)/(\d+)", out, re.M).groups()))
+    rows = [ln.split(",") for ln in out.splitlines() if ln.startswith("0,")]
+    return sorted((int(r[2]) * tb, int(r[3]) * tb) for r in rows)
+
+
+def first_sound(video: Path) -> Fraction:
+    """Where the first decoded audio sample lies on the file's own clock."""
+    return framecrc_times(video, "0:a:0")[0][0]
 
 
 def check_every_frame(out: Path, starts: list[Fraction], fps: Fraction, n: int, flash: int) -> list[int]:
@@ -139,6 +156,68 @@ def test_variable_rate_video_keeps_its_duration_and_its_sync(tmp_path):
     flash_out = shown.index(flash) / fps
     assert abs(float(flash_out) - beep_start(out)) <= 0.5 / fps + 0.005
     assert abs(beep_start(video) - beep) <= 0.005  # the input's own beep is where the test put it
+
+
+# How a file says that its picture starts 1 s and 2 frames (1.08 s at 25 fps) after its audio.
+LATE_PICTURE = {
+    "mp4 with an edit list": (".mp4", ()),  # the picture's delay is an empty edit
+    "mp4 without an edit list": (".mp4", ("-use_editlist", "0")),  # the first picture, at its B-frame delay
+    # (2 frames), is shown until the second
+    "mpeg-ts": (".ts", ()),  # every stream's timestamps as they are, from 1.4 s (the muxer's delay)
+}
+
+
+def late_picture(folder: Path, case: str, n: int = 100, flash: int = 30) -> tuple[Path, list[Fraction]]:
+    """A camcorder-like file of LATE_PICTURE's kind: 25 fps, the picture 1.08 s after the audio, a keyframe
+    every 12 frames (so spans after the first start by seeking), a flash at frame `flash` and a beep at its
+    start. Returns the file and its pictures' start times on its clock."""
+    suffix, muxing = LATE_PICTURE[case]
+    tb, delay = 90000, 97200
+    beep = (delay + flash * 3600) / tb
+    video = folder / f"late picture{suffix}"
+    starts = encode(coded_frames(n, flash), f"{delay} + N*3600", tb, video,
+                    audio_expr=f"0.8*sin(2*PI*1000*t)*between(t,{beep:.6f},{beep + 0.15:.6f})", seconds=n / 25 + 1.5,
+                    output_args=("-g", "12", *muxing))
+    sound = first_sound(video)
+    assert starts[1] - sound >= Fraction(delay + 3600, tb)  # the second picture comes 1.12 s or more after
+    assert abs(float(starts[flash] - sound) - beep_start(video)) <= 0.005  # the input is in sync
+    return video, starts
+
+
+@pytest.mark.parametrize("case", LATE_PICTURE)
+def test_picture_that_starts_after_its_audio_keeps_its_sync(tmp_path, case):
+    """The output starts where the audio does, the first picture held until it starts, then every input frame
+    in its place; the flash is seen with the beep, and no frame is lost at the end."""
+    n, flash = 100, 30
+    video, starts = late_picture(tmp_path, case, n, flash)
+    sound = first_sound(video)
+    meta, out = run_through_pipeline(video, tmp_path)
+    fps = Fraction(meta.fps)
+    assert fps == 25
+    assert meta.frames == int((starts[-1] - sound) * fps + Fraction(1, 2)) + 1  # from the sound to the last frame
+    shown = check_every_frame(out, [t - sound for t in starts], fps, meta.frames, flash)
+    assert shown[:28] == [0] * 28 and shown[-n + 1:] == list(range(1, n))
+    assert abs(float(first_sound(out))) <= 0.001  # the output's sound starts with its first frame
+    assert abs(float(shown.index(flash) / fps) - beep_start(out)) <= 0.5 / fps + 0.005
+
+
+@pytest.mark.parametrize("case", ["mp4 with an edit list", "mpeg-ts"])
+def test_a_read_from_a_keyframe_starts_decoding_on_it(tmp_path, case):
+    """Each of the probe's seeks decodes from its own keyframe in an MP4 (not an earlier one: a whole GOP
+    decoded for nothing; an MP4 seeks by display time), and never from a later one (an MPEG-TS seek by display
+    time lands after the keyframe, and decoding starts at the next: frames lost). An MPEG-TS's binary search
+    may land a keyframe early in a file this small (about 100 bytes a frame)."""
+    video, _ = late_picture(tmp_path, case)
+    meta = probe(video)
+    assert len(meta.seeks) >= 6
+    for frame, seconds in meta.seeks:
+        options, filters = frame_selection(meta, frame, frame + 1)
+        assert options["ss"] == f"{seconds:.6f}"
+        first = subprocess.run([ffmpeg_exe(), "-v", "error", *option_args(options), "-i", str(video), "-map", "0:v:0",
+                                "-vf", filter_text(filters[:-1]), "-frames:v", "1", "-f", "framecrc", "pipe:1"],
+                               capture_output=True, text=True, check=True).stdout.splitlines()[-1]
+        decoded_from = int(first.split(",")[2])  # the first frame decoded, in output frames
+        assert decoded_from == frame if case.startswith("mp4") else decoded_from in meta.keyframes[:meta.keyframes.index(frame) + 1]
 
 
 def test_animated_gif_keeps_its_duration(tmp_path):

@@ -66,7 +66,8 @@ def _chunk_frames(path, c):
 def assemble(meta_json, chunks_tsv, chunk_files: list, out, content=None, crf: int = 18,
              audio: str = "auto") -> int:
     """Write the final H.264 video with the content video's audio (copied from `content` straight into the
-    output: no intermediate audio file); returns the number of frames written."""
+    output: no intermediate audio file), in its place against the picture (frame 0 is at the probe's
+    `start`); returns the number of frames written."""
     meta = VideoMeta.load(meta_json)
     chunks = read_chunks(chunks_tsv)
     n_frames = chunks[-1].stop
@@ -78,7 +79,8 @@ def assemble(meta_json, chunks_tsv, chunk_files: list, out, content=None, crf: i
         raise ValueError("the content has audio but the content video was not given")
     write_frames_h264(out, assembled_frames(chunks_tsv, chunk_files), fps, crf=crf,
                       audio=content if use_audio else None,
-                      audio_copy=(meta.audio_codec in MP4_AUDIO), duration=n_frames / fps)
+                      audio_copy=(meta.audio_codec in MP4_AUDIO), duration=n_frames / fps,
+                      audio_start=Fraction(meta.start))
     check_written(out, n_frames, fps)
     return n_frames
 

@@ -16,12 +16,11 @@ import bisect
 import csv
 import shutil
 import subprocess
-from fractions import Fraction
 from pathlib import Path
 from typing import NamedTuple
 
 from artify.atomic import atomic_path, atomic_write_text
-from artify.media.video import MediaError, VideoMeta, ffmpeg_exe, filter_text, npy_header, option_args, resampling
+from artify.media.video import MediaError, VideoMeta, ffmpeg_exe, filter_text, frame_selection, npy_header, option_args
 
 FIELDS = ("chunk", "read_start", "start", "stop", "span")
 
@@ -123,10 +122,10 @@ def extract_frames(video, chunks_tsv, span: int, size: tuple[int, int], meta: Vi
 
     One ffmpeg process scales, converts and splits the span into the chunks' frame ranges (`trim` by frame
     number) and writes each range straight into its .npy file, after the header Python wrote: the frames
-    never pass through Python, which halves the time at 720p (measured, 2 cores). Seeking to half a frame
-    before the first frame makes it exactly that frame for constant-frame-rate video; a variable-timing
-    video (`meta.timing`) is resampled to its constant rate (`artify.media.video.resampling`) on the way. Every
-    file's length is checked, and the folder appears only when complete.
+    never pass through Python, which halves the time at 720p (measured, 2 cores). The frames are chosen by
+    their timestamps, as every reader of the video chooses them (`artify.media.video.frame_selection`: from the
+    keyframe before the span, a picture that starts late held, a variable-timing video resampled to its
+    constant rate). Every file's length is checked, and the folder appears only when complete.
     """
     chunks = [c for c in read_chunks(chunks_tsv) if c.span == span]
     if not chunks:
@@ -151,13 +150,9 @@ def _extract_group(video, chunks: list[Chunk], size: tuple[int, int], meta: Vide
     first = chunks[0].read_start
     w, h = size
     args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error"]
-    selected = ""
-    if meta.timing == "variable":
-        options, filters = resampling(meta, first, chunks[-1].stop)
-        args += option_args(options)
-        selected = filter_text(filters) + ","
-    elif first > 0:
-        args += ["-ss", f"{float((first - Fraction(1, 2)) / Fraction(meta.fps)):.6f}"]
+    options, filters = frame_selection(meta, first, chunks[-1].stop)
+    args += option_args(options)
+    selected = filter_text(filters) + ","
     outs = "".join(f"[s{c.chunk}]" for c in chunks)
     graph = [f"[0:v:0]{selected}scale={w}:{h}:flags=bicubic,format=rgb24,split={len(chunks)}{outs}"]
     graph += [f"[s{c.chunk}]trim=start_frame={c.read_start - first}:end_frame={c.stop - first}[o{c.chunk}]"

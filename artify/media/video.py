@@ -49,11 +49,18 @@ class VideoMeta:
     duration: float
     keyframes: list[int] = field(default_factory=list)  # frame indices where decoding can start; [] = unknown
     # "constant": one decoded frame per frame, as they are. "variable" (frame durations that vary: phone
-    # video, animated GIFs): frames are resampled to `fps` by their timestamps (see `resampling`).
+    # video, animated GIFs): frames are resampled to `fps` by their timestamps (see `frame_selection`).
     timing: str = "constant"
     source_fps: str = ""  # the rate ffmpeg reports for the stream (its timestamps' rate; a GIF's is 100/1)
     source_frames: int = 0  # frames the stream decodes to
     longest_frame: float = 0.0  # seconds the longest frame is shown
+    # Where frame 0 lies on the file's own clock (seconds, an exact fraction): the earlier of the picture's and
+    # the audio's start. A picture that starts after its audio (MPEG-TS, camcorder .mts, MP4 without an edit
+    # list) has its first frame held from there, as players show it, so the audio keeps its place.
+    start: str = "0"
+    # [frame, seconds for ffmpeg's -ss] for each keyframe after the first: the output frame that first shows
+    # it, and the time whose seek decodes from it (see `_keyframe_seeks`: an MPEG-TS seek lands on any packet).
+    seeks: list[list] = field(default_factory=list)
 
     @property
     def fps_fraction(self) -> Fraction:
@@ -78,9 +85,14 @@ def run_ffmpeg(args, path) -> str:
 
 _FRAME_RATE = re.compile(r" fr:(\d+)/(\d+)")
 _STREAM_VIDEO = re.compile(r"Stream #0:(\d+)[^:]*: Video: (\w+).*?, (\d+)x(\d+)\b")
-_STREAM_AUDIO = re.compile(r"Stream #0:\d+[^:]*: Audio: (\w+)")
+_STREAM_AUDIO = re.compile(r"Stream #0:\d+[^:]*: Audio: (\w+).*")
+_STREAM_START = re.compile(r", start (-?[\d.]+)")  # printed when a stream's start time is not 0
 _ROTATION = re.compile(r"rotation of (-?[\d.]+) degrees")
 _DURATION = re.compile(r"Duration: (\d+):(\d+):([\d.]+)")
+_FILE_START = re.compile(r"Duration: [^\n]*?, start: (-?[\d.]+)")  # the clock ffmpeg's -ss counts from
+_FORMAT = re.compile(r"Input #0, ([\w,]+), from")
+# Formats without an index: ffmpeg seeks in them by a binary search over packets' decoding times.
+UNINDEXED = {"mpegts", "mpeg"}
 _TIME_BASE = re.compile(r"^#tb 0: (\d+)/(\d+)", re.M)
 _PKT_KEY, _PKT_DISCARD = 0x1, 0x4  # AVPacket flags, as framecrc prints them
 _NO_PTS = -(1 << 63)  # AV_NOPTS_VALUE
@@ -89,18 +101,22 @@ _NO_PTS = -(1 << 63)  # AV_NOPTS_VALUE
 def probe(path) -> VideoMeta:
     """Exact fps, display size and rotation, frame count and timing, keyframes and audio presence of a video.
 
-    One ffmpeg run lists the video packets without decoding them (`-c copy -f framecrc`: timestamps and
-    keyframe flags) and decodes only the first frame (for the exact frame rate as a fraction and to check
-    the stream decodes). Where every packet lies within half a frame of its place at that rate, one packet
-    is one frame: constant timing, and frames and fps are the stream's own. Otherwise the stream is decoded
-    once for every frame's timestamp: frames still evenly spaced at that rate (field-coded video) are counted
-    as they are; frames whose durations vary are variable timing, resampled to `constant_rate` (see
-    `resampling`), the frame count covering the stream's time from the file's start to its last frame's end.
+    One ffmpeg run lists the video packets without decoding them (`-c copy -f framecrc`: timestamps on the
+    file's own clock and keyframe flags) and decodes only the first frame (for the exact frame rate as a
+    fraction and to check the stream decodes). Where every packet lies within half a frame of its place at
+    that rate, one packet is one frame: constant timing, at the stream's own rate. Otherwise the stream is
+    decoded once for every frame's timestamp: frames still evenly spaced at that rate (field-coded video) are
+    counted as they are; frames whose durations vary are variable timing, resampled to `constant_rate` (see
+    `frame_selection`), the frame count covering the stream's time from `start` to its last frame's end.
+
+    Frame 0 is at `start`, the earlier of the picture's and the audio's start: a picture that starts after
+    its audio has its first frame held until it starts (as a player shows it), so the audio, copied as it
+    is, keeps its place against the picture and none of it is lost.
     """
     path = Path(path)
     if not path.is_file():
         raise MediaError(f"{path}: no such file")
-    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "verbose", "-i", str(path),
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "verbose", "-copyts", "-i", str(path),
                            "-map", "0:v:0", "-c", "copy", "-f", "framecrc", "pipe:1",
                            "-map", "0:v:0", "-frames:v", "1", "-f", "null", "-"],
                           capture_output=True, text=True, errors="replace")
@@ -117,44 +133,85 @@ def probe(path) -> VideoMeta:
         raise MediaError(f"{path}: could not read frames (corrupt or unsupported video)")
     source_fps = Fraction(int(rate.group(1)), int(rate.group(2)))
     fps, timing, longest = source_fps, "constant", 1 / source_fps
-    packet_tb, packets = _packets(proc.stdout)  # (pts, duration, key) in ticks of packet_tb, in display order
-    if packets and _evenly_spaced([pts for pts, _, _ in packets], packet_tb, fps):
-        frames = source_frames = len(packets)
-        keyframes = [i for i, (_, _, key) in enumerate(packets) if key]
+    audio = _STREAM_AUDIO.search(err)
+    file_start = Fraction(found.group(1)) if (found := _FILE_START.search(err)) else Fraction(0)
+    packet_tb, packets = _packets(proc.stdout)  # (pts, dts, duration, key) in ticks of packet_tb, display order
+    if packets and _evenly_spaced([pts for pts, *_ in packets], packet_tb, fps):
+        source_frames, first_shown = len(packets), packets[0][0] * packet_tb
+        start = _start(first_shown, audio, file_start)
+        frames = _frame_at(first_shown, start, fps) + source_frames  # the first picture held until it starts
     else:
         tb, decoded = _decoded_frame_times(path)
         frames = source_frames = len(decoded)
-        keyframes = []
-        if frames and not _evenly_spaced([pts for pts, _ in decoded], tb, fps):
+        if not frames:
+            raise MediaError(f"{path}: could not read frames (corrupt or unsupported video)")
+        first_shown = decoded[0][0] * tb
+        start = _start(first_shown, audio, file_start)
+        frames += _frame_at(first_shown, start, fps)
+        if not _evenly_spaced([pts for pts, _ in decoded], tb, fps):
             timing, fps = "variable", constant_rate([dur * tb for _, dur in decoded])
             longest = max(dur for _, dur in decoded) * tb
-            last_duration = decoded[-1][1] or sorted(dur for _, dur in decoded)[frames // 2]
-            end = (decoded[-1][0] + last_duration) * tb  # the end of the last frame: the video's length
-            frames = int(end * fps + Fraction(1, 2))
-            # the output frame that first shows each keyframe
-            keyframes = sorted({int(pts * packet_tb * fps + Fraction(1, 2)) for pts, _, key in packets if key}
-                               - {frames})
-    if frames == 0:
-        raise MediaError(f"{path}: could not read frames (corrupt or unsupported video)")
+            last_duration = decoded[-1][1] or sorted(dur for _, dur in decoded)[source_frames // 2]
+            end = (decoded[-1][0] + last_duration) * tb  # the end of the last frame: the video's end
+            frames = int((end - start) * fps + Fraction(1, 2))
+    unindexed = bool(found := _FORMAT.search(err)) and bool(UNINDEXED & set(found.group(1).split(",")))
+    seeks = _keyframe_seeks(packets, packet_tb, start, fps, file_start, frames, unindexed)
     width, height = int(video.group(3)), int(video.group(4))
     rot = _ROTATION.search(err)
     rotation = int(round(float(rot.group(1)))) % 360 if rot else 0
     if rotation in (90, 270):
         width, height = height, width
-    audio = _STREAM_AUDIO.search(err)
     dur = _DURATION.search(err)
     duration = int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3)) if dur else 0.0
+    keyframes = sorted({frame for frame, _ in seeks} | ({_frame_at(packets[0][0] * packet_tb, start, fps)}
+                                                         if packets and packets[0][3] else set()))
     return VideoMeta(str(path), _fraction_text(fps), width, height, rotation, frames, audio is not None,
                      audio.group(1) if audio else None, duration, keyframes, timing, _fraction_text(source_fps),
-                     source_frames, round(float(longest), 6))
+                     source_frames, round(float(longest), 6), _fraction_text(start), seeks)
+
+
+def _start(video_start: Fraction, audio, file_start: Fraction) -> Fraction:
+    """Where frame 0 lies on the file's clock: the picture's start, or the audio's where that is earlier (a
+    stream start that ffmpeg leaves out of its log is 0; in a file that starts later, an unknown one)."""
+    if audio is None:
+        return video_start
+    printed = _STREAM_START.search(audio.group(0))
+    audio_start = Fraction(printed.group(1)) if printed else Fraction(0) if file_start == 0 else video_start
+    return min(video_start, audio_start)
+
+
+def _frame_at(seconds: Fraction, start: Fraction, fps: Fraction) -> int:
+    """The output frame that first shows a picture starting at `seconds` on the file's clock."""
+    return int((seconds - start) * fps + Fraction(1, 2))
+
+
+def _keyframe_seeks(packets, tb: Fraction, start: Fraction, fps: Fraction, file_start: Fraction, frames: int,
+                    unindexed: bool) -> list[list]:
+    """[frame, -ss seconds] for each keyframe but the stream's first: the output frame that first shows it, and
+    the time (counted from the file's start, as -ss counts) a quarter frame after its timestamp in the seek's
+    terms. An indexed file (MP4, Matroska) seeks to the last keyframe shown by then. An unindexed one
+    (MPEG-TS, MPEG-PS) seeks to the last packet of any kind decoded by then, so its time is the keyframe's
+    decoding time: a quarter frame later, no packet after the keyframe (whose data the keyframe precedes) is
+    due yet, while by its display time the packets after it (B-frames) are, and decoding from those would
+    start at the next keyframe."""
+    if not packets:
+        return []
+    first_dts = min(dts for _, dts, _, _ in packets)
+    margin = 1 / (4 * fps)
+    seeks = {}
+    for pts, dts, _, key in sorted(packets, key=lambda p: p[1]):
+        frame = _frame_at(pts * tb, start, fps)
+        if key and dts > first_dts and frame < frames and frame not in seeks:
+            seeks[frame] = round(float((dts if unindexed else pts) * tb - file_start + margin), 6)
+    return [[frame, seconds] for frame, seconds in sorted(seeks.items())]
 
 
 def _fraction_text(rate: Fraction) -> str:
     return f"{rate.numerator}/{rate.denominator}"
 
 
-def _packets(framecrc: str) -> tuple[Fraction, list[tuple[int, int, bool]]]:
-    """The time base and the shown video packets of framecrc's list: (pts, duration) in ticks of the time
+def _packets(framecrc: str) -> tuple[Fraction, list[tuple[int, int, int, bool]]]:
+    """The time base and the shown video packets of framecrc's list: (pts, dts, duration) in ticks of the time
     base and the keyframe flag, in display order; no packets when the list lacks timestamps."""
     tb = _TIME_BASE.search(framecrc)
     if tb is None:
@@ -167,9 +224,10 @@ def _packets(framecrc: str) -> tuple[Fraction, list[tuple[int, int, bool]]]:
         flags = int(parts[6][2:], 16) if len(parts) > 6 and parts[6].startswith("F=") else _PKT_KEY
         if flags & _PKT_DISCARD:
             continue  # e.g. cut by an edit list: never shown
-        if int(parts[2]) == _NO_PTS:
+        pts, dts = int(parts[2]), int(parts[1])
+        if pts == _NO_PTS:
             return Fraction(1), []
-        packets.append((int(parts[2]), int(parts[3]), bool(flags & _PKT_KEY)))
+        packets.append((pts, pts if dts == _NO_PTS else dts, int(parts[3]), bool(flags & _PKT_KEY)))
     return Fraction(int(tb.group(1)), int(tb.group(2))), sorted(packets)
 
 
@@ -181,9 +239,10 @@ def _evenly_spaced(ticks: list[int], tb: Fraction, fps: Fraction) -> bool:
 
 
 def _decoded_frame_times(path) -> tuple[Fraction, list[tuple[int, int]]]:
-    """The time base and every decoded frame's (pts, duration) in its ticks (from the file's start), by
-    decoding the stream."""
-    out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:v:0",
+    """The time base and every decoded frame's (pts, duration) in its ticks (on the file's own clock, as probe's
+    packets), by decoding the stream."""
+    out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-copyts", "-i", str(path),
+                          "-map", "0:v:0",
                           "-fps_mode", "passthrough", "-enc_time_base", "demux", "-f", "framecrc", "pipe:1"],
                          capture_output=True, text=True, errors="replace")
     if out.returncode != 0:
@@ -214,23 +273,24 @@ def constant_rate(durations: list[Fraction]) -> Fraction:
     return min(max(rate, Fraction(1)), Fraction(120))
 
 
-def resampling(meta: VideoMeta, first: int, stop: int | None) -> tuple[dict, list[tuple[str, dict]]]:
-    """ffmpeg input options (as ffmpeg-python takes them) and filters that give frames [first, stop) of a
-    variable-timing video at meta.fps: frame n is the frame shown at n / fps (from the file's start, the
-    clock the audio keeps), rounded to the nearest output frame (ffmpeg's `fps` filter, round=near: a source
-    frame starting within half an output frame of n / fps is shown from frame n). Before the first frame,
-    the first is repeated.
+def frame_selection(meta: VideoMeta, first: int, stop: int) -> tuple[dict, list[tuple[str, dict]]]:
+    """ffmpeg input options (as ffmpeg-python takes them) and filters that give frames [first, stop) of the
+    probed video at meta.fps: frame n is the picture shown at meta.start + n / fps on the file's clock,
+    rounded to the nearest output frame (ffmpeg's `fps` filter, round=near: a picture starting within half an
+    output frame of that time is shown from frame n). Before the first picture, the first is held. A
+    constant-rate video keeps its own frames, one each.
 
-    Timestamps are kept absolute (-copyts -start_at_zero), so the choice of every frame does not depend on
-    where a read starts; the seek lands far enough ahead (the longest frame, plus one) that the frame shown
-    at `first` is decoded, and `trim` keeps frames from exactly `first` by their output timestamp.
+    Timestamps stay the file's own (-copyts), shifted so that meta.start is 0, so the choice of every frame
+    does not depend on where a read starts; the read starts at the last keyframe at or before `first`
+    (meta.seeks: seeking by time lands on any packet of an MPEG-TS, whose frames up to the next keyframe then
+    never decode), and `trim` keeps frames from exactly `first` by their output timestamp.
     """
-    rate = Fraction(meta.fps)
-    ahead = max(0, first - math.ceil(meta.longest_frame * rate) - 1)
-    start = float(ahead / rate)
-    options = {"copyts": None, "start_at_zero": None} | ({"ss": f"{start:.6f}"} if ahead else {})
-    trim = {"start_pts": first} | ({"end_pts": stop} if stop is not None else {})
-    return options, [("fps", {"fps": str(rate), "start_time": f"{start:.6f}", "round": "near"}), ("trim", trim)]
+    seek = next((seconds for frame, seconds in reversed(meta.seeks) if frame <= first), None)
+    options = {"copyts": None} | ({} if seek is None else {"ss": f"{seek:.6f}", "noaccurate_seek": None})
+    start = Fraction(meta.start)
+    fps = {"fps": meta.fps, "round": "near"} | ({"start_time": 0} if seek is None else {})
+    return options, [("setpts", {"expr": f"PTS-round({start.numerator}/{start.denominator}/TB)"}), ("fps", fps),
+                     ("trim", {"start_pts": first, "end_pts": stop})]
 
 
 def option_args(options: dict) -> list[str]:
@@ -259,9 +319,9 @@ def read_frames(path, start: int = 0, count: int | None = None, size: tuple[int,
     `size` (w, h) when given (videos only).
 
     Seeking uses the frame's timestamp (needs `fps`) and then selects by frame number from there, which is
-    exact for constant-frame-rate video; reading from 0 needs neither. `meta` (the video's probe) gives the
-    fps, and for a variable-timing video the frames at its constant rate (`resampling`). With `count`,
-    exactly that many frames come back or MediaError is raised (never a silently shorter read).
+    exact for constant-frame-rate video starting at 0 (what the pipeline writes); reading from 0 needs neither.
+    `meta` (the video's probe) gives the frames as the pipeline numbers them (`frame_selection`). With
+    `count`, exactly that many frames come back or MediaError is raised (never a silently shorter read).
     """
     import ffmpeg
     import numpy as np
@@ -275,10 +335,9 @@ def read_frames(path, start: int = 0, count: int | None = None, size: tuple[int,
         frames = np.load(path, mmap_mode="r")
         return _exactly(np.array(frames[start: None if count is None else start + count]), path, start, count)
     input_args, filters = {}, []
-    if meta is not None and meta.timing == "variable":
-        input_args, filters = resampling(meta, start, None if count is None else start + count)
+    if meta is not None:
+        input_args, filters = frame_selection(meta, start, meta.frames if count is None else start + count)
     elif start > 0:
-        fps = Fraction(meta.fps) if meta is not None else fps
         if fps is None:
             raise ValueError("seeking needs the video's fps")
         # Seek to half a frame before the wanted one: ffmpeg then starts on exactly that frame.
@@ -365,14 +424,16 @@ def write_frames_lossless(path, frames: np.ndarray, fps: Fraction) -> None:
 
 
 def write_frames_h264(path, frames, fps: Fraction, crf: int = 18, audio=None, audio_copy=True,
-                      duration: float | None = None) -> None:
-    """H.264 yuv420p (plays everywhere), optional audio muxed from `audio`; written atomically."""
+                      duration: float | None = None, audio_start: Fraction | None = None) -> None:
+    """H.264 yuv420p (plays everywhere), optional audio muxed from `audio`; written atomically. With
+    `audio_start` (the probe's `start`: where frame 0 lies on `audio`'s clock), the audio keeps its place
+    against the frames; without, it starts with them."""
     _write(path, frames, fps, vcodec="libx264", pix_fmt="yuv420p",
            extra={"crf": crf, "preset": "medium", "movflags": "+faststart"}, audio=audio,
-           audio_copy=audio_copy, duration=duration)
+           audio_copy=audio_copy, duration=duration, audio_start=audio_start)
 
 
-def _write(path, frames, fps, vcodec, pix_fmt, extra, audio=None, audio_copy=True, duration=None):
+def _write(path, frames, fps, vcodec, pix_fmt, extra, audio=None, audio_copy=True, duration=None, audio_start=None):
     """`frames` is an array (N, H, W, 3) or an iterable of (H, W, 3) arrays (streamed, never all in memory)."""
     import ffmpeg
     import numpy as np
@@ -387,15 +448,21 @@ def _write(path, frames, fps, vcodec, pix_fmt, extra, audio=None, audio_copy=Tru
     streams = [video]
     out_args = {"vcodec": vcodec, "pix_fmt": pix_fmt, "r": str(fps), **extra}
     if audio is not None:
-        streams.append(ffmpeg.input(str(audio))["a:0"])  # the first audio stream, of a video or an audio file
+        # the first audio stream, of a video or an audio file; on its own clock (-copyts) moved so that
+        # audio_start is 0, where the frames start: left to ffmpeg, where the audio starts would depend on the
+        # streams it reads (an MPEG-TS's audio alone starts at 0)
+        shift = {} if audio_start is None else {"itsoffset": f"{-float(audio_start):.6f}"}
+        streams.append(ffmpeg.input(str(audio), **shift)["a:0"])
         out_args["acodec"] = "copy" if audio_copy else "aac"
         if not audio_copy:
             out_args["audio_bitrate"] = "192k"
         if duration is not None:
             out_args["t"] = f"{float(duration):.6f}"
     with atomic_path(path) as tmp:  # removed again when the producer or ffmpeg fails
-        proc = (ffmpeg.output(*streams, str(tmp), **out_args).overwrite_output()
-                .run_async(cmd=ffmpeg_exe(), pipe_stdin=True, pipe_stderr=True, quiet=False))
+        output = ffmpeg.output(*streams, str(tmp), **out_args).overwrite_output()
+        if audio is not None and audio_start is not None:
+            output = output.global_args("-copyts")
+        proc = (output.run_async(cmd=ffmpeg_exe(), pipe_stdin=True, pipe_stderr=True, quiet=False))
         _widen_pipe(proc.stdin)
         import threading
 

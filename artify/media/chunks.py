@@ -112,6 +112,21 @@ def chunk_frames_path(span_dir, chunk: int) -> Path:
     return Path(span_dir) / f"{chunk:04d}.npy"
 
 
+def chunk_number(path) -> int | None:
+    """The chunk a span folder's file is of (its name is the chunk's number, `chunk_frames_path`), or None for a
+    file not named so."""
+    stem = Path(path).name.split(".", 1)[0]
+    return int(stem) if stem.isascii() and stem.isdigit() else None
+
+
+def chunk_files(span_dir, suffix: str = ".npy") -> list[Path]:
+    """A span folder's chunk files in chunk order. By number, never by name: names are padded to four digits
+    only, so from chunk 10,000 on (a film of 2 h at 30 fps) `10000.npy` sorts before `9999.npy`."""
+    numbered = sorted((n, p) for p in Path(span_dir).iterdir()
+                      if p.name.endswith(suffix) and (n := chunk_number(p)) is not None)
+    return [p for _, p in numbered]
+
+
 # Most chunks one ffmpeg process writes: each is an open file and a `trim` that sees every frame, so a span
 # of thousands of chunks (`span_frames: 0` on a long video) is cut into groups, each decoded from its own seek.
 GROUP_CHUNKS = 64

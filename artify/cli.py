@@ -480,6 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    from artify.atomic import NotOurFolderError
     from artify.quality.assess import AnswersError
     from artify.media.pixels import NonFiniteError
     from artify.settings import ConfigError
@@ -487,7 +488,7 @@ def main(argv=None) -> int:
 
     try:
         args.func(args)
-    except (MediaError, ConfigError, AnswersError, FileNotFoundError, NonFiniteError) as e:
+    except (MediaError, ConfigError, AnswersError, FileNotFoundError, NonFiniteError, NotOurFolderError) as e:
         print(f"artify {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0

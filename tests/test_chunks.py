@@ -140,3 +140,36 @@ def test_assembly_refuses_chunk_files_out_of_order(tmp_path):
     with pytest.raises(MediaError, match="0002.npy: is chunk 2's file, given where the plan has chunk 1"):
         list(assembled_frames(tmp_path / "chunks.tsv", swapped))
     assert len(list(assembled_frames(tmp_path / "chunks.tsv", sorted(swapped)))) == 15
+
+
+def test_extraction_run_by_hand_never_deletes_a_folder_it_did_not_make(tmp_path, small_video, capsys):
+    """-o naming a user's folder is refused with one line before decoding; an empty one is used, the stage's own
+    replaced; what a killed extraction of an older plan's span left (.tmp.NNNN) goes when the stage next runs."""
+    from artify.atomic import OWNER_FILE, claim_folder
+    from artify.cli import main
+
+    assert main(["probe", str(small_video), "-o", str(tmp_path / "meta.json")]) == 0
+    assert main(["plan-chunks", "--meta", str(tmp_path / "meta.json"), "--chunk-frames", "8", "--chunk-overlap",
+                 "2", "--span-frames", "12", "-o", str(tmp_path / "chunks.tsv")]) == 0
+    videos = tmp_path / "Videos"
+    videos.mkdir()
+    (videos / "holiday.mp4").write_bytes(b"precious")
+
+    def extract_to(folder):
+        return main(["extract-frames", str(small_video), "--meta", str(tmp_path / "meta.json"), "--chunks",
+                     str(tmp_path / "chunks.tsv"), "--span", "0", "--size", "32", "-o", str(folder)])
+
+    capsys.readouterr()
+    assert extract_to(videos) == 2
+    assert capsys.readouterr().err.strip() == (f"artify extract-frames: error: {videos}: a folder artify "
+                                               f"extract-frames did not make, not empty: left as it is; give -o a "
+                                               f"new or empty folder")
+    assert [p.name for p in videos.iterdir()] == ["holiday.mp4"] and (videos / "holiday.mp4").read_bytes() == b"precious"
+    (videos / "holiday.mp4").unlink()
+    older = claim_folder(videos.with_name(".tmp.0009"), "extract-frames")  # span 9 of an older plan, killed
+    (older / "0020.npy").write_bytes(b"frames")
+    theirs = videos.with_name(".tmp.0010")
+    theirs.mkdir()
+    assert extract_to(videos) == 0 and extract_to(videos) == 0  # empty: used; its own: replaced
+    assert sorted(p.name for p in videos.iterdir()) == [OWNER_FILE, "0000.npy"]
+    assert not older.exists() and theirs.is_dir()

@@ -159,6 +159,50 @@ def test_run_span_keys_cover_the_inputs_bytes(tmp_path):
     assert chunk_path(out, 0, ".txt").read_text() == "INPUT 0"
 
 
+def test_resume_keys_cover_the_bytes_of_every_file_a_setting_names(tmp_path):
+    """A weights file or style image replaced in place (same path) changes the key of every stage that reads
+    the setting; a URL is keyed by its text (its download by the URL and its checksum setting)."""
+    from artify.media.spans import settings_key
+    from artify.settings import FILE_SETTINGS, STAGES, _fields
+
+    for name in FILE_SETTINGS:
+        stages = [stage for stage in STAGES if name in {f.name for f in _fields(stage)}]
+        assert stages, name
+        path = tmp_path / f"{name}.bin"
+        path.write_bytes(b"the old weights")
+        settings = Settings(**{name: str(path)})
+        before = {stage: settings_key(settings, stage) for stage in stages}
+        path.write_bytes(b"the new weights")  # replaced in place between a kill and the rerun
+        assert all(settings_key(settings, stage) != before[stage] for stage in stages), name
+    url = Settings(sam_checkpoint="https://example.org/sam.pth")
+    assert settings_key(url, "segment_chunk") != settings_key(Settings(), "segment_chunk")
+
+
+def test_a_span_redoes_its_chunks_when_a_weights_file_was_replaced_in_place(span_inputs, monkeypatch):
+    import artify.flow
+
+    d = span_inputs
+    weights = d / "raft_small.pth"
+    weights.write_bytes(b"the old weights")
+    settings = Settings(raft_weights=str(weights))
+    real, made = artify.flow.flow_chunk, []
+
+    def killed_on_chunk_1(frames, out, *args):
+        if frames.name == "0001.npy":
+            raise KeyboardInterrupt
+        made.append(frames.name)
+        return real(frames, out, *args)
+
+    monkeypatch.setattr(artify.flow, "flow_chunk", killed_on_chunk_1)
+    with pytest.raises(KeyboardInterrupt):
+        flow_span(d / "frames/0000", d / "chunks.tsv", 0, d / "again", settings, threads=1)
+    weights.write_bytes(b"the new weights")
+    monkeypatch.setattr(artify.flow, "flow_chunk", lambda frames, out, *a: made.append(frames.name) or real(frames, out, *a))
+    made.clear()
+    flow_span(d / "frames/0000", d / "chunks.tsv", 0, d / "again", settings, threads=1)
+    assert made == ["0000.npy", "0001.npy"]  # chunk 0 was made from the old file: made again
+
+
 def test_a_span_job_run_by_hand_never_deletes_a_folder_it_did_not_make(span_inputs, capsys):
     """-o naming a user's folder (or another stage's) is refused with one line, before any work; an empty or
     missing folder is used, and the stage's own folder is replaced on a rerun."""

@@ -23,7 +23,8 @@ from typing import Callable
 
 from artify.media.chunks import Chunk, chunk_frames_path, span_chunks
 from artify.atomic import OWNER_FILE, atomic_write_text, claim_folder, remove_own_folder
-from artify.settings import Settings
+from artify.methods.weights import is_url
+from artify.settings import FILE_SETTINGS, Settings
 
 
 def chunk_path(folder, chunk: int, suffix: str) -> Path:
@@ -34,6 +35,16 @@ def chunk_path(folder, chunk: int, suffix: str) -> Path:
 def file_digest(path) -> str:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def settings_key(settings: Settings, stage: str) -> str:
+    """The key of what `stage`'s settings give a chunk: their values and the bytes of each local file they name
+    (`FILE_SETTINGS`; a URL's download is named by its URL and checksum setting). Made once per span job: one
+    read of, say, a SAM checkpoint, which the job reads again just after to load it. A file that is missing
+    is keyed by its name; the stage that needs it says it is missing."""
+    values = settings.stage_values(stage)
+    files = [Path(values[k]) for k in FILE_SETTINGS if values.get(k) and not is_url(values[k])]
+    return key_of(values, *(f for f in files if f.is_file()))
 
 
 def key_of(*parts) -> str:
@@ -102,9 +113,10 @@ def flow_span(frames_dir, chunks_tsv, span: int, out_dir, settings: Settings, th
     def make(c, _, path):
         flow_chunk(chunk_path(frames_dir, c.chunk, ".npy"), path, settings, threads)
 
-    return run_span(stage_chunks(chunks_tsv, span, out_dir, "flow-span"), out_dir, ".npz", make,
-                    lambda c, _: key_of(settings.stage_values("flow_chunk"),
-                                        Path(chunk_path(frames_dir, c.chunk, ".npy"))), "flow-span")
+    chunks = stage_chunks(chunks_tsv, span, out_dir, "flow-span")
+    shared = settings_key(settings, "flow_chunk")
+    return run_span(chunks, out_dir, ".npz", make,
+                    lambda c, _: key_of(shared, Path(chunk_path(frames_dir, c.chunk, ".npy"))), "flow-span")
 
 
 def segment_span(frames_dir, chunks_tsv, span: int, out_dir, settings: Settings, device, threads: int | None = None,
@@ -123,10 +135,11 @@ def segment_span(frames_dir, chunks_tsv, span: int, out_dir, settings: Settings,
         segment_chunk(chunk_path(frames_dir, c.chunk, ".npy"), path, settings, device, threads, segmenter[0],
                       shot_starts(cut_frames, c.read_start, c.stop))
 
-    return run_span(stage_chunks(chunks_tsv, span, out_dir, "segment-span"), out_dir, ".npz", make,
-                    lambda c, _: key_of(settings.stage_values("segment_chunk"),
-                                        Path(chunk_path(frames_dir, c.chunk, ".npy")), Path(cuts) if cuts else None),
-                    "segment-span")
+    chunks = stage_chunks(chunks_tsv, span, out_dir, "segment-span")
+    shared = settings_key(settings, "segment_chunk")
+    return run_span(chunks, out_dir, ".npz", make,
+                    lambda c, _: key_of(shared, Path(chunk_path(frames_dir, c.chunk, ".npy")),
+                                        Path(cuts) if cuts else None), "segment-span")
 
 
 def stylize_span(frames_dir, chunks_tsv, span: int, schedule_tsv, keyframes_tsv, keyframe_dir, out_dir,
@@ -144,7 +157,7 @@ def stylize_span(frames_dir, chunks_tsv, span: int, schedule_tsv, keyframes_tsv,
 
     chunks = stage_chunks(chunks_tsv, span, out_dir, "stylize-span")
     keyframe_files = [Path(keyframes_tsv), *sorted(p for p in Path(keyframe_dir).iterdir() if p.is_file())]
-    shared = key_of(settings.stage_values("stylize_chunk"), *keyframe_files, Path(schedule_tsv),
+    shared = key_of(settings_key(settings, "stylize_chunk"), *keyframe_files, Path(schedule_tsv),
                     Path(decoder) if decoder else None, Path(cuts) if cuts else None)
     job = job or Path(out_dir).resolve().parent.parent.name
 

@@ -8,10 +8,10 @@ when the block raises. The name is fixed (`.tmp.<name>`), so a rerun after a har
 killed run left; `unique=True` adds a random part for files that parallel jobs may write at once (shared
 caches, downloads); a writer of such a file removes the ones killed writers left (`remove_stale_temporaries`).
 
-A stage whose output is a folder replaces a folder only when it made it: `claim_folder` marks the folders a stage
-makes (a file naming the stage inside), and `remove_own_folder` refuses any other non-empty folder with one line, so
-`-o` naming a user's folder by mistake never deletes it. Nothing here imports numpy or torch: probe and other
-short commands use it too.
+A stage whose output is a folder replaces a folder only when it made it: `claim_folder` marks the folders a
+stage makes (a file naming the stage inside), and `check_replaceable` and `remove_own_folder` refuse any other
+non-empty folder with one line, so `-o` naming a user's folder by mistake never deletes it. Nothing here imports
+numpy or torch: probe and other short commands use it too.
 """
 from __future__ import annotations
 
@@ -98,14 +98,13 @@ def check_replaceable(folder, stage: str) -> None:
     if folder.is_dir() and not folder.is_symlink() and (owned_by(folder, stage) or not any(folder.iterdir())):
         return
     what = f"a folder artify {stage} did not make, not empty" if folder.is_dir() else "not a folder"
-    raise NotOurFolderError(f"{folder}: {what}: left as it is; give -o a new or empty folder")
+    raise NotOurFolderError(f"{folder}: {what}: left as it is; name a new or empty folder")
 
 
 def claim_folder(folder, stage: str) -> Path:
-    """`folder`, made if missing, marked as `stage`'s. A folder that holds anything else than what `stage`
-    made (a user's files, another stage's output) is refused with NotOurFolderError."""
+    """`folder`, made if missing, marked as `stage`'s: the temporary folder (a name of artify's own) that
+    `stage` builds an output in, so the finished output carries the mark."""
     folder = Path(folder)
-    check_replaceable(folder, stage)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / OWNER_FILE).write_text(stage + "\n")
     return folder

@@ -122,7 +122,8 @@ def test_a_span_folder_gives_assemble_its_chunks_in_chunk_order_past_9999_and_99
     for other in (".tmp.0003.npy", "0003.npy.key", ".artify-stage", "notes.npy"):  # not chunk files
         (folder / other).write_bytes(b"")
     given = []
-    monkeypatch.setattr(artify.media.assemble, "assemble", lambda meta, chunks, files, *a, **k: given.extend(files) or 0)
+    monkeypatch.setattr(artify.media.assemble, "assemble",
+                        lambda meta, chunks, files, *a, **k: given.extend(files) or 0)
     assert main(["assemble", str(folder), "--meta", "m.json", "--chunks", "c.tsv", "-o", str(tmp_path / "o.mp4")]) == 0
     assert [p.name for p in given] == [chunk_frames_path(folder, n).name for n in numbers]
 
@@ -162,9 +163,10 @@ def test_extraction_run_by_hand_never_deletes_a_folder_it_did_not_make(tmp_path,
     capsys.readouterr()
     assert extract_to(videos) == 2
     assert capsys.readouterr().err.strip() == (f"artify extract-frames: error: {videos}: a folder artify "
-                                               f"extract-frames did not make, not empty: left as it is; give -o a "
+                                               f"extract-frames did not make, not empty: left as it is; name a "
                                                f"new or empty folder")
-    assert [p.name for p in videos.iterdir()] == ["holiday.mp4"] and (videos / "holiday.mp4").read_bytes() == b"precious"
+    assert [p.name for p in videos.iterdir()] == ["holiday.mp4"]
+    assert (videos / "holiday.mp4").read_bytes() == b"precious"
     (videos / "holiday.mp4").unlink()
     older = claim_folder(videos.with_name(".tmp.0009"), "extract-frames")  # span 9 of an older plan, killed
     (older / "0020.npy").write_bytes(b"frames")

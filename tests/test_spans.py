@@ -148,7 +148,7 @@ def test_run_span_keys_cover_the_inputs_bytes(tmp_path):
 
     out = tmp_path / "out"
     partial = tmp_path / ".out.partial"
-    claim_folder(partial, "test")  # as run_span makes it
+    partial.mkdir()
     for c in plan:  # both chunks finished by a killed run; chunk 1's input then changed
         make(c, partial, chunk_path(partial, c.chunk, ".txt"))
         chunk_path(partial, c.chunk, ".txt").with_name(f"{c.chunk:04d}.txt.key").write_text(key(c, partial))
@@ -197,7 +197,8 @@ def test_a_span_redoes_its_chunks_when_a_weights_file_was_replaced_in_place(span
     with pytest.raises(KeyboardInterrupt):
         flow_span(d / "frames/0000", d / "chunks.tsv", 0, d / "again", settings, threads=1)
     weights.write_bytes(b"the new weights")
-    monkeypatch.setattr(artify.flow, "flow_chunk", lambda frames, out, *a: made.append(frames.name) or real(frames, out, *a))
+    monkeypatch.setattr(artify.flow, "flow_chunk",
+                        lambda frames, out, *a: made.append(frames.name) or real(frames, out, *a))
     made.clear()
     flow_span(d / "frames/0000", d / "chunks.tsv", 0, d / "again", settings, threads=1)
     assert made == ["0000.npy", "0001.npy"]  # chunk 0 was made from the old file: made again
@@ -220,9 +221,10 @@ def test_a_span_job_run_by_hand_never_deletes_a_folder_it_did_not_make(span_inpu
     assert flow_span_to(videos) == 2
     err = capsys.readouterr().err.strip()
     assert err == (f"artify flow-span: error: {videos}: a folder artify flow-span did not make, not empty: left as "
-                   f"it is; give -o a new or empty folder")
+                   f"it is; name a new or empty folder")
     assert sorted(p.name for p in d.iterdir() if "Videos" in p.name) == ["Videos"]  # no partial folder either
-    assert [p.name for p in videos.iterdir()] == ["holiday.mp4"] and (videos / "holiday.mp4").read_bytes() == b"precious"
+    assert [p.name for p in videos.iterdir()] == ["holiday.mp4"]
+    assert (videos / "holiday.mp4").read_bytes() == b"precious"
     (videos / "holiday.mp4").rename(d / "holiday.mp4")
     assert flow_span_to(videos) == 0  # empty: used
     assert flow_span_to(videos) == 0  # its own: replaced

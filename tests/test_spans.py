@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from artify.atomic import OWNER_FILE, NotOurFolderError, claim_folder
 from artify.media.chunks import plan_chunks, write_chunks
 from artify.quality.cost import LONG_SPAN, SPAN_BYTES, SPREAD_SPANS, auto_span_frames, job_cost
 from artify.settings import Settings
@@ -53,7 +54,7 @@ def test_flow_span_writes_each_chunks_flows_as_flow_chunk_does(span_inputs):
     flow_chunk(chunk_path(d / "frames/0000", 1, ".npy"), d / "alone.npz", Settings(), threads=1)
     with np.load(d / "alone.npz") as alone, np.load(chunk_path(d / "flows/0000", 1, ".npz")) as ours:
         assert alone.files == ours.files and all(np.array_equal(alone[k], ours[k]) for k in alone.files)
-    assert sorted(p.name for p in (d / "flows/0000").iterdir()) == ["0000.npz", "0001.npz"]
+    assert sorted(p.name for p in (d / "flows/0000").iterdir()) == [OWNER_FILE, "0000.npz", "0001.npz"]
 
 
 @pytest.mark.parametrize("chain", [False, True])
@@ -70,8 +71,8 @@ def test_a_span_in_one_process_equals_one_process_per_chunk(span_inputs, chain):
                       d / "schedule.tsv", d / "keyframes.tsv", d / "kf", alone[c.chunk], settings, threads=1,
                       flows=chunk_path(d / "flows" / f"{c.span:04d}", c.chunk, ".npz"),
                       previous_chunk=alone.get(c.chunk - 1) if chain else None)
-    assert sorted(p.name for p in (d / "stylized/0000").iterdir()) == ["0000.npy", "0001.npy"]
-    assert sorted(p.name for p in (d / "stylized/0001").iterdir()) == ["0002.npy"]
+    assert sorted(p.name for p in (d / "stylized/0000").iterdir()) == [OWNER_FILE, "0000.npy", "0001.npy"]
+    assert sorted(p.name for p in (d / "stylized/0001").iterdir()) == [OWNER_FILE, "0002.npy"]
     for c in plan:
         ours = read_frames(chunk_path(d / "stylized" / f"{c.span:04d}", c.chunk, ".npy"))
         theirs = read_frames(alone[c.chunk])
@@ -114,7 +115,7 @@ def test_an_interrupted_span_reuses_its_finished_chunks_and_redoes_the_rest(span
     assert made == [0, 1]  # chunk 0 was not made again
     out = d / "stylized/0000"
     assert chunk_path(out, 0, ".npy").stat().st_mtime_ns == mtime and not partial.exists()
-    assert sorted(p.name for p in out.iterdir()) == ["0000.npy", "0001.npy"]  # no keys, no temporary files
+    assert sorted(p.name for p in out.iterdir()) == [OWNER_FILE, "0000.npy", "0001.npy"]  # no keys, no temporary files
 
     # a setting changed while the job was down: the finished chunk's key no longer matches, so it is redone
     monkeypatch.setattr(artify.methods.stylize, "stylize_chunk", dies_on_chunk_1)
@@ -153,9 +154,102 @@ def test_run_span_keys_cover_the_inputs_bytes(tmp_path):
         chunk_path(partial, c.chunk, ".txt").with_name(f"{c.chunk:04d}.txt.key").write_text(key(c, partial))
     (tmp_path / "in" / "1").write_text("changed")
     made.clear()
-    assert run_span(plan, out, ".txt", make, key) == (1, 1)
+    assert run_span(plan, out, ".txt", make, key, "test") == (1, 1)
     assert made == [1] and chunk_path(out, 1, ".txt").read_text() == "CHANGED"
     assert chunk_path(out, 0, ".txt").read_text() == "INPUT 0"
+
+
+def test_resume_keys_cover_the_bytes_of_every_file_a_setting_names(tmp_path):
+    """A weights file or style image replaced in place (same path) changes the key of every stage that reads
+    the setting; a URL is keyed by its text (its download by the URL and its checksum setting)."""
+    from artify.media.spans import settings_key
+    from artify.settings import FILE_SETTINGS, STAGES, _fields
+
+    for name in FILE_SETTINGS:
+        stages = [stage for stage in STAGES if name in {f.name for f in _fields(stage)}]
+        assert stages, name
+        path = tmp_path / f"{name}.bin"
+        path.write_bytes(b"the old weights")
+        settings = Settings(**{name: str(path)})
+        before = {stage: settings_key(settings, stage) for stage in stages}
+        path.write_bytes(b"the new weights")  # replaced in place between a kill and the rerun
+        assert all(settings_key(settings, stage) != before[stage] for stage in stages), name
+    url = Settings(sam_checkpoint="https://example.org/sam.pth")
+    assert settings_key(url, "segment_chunk") != settings_key(Settings(), "segment_chunk")
+
+
+def test_a_span_redoes_its_chunks_when_a_weights_file_was_replaced_in_place(span_inputs, monkeypatch):
+    import artify.flow
+
+    d = span_inputs
+    weights = d / "raft_small.pth"
+    weights.write_bytes(b"the old weights")
+    settings = Settings(raft_weights=str(weights))
+    real, made = artify.flow.flow_chunk, []
+
+    def killed_on_chunk_1(frames, out, *args):
+        if frames.name == "0001.npy":
+            raise KeyboardInterrupt
+        made.append(frames.name)
+        return real(frames, out, *args)
+
+    monkeypatch.setattr(artify.flow, "flow_chunk", killed_on_chunk_1)
+    with pytest.raises(KeyboardInterrupt):
+        flow_span(d / "frames/0000", d / "chunks.tsv", 0, d / "again", settings, threads=1)
+    weights.write_bytes(b"the new weights")
+    monkeypatch.setattr(artify.flow, "flow_chunk",
+                        lambda frames, out, *a: made.append(frames.name) or real(frames, out, *a))
+    made.clear()
+    flow_span(d / "frames/0000", d / "chunks.tsv", 0, d / "again", settings, threads=1)
+    assert made == ["0000.npy", "0001.npy"]  # chunk 0 was made from the old file: made again
+
+
+def test_a_span_job_run_by_hand_never_deletes_a_folder_it_did_not_make(span_inputs, capsys):
+    """-o naming a user's folder (or another stage's) is refused with one line, before any work; an empty or
+    missing folder is used, and the stage's own folder is replaced on a rerun."""
+    from artify.cli import main
+
+    d = span_inputs
+    videos = d / "Videos"
+    videos.mkdir()
+    (videos / "holiday.mp4").write_bytes(b"precious")
+
+    def flow_span_to(folder):
+        return main(["flow-span", str(d / "frames/0000"), "--chunks", str(d / "chunks.tsv"), "--span", "0",
+                     "--threads", "1", "-o", str(folder)])
+
+    assert flow_span_to(videos) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"artify flow-span: error: {videos}: a folder artify flow-span did not make, not empty: left as "
+                   f"it is; name a new or empty folder")
+    assert sorted(p.name for p in d.iterdir() if "Videos" in p.name) == ["Videos"]  # no partial folder either
+    assert [p.name for p in videos.iterdir()] == ["holiday.mp4"]
+    assert (videos / "holiday.mp4").read_bytes() == b"precious"
+    (videos / "holiday.mp4").rename(d / "holiday.mp4")
+    assert flow_span_to(videos) == 0  # empty: used
+    assert flow_span_to(videos) == 0  # its own: replaced
+    assert flow_span_to(d / "holiday.mp4") == 2 and "holiday.mp4: not a folder" in capsys.readouterr().err
+    # another stage's folder is not this one's to replace
+    run_stylize_span(d, 0, Settings(**TINY))
+    with pytest.raises(NotOurFolderError, match="stylized/0000: a folder artify flow-span did not make"):
+        flow_span(d / "frames/0000", d / "chunks.tsv", 0, d / "stylized/0000", Settings(), threads=1)
+    assert sorted(p.name for p in (d / "stylized/0000").iterdir()) == [OWNER_FILE, "0000.npy", "0001.npy"]
+
+
+def test_partial_folders_of_an_older_plans_spans_are_removed_when_the_stage_runs(span_inputs):
+    """A killed run of a plan with more spans leaves .NNNN.partial folders no job of the new plan will finish;
+    the stage removes its own ones (not another stage's, not a user's, not the current plan's other spans')."""
+    d = span_inputs
+    old = claim_folder(d / "stylized/.0007.partial", "stylize-span")
+    (old / "0140.npy").write_bytes(b"a chunk of span 7 of the older plan")
+    claim_folder(d / "stylized/.0008.partial", "flow-span")
+    (d / "stylized/.0009.partial").mkdir()
+    (d / "stylized/.0009.partial/mine.txt").write_text("not artify's")
+    running = claim_folder(d / "stylized/.0001.partial", "stylize-span")  # span 1 of this plan, made in parallel
+    run_stylize_span(d, 0, Settings(**TINY))
+    assert sorted(p.name for p in (d / "stylized").iterdir()) == [".0001.partial", ".0008.partial", ".0009.partial",
+                                                                  "0000"]
+    assert running.is_dir()
 
 
 def test_auto_spans_amortise_the_fixed_cost_and_stay_bounded():

@@ -1,5 +1,7 @@
 """Training the arbitrary decoder: losses, a step lowers the loss, a killed run resumes where it stopped."""
 import re
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -152,9 +154,100 @@ def test_the_expected_time_counts_what_a_resumed_run_has_done(tmp_path, encoder,
     from artify.settings import Settings
     from artify.methods.train_arbitrary import expected_time
 
-    settings = Settings(train_iterations=6, train_size=SIZE, train_batch=1, train_width=0.25)
+    settings = Settings(train_iterations=6, train_size=SIZE, train_batch=1, train_width=0.25, train_lr=1e-3)
     out = tmp_path / "decoder.pth"
     train_decoder(data, out, 6, SIZE, 1, 1e-3, checkpoint_every=1, width=0.25, progress=False, encoder=encoder,
                   stop_after=4)
     _, sentence = expected_time(settings, "cpu", out, encoder)
     assert sentence.startswith("training the AdaIN decoder (2 iterations x batch 1 x 32 px crops, width 0.25)")
+    _, sentence = expected_time(replace(settings, train_lr=1e-4), "cpu", out, encoder)  # that state will not resume
+    assert sentence.startswith("training the AdaIN decoder (6 iterations")
+
+
+def test_a_training_state_resumes_only_the_training_it_was_made_for(tmp_path, encoder, data, capsys):
+    """A changed hyper-parameter, width, style set or encoder starts over (saying which) instead of silently
+    continuing the other training (or failing with a traceback, for the width); more iterations continue."""
+    import copy
+
+    common = dict(iterations=3, size=SIZE, batch=1, lr=1e-3, checkpoint_every=1, width=0.25, progress=False,
+                  encoder=encoder)
+    out = tmp_path / "decoder.pth"
+    other_encoder = copy.deepcopy(encoder)
+    other_encoder.vgg.convs["conv1_1"].weight.data *= 2  # another VGG19 file
+    other_styles = TrainingData(data.pairs, data.flows, data.masks, [255 - s for s in data.styles])
+    changes = {"train_style_weight": ({"style_weight": 30.0}, data), "train_lr": ({"lr": 5e-4}, data),
+               "train_width": ({"width": 0.5}, data),
+               "encoder (vgg_source, vgg_weights)": ({"encoder": other_encoder}, data),
+               "training data (frames, keyframes, train_images)": ({}, other_styles)}
+    for name, (changed, changed_data) in changes.items():
+        first = train_decoder(data, out, stop_after=2, **common)  # killed after iteration 2 (or resumed to it)
+        capsys.readouterr()
+        again = train_decoder(changed_data, out, **common | changed)
+        assert f"decoder.pth.state.pt: made with another {name}: training starts over" in capsys.readouterr().out
+        assert again["step"] == 3 and again["history"][:2] != first["history"], name  # not the old run's
+        state_path(out).unlink()
+    train_decoder(data, out, stop_after=2, **common)
+    more = train_decoder(data, out, **common | {"iterations": 4, "checkpoint_every": 2})
+    assert "resuming from" in capsys.readouterr().out and more["step"] == 4
+
+
+def test_a_killed_save_leaves_nothing_the_rerun_does_not_replace(tmp_path, encoder, data, monkeypatch):
+    """A hard kill inside a save leaves its temporary file (no cleanup runs); the decoder and its state have
+    one writer, so the rerun writes to the same temporary name and replaces it."""
+    import artify.atomic
+    import artify.methods.train_arbitrary as train
+
+    real_save = torch.save
+
+    def killed_midway(obj, path):
+        Path(path).write_bytes(b"half a state")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(artify.atomic, "_remove", lambda tmp: None)  # SIGKILL: no cleanup runs
+    monkeypatch.setattr(train.torch, "save", killed_midway)
+    common = dict(iterations=2, size=SIZE, batch=1, lr=1e-3, checkpoint_every=1, width=0.25, progress=False,
+                  encoder=encoder)
+    with pytest.raises(KeyboardInterrupt):
+        train_decoder(data, tmp_path / "decoder.pth", **common)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp.")]
+    monkeypatch.undo()
+    assert torch.save is real_save
+    train_decoder(data, tmp_path / "decoder.pth", **common)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["decoder.pth", "decoder.pth.loss.tsv",
+                                                          "decoder.pth.state.pt"]
+
+
+def test_training_pairs_the_decoder_with_the_settings_vgg19(tmp_path, small_video, capsys):
+    """vgg_source and vgg_weights reach training as they reach stylization: a decoder is trained on the
+    encoder it will be used with (it was always the default VGG19)."""
+    import json
+
+    import cv2
+
+    from artify.cli import main
+
+    convs = PasticheEncoder().vgg.convs
+    caffe = {f"{name}.{k}": v * (2 if name == "conv1_1" else 1) for name, conv in convs.items()
+             for k, v in conv.state_dict().items()}
+    torch.save(caffe, tmp_path / "vgg19_caffe.pth")
+    kdir = tmp_path / "keyframes"
+    kdir.mkdir()
+    cv2.imwrite(str(kdir / "k0.png"), np.random.default_rng(1).integers(0, 256, (40, 48, 3), dtype=np.uint8))
+    pd.DataFrame({"file": ["k0.png"]}).to_csv(tmp_path / "keyframes.tsv", sep="\t", index=False)
+
+    def train(*vgg):
+        return main(["train-arbitrary", "--content", str(small_video), "--keyframes", str(tmp_path / "keyframes.tsv"),
+                     "--keyframe-dir", str(kdir), "--device", "cpu", "--train-iterations", "1", "--train-size", "32",
+                     "--train-batch", "1", "--train-width", "0.25", "--train-on-cpu", "true", "--threads", "1",
+                     *vgg, "-o", str(tmp_path / "decoder.pth")])
+
+    assert train("--vgg-source", "caffe", "--vgg-weights", str(tmp_path / "missing.pth")) == 2
+    assert capsys.readouterr().err.strip().endswith("missing.pth: VGG19 weights file not found")
+    assert train("--vgg-source", "caffe", "--vgg-weights", str(tmp_path / "vgg19_caffe.pth")) == 0
+    from artify.methods.train_arbitrary import training_record
+
+    made_from = json.loads(torch.load(state_path(tmp_path / "decoder.pth"), weights_only=True)["made_from"])
+    key = "encoder (vgg_source, vgg_weights)"
+    caffe_encoder = PasticheEncoder("cpu", "caffe", tmp_path / "vgg19_caffe.pth")
+    assert made_from[key] == training_record(32, 1, 1e-4, 10.0, 100.0, 0.25, 0, caffe_encoder)[key]
+    assert made_from[key] != training_record(32, 1, 1e-4, 10.0, 100.0, 0.25, 0, PasticheEncoder())[key]

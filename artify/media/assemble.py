@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from artify.media.chunks import read_chunks
+from artify.media.chunks import chunk_number, read_chunks
 from artify.media.video import MP4_AUDIO, MediaError, VideoMeta, probe, write_frames_h264
 
 
@@ -48,8 +48,12 @@ def assembled_frames(chunks_tsv, chunk_files: list):
 
 
 def _chunk_frames(path, c):
-    """A stylized chunk's frames, memory-mapped, checked against its plan."""
+    """A stylized chunk's frames, memory-mapped, checked against its plan: its length, and its number where its
+    name gives one (interior chunks all have one length, so only the name tells a file given out of order)."""
     path = Path(path)
+    if chunk_number(path) not in (None, c.chunk):
+        raise MediaError(f"{path}: is chunk {chunk_number(path)}'s file, given where the plan has chunk {c.chunk} "
+                         f"(chunk files out of order)")
     if not path.is_file():
         raise MediaError(f"{path}: no such file")
     try:

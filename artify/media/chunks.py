@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import bisect
 import csv
+import re
 import shutil
 import subprocess
 from pathlib import Path
 from typing import NamedTuple
 
-from artify.atomic import atomic_path, atomic_write_text
+from artify.atomic import (TMP_PREFIX, atomic_path, atomic_write_text, check_replaceable, claim_folder, owned_by,
+                           remove_own_folder)
 from artify.media.video import MediaError, VideoMeta, ffmpeg_exe, filter_text, frame_selection, npy_header, option_args
 
 FIELDS = ("chunk", "read_start", "start", "stop", "span")
@@ -106,9 +108,41 @@ def read_chunks(path) -> list[Chunk]:
     return [Chunk(*(int(r[k]) for k in FIELDS)) for r in rows]
 
 
+def span_chunks(chunks_tsv, span: int, out_dir, stage: str, leftover: str) -> list[Chunk]:
+    """The chunks of `span`, for `stage` to write into `out_dir`. First, what `stage` left beside out_dir for
+    spans the plan no longer has (the temporary folders of interrupted runs of an older plan: siblings whose
+    name matches the regular expression `leftover`, its group the span number) is removed."""
+    plan = read_chunks(chunks_tsv)
+    chunks = [c for c in plan if c.span == span]
+    if not chunks:
+        raise ValueError(f"{chunks_tsv}: no span {span}")
+    check_replaceable(out_dir, stage)  # before the work: refused now, not after hours
+    spans, folder = {c.span for c in plan}, Path(out_dir).parent
+    for entry in folder.iterdir() if folder.is_dir() else ():
+        found = re.fullmatch(leftover, entry.name)
+        if found and int(found[1]) not in spans and owned_by(entry, stage):
+            shutil.rmtree(entry)
+    return chunks
+
+
 def chunk_frames_path(span_dir, chunk: int) -> Path:
     """Where extract_frames puts a chunk's frames inside its span's folder."""
     return Path(span_dir) / f"{chunk:04d}.npy"
+
+
+def chunk_number(path) -> int | None:
+    """The chunk a span folder's file is of (its name is the chunk's number, `chunk_frames_path`), or None for a
+    file not named so."""
+    stem = Path(path).name.split(".", 1)[0]
+    return int(stem) if stem.isascii() and stem.isdigit() else None
+
+
+def chunk_files(span_dir, suffix: str = ".npy") -> list[Path]:
+    """A span folder's chunk files in chunk order. By number, never by name: names are padded to four digits
+    only, so from chunk 10,000 on (a film of 2 h at 30 fps) `10000.npy` sorts before `9999.npy`."""
+    numbered = sorted((n, p) for p in Path(span_dir).iterdir()
+                      if p.name.endswith(suffix) and (n := chunk_number(p)) is not None)
+    return [p for _, p in numbered]
 
 
 # Most chunks one ffmpeg process writes: each is an open file and a `trim` that sees every frame, so a span
@@ -125,15 +159,14 @@ def extract_frames(video, chunks_tsv, span: int, size: tuple[int, int], meta: Vi
     never pass through Python, which halves the time at 720p (measured, 2 cores). The frames are chosen by
     their timestamps, as every reader of the video chooses them (`artify.media.video.frame_selection`: from the
     keyframe before the span, a picture that starts late held, a variable-timing video resampled to its
-    constant rate). Every file's length is checked, and the folder appears only when complete.
+    constant rate). Every file's length is checked, and the folder appears only when complete. An existing
+    `out_dir` is replaced only if this stage made it (`artify.atomic.claim_folder`).
     """
-    chunks = [c for c in read_chunks(chunks_tsv) if c.span == span]
-    if not chunks:
-        raise ValueError(f"{chunks_tsv}: no span {span}")
+    chunks = span_chunks(chunks_tsv, span, out_dir, "extract-frames", re.escape(TMP_PREFIX) + r"(\d+)")
     first, stop = chunks[0].read_start, chunks[-1].stop
     out_dir = Path(out_dir)
     with atomic_path(out_dir) as tmp:
-        tmp.mkdir()
+        claim_folder(tmp, "extract-frames")
         written = {}
         for i in range(0, len(chunks), GROUP_CHUNKS):
             written |= _extract_group(video, chunks[i: i + GROUP_CHUNKS], size, meta, tmp)
@@ -141,7 +174,7 @@ def extract_frames(video, chunks_tsv, span: int, size: tuple[int, int], meta: Vi
         if any(written[c.chunk] != c.stop - c.read_start for c in chunks):  # the video ended (or broke) early
             raise MediaError(f"{video}: span {span} should have {stop - first} frames from frame {first}, "
                              f"got {got}")
-        shutil.rmtree(out_dir, ignore_errors=True)  # os.replace replaces only an empty folder
+        remove_own_folder(out_dir, "extract-frames")
     return stop - first
 
 

@@ -21,9 +21,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from artify.media.chunks import Chunk, chunk_frames_path, read_chunks
-from artify.atomic import atomic_write_text
-from artify.settings import Settings
+from artify.media.chunks import Chunk, chunk_frames_path, span_chunks
+from artify.atomic import OWNER_FILE, atomic_write_text, claim_folder, remove_own_folder
+from artify.methods.weights import is_url
+from artify.settings import FILE_SETTINGS, Settings
 
 
 def chunk_path(folder, chunk: int, suffix: str) -> Path:
@@ -31,16 +32,19 @@ def chunk_path(folder, chunk: int, suffix: str) -> Path:
     return chunk_frames_path(folder, chunk).with_suffix(suffix)
 
 
-def span_chunks(chunks_tsv, span: int) -> list[Chunk]:
-    chunks = [c for c in read_chunks(chunks_tsv) if c.span == span]
-    if not chunks:
-        raise ValueError(f"{chunks_tsv}: no span {span}")
-    return chunks
-
-
 def file_digest(path) -> str:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def settings_key(settings: Settings, stage: str) -> str:
+    """The key of what `stage`'s settings give a chunk: their values and the bytes of each local file they name
+    (`FILE_SETTINGS`; a URL's download is named by its URL and checksum setting). Made once per span job: one
+    read of, say, a SAM checkpoint, which the job reads again just after to load it. A file that is missing
+    is keyed by its name; the stage that needs it says it is missing."""
+    values = settings.stage_values(stage)
+    files = [Path(values[k]) for k in FILE_SETTINGS if values.get(k) and not is_url(values[k])]
+    return key_of(values, *(f for f in files if f.is_file()))
 
 
 def key_of(*parts) -> str:
@@ -55,15 +59,27 @@ def key_of(*parts) -> str:
     return h.hexdigest()
 
 
+def partial_folder(out_dir) -> Path:
+    """Where a span job keeps its finished chunks until the span is complete."""
+    out_dir = Path(out_dir)
+    return out_dir.with_name(f".{out_dir.name}.partial")
+
+
+def stage_chunks(chunks_tsv, span: int, out_dir, stage: str) -> list[Chunk]:
+    """The chunks of `span` for `stage` (`chunks.span_chunks`: the partial folders `stage` left for spans an
+    older plan had are removed)."""
+    return span_chunks(chunks_tsv, span, out_dir, stage, r"\.(\d+)\.partial")
+
+
 def run_span(chunks: list[Chunk], out_dir, suffix: str, make: Callable[[Chunk, Path, Path], None],
-             key: Callable[[Chunk, Path], str]) -> tuple[int, int]:
+             key: Callable[[Chunk, Path], str], stage: str) -> tuple[int, int]:
     """make(chunk, partial folder, file) writes each chunk's file (atomically) into the partial folder, unless
     the partial folder holds it already under the same key(chunk, partial folder); then the folder becomes
-    `out_dir`. Returns (chunks made, chunks reused)."""
+    `out_dir`, replacing a folder there only if `stage` made it (`artify.atomic.remove_own_folder`; the partial
+    folder, a name of artify's own, carries the stage's mark). Returns (chunks made, chunks reused)."""
     out_dir = Path(out_dir)
-    partial = out_dir.with_name(f".{out_dir.name}.partial")
-    partial.mkdir(parents=True, exist_ok=True)
-    names = {chunk_path(partial, c.chunk, suffix).name for c in chunks}
+    partial = claim_folder(partial_folder(out_dir), stage)
+    names = {chunk_path(partial, c.chunk, suffix).name for c in chunks} | {OWNER_FILE}
     for stray in partial.iterdir():  # other chunks' files (the plan changed), half-written temporary files
         if stray.name not in names and stray.name.removesuffix(".key") not in names:
             stray.unlink() if stray.is_file() else shutil.rmtree(stray)
@@ -82,7 +98,7 @@ def run_span(chunks: list[Chunk], out_dir, suffix: str, make: Callable[[Chunk, P
         made += 1
     for stamp in partial.glob("*.key"):
         stamp.unlink()
-    shutil.rmtree(out_dir, ignore_errors=True)
+    remove_own_folder(out_dir, stage)
     os.replace(partial, out_dir)
     # the chunks' own seconds: the job's benchmark time less this is what the job cost beyond its chunks
     print(f"{out_dir}: {made} chunks made in {work:.3f} s ({cpu:.3f} s CPU), {len(chunks) - made} reused from an "
@@ -97,9 +113,10 @@ def flow_span(frames_dir, chunks_tsv, span: int, out_dir, settings: Settings, th
     def make(c, _, path):
         flow_chunk(chunk_path(frames_dir, c.chunk, ".npy"), path, settings, threads)
 
-    return run_span(span_chunks(chunks_tsv, span), out_dir, ".npz", make,
-                    lambda c, _: key_of(settings.stage_values("flow_chunk"),
-                                        Path(chunk_path(frames_dir, c.chunk, ".npy"))))
+    chunks = stage_chunks(chunks_tsv, span, out_dir, "flow-span")
+    shared = settings_key(settings, "flow_chunk")
+    return run_span(chunks, out_dir, ".npz", make,
+                    lambda c, _: key_of(shared, Path(chunk_path(frames_dir, c.chunk, ".npy"))), "flow-span")
 
 
 def segment_span(frames_dir, chunks_tsv, span: int, out_dir, settings: Settings, device, threads: int | None = None,
@@ -118,9 +135,11 @@ def segment_span(frames_dir, chunks_tsv, span: int, out_dir, settings: Settings,
         segment_chunk(chunk_path(frames_dir, c.chunk, ".npy"), path, settings, device, threads, segmenter[0],
                       shot_starts(cut_frames, c.read_start, c.stop))
 
-    return run_span(span_chunks(chunks_tsv, span), out_dir, ".npz", make,
-                    lambda c, _: key_of(settings.stage_values("segment_chunk"),
-                                        Path(chunk_path(frames_dir, c.chunk, ".npy")), Path(cuts) if cuts else None))
+    chunks = stage_chunks(chunks_tsv, span, out_dir, "segment-span")
+    shared = settings_key(settings, "segment_chunk")
+    return run_span(chunks, out_dir, ".npz", make,
+                    lambda c, _: key_of(shared, Path(chunk_path(frames_dir, c.chunk, ".npy")),
+                                        Path(cuts) if cuts else None), "segment-span")
 
 
 def stylize_span(frames_dir, chunks_tsv, span: int, schedule_tsv, keyframes_tsv, keyframe_dir, out_dir,
@@ -136,10 +155,10 @@ def stylize_span(frames_dir, chunks_tsv, span: int, schedule_tsv, keyframes_tsv,
     """
     from artify.methods.stylize import stylize_chunk
 
+    chunks = stage_chunks(chunks_tsv, span, out_dir, "stylize-span")
     keyframe_files = [Path(keyframes_tsv), *sorted(p for p in Path(keyframe_dir).iterdir() if p.is_file())]
-    shared = key_of(settings.stage_values("stylize_chunk"), *keyframe_files, Path(schedule_tsv),
+    shared = key_of(settings_key(settings, "stylize_chunk"), *keyframe_files, Path(schedule_tsv),
                     Path(decoder) if decoder else None, Path(cuts) if cuts else None)
-    chunks = span_chunks(chunks_tsv, span)
     job = job or Path(out_dir).resolve().parent.parent.name
 
     def inputs(c, partial):
@@ -162,4 +181,4 @@ def stylize_span(frames_dir, chunks_tsv, span: int, schedule_tsv, keyframes_tsv,
     def key(c, partial):
         return key_of(shared, tuple(c), *(Path(p) if p else None for p in inputs(c, partial)))
 
-    return run_span(chunks, out_dir, ".npy", make, key)
+    return run_span(chunks, out_dir, ".npy", make, key, "stylize-span")

@@ -297,7 +297,7 @@ def network_for(settings: Settings, device, decoder=None) -> ArbitraryNet | Mage
         raise ValueError("arbitrary_network: adain needs a decoder: set adain_decoder (and adain_encoder for the "
                          "public pytorch-AdaIN weights) or train one (rule train_arbitrary, `artify "
                          "train-arbitrary`); the default arbitrary_network: magenta is pretrained and needs none")
-    key = (str(source), settings.adain_encoder, str(device))
+    key = (str(source), settings.adain_encoder, settings.vgg_source, settings.vgg_weights, str(device))
     if key not in _NETS:
         _NETS[key] = load_network(source, settings.adain_encoder or None, device,
                                   settings.adain_decoder_sha256 or None,

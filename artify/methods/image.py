@@ -30,7 +30,7 @@ def stylize_image(content, style, out, settings: Settings, size: int = 512) -> n
     elif settings.method == "gatys":
         from artify.methods.gatys import stylize_frames
 
-        model = vgg19(device)
+        model = vgg19(device, settings.vgg_source, settings.vgg_weights or None)  # as a video's frames
     else:
         raise ConfigError(f"method {settings.method} is for videos (it needs the masks of a video's chunks); "
                           "artify image runs gatys or arbitrary")

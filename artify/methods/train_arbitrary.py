@@ -12,12 +12,16 @@ time it expects; on a CPU it refuses to start unless `train_on_cpu` is set (the 
 Magenta's, is pretrained and needs no training).
 
 Resumable: every `train_checkpoint_every` iterations the decoder, the optimiser, the step and the loss history
-are saved atomically to `<out>.state.pt`; a rerun continues from there. Each iteration draws its batch from a
+are saved atomically to `<out>.state.pt`, with a record of what they were made from (the hyper-parameters, the
+seed, digests of the encoder's weights and of the training data); a rerun made from the same continues from
+there, one made from anything else starts over and says what changed. Each iteration draws its batch from a
 generator seeded by (seed, step), so a resumed run trains on exactly what an uninterrupted one would.
 The result is written (atomically) in pytorch-AdaIN's decoder.pth format.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -187,12 +191,45 @@ def _finite_weights(decoder: nn.Module, path: Path) -> None:
 
 
 def _save_atomic(obj, path: Path) -> None:
-    with atomic_path(path, unique=True) as tmp:
+    with atomic_path(path) as tmp:  # one job writes a job's decoder: the fixed name a rerun's write replaces
         torch.save(obj, tmp)
 
 
 def state_path(out) -> Path:
     return Path(f"{out}.state.pt")
+
+
+def _digest(arrays) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(a.data)
+    return h.hexdigest()
+
+
+def training_record(size: int, batch: int, lr: float, style_weight: float, temporal_weight: float, width: float,
+                    seed: int, encoder: nn.Module, data: TrainingData | None = None) -> dict:
+    """What a training state is made from, by the names of the settings: a state resumes only a training of the
+    same (the iteration count may grow; the checkpoint interval does not change the result). The encoder and
+    the data count by their bytes (the VGG19 source and file, the frames and the style images)."""
+    record = {"train_size": size, "train_batch": batch, "train_lr": lr, "train_style_weight": style_weight,
+              "train_temporal_weight": temporal_weight, "train_width": width, "seed": seed,
+              "encoder (vgg_source, vgg_weights)": _digest(t.detach().cpu().numpy()
+                                                           for t in encoder.state_dict().values())}
+    if data is not None:
+        record["training data (frames, keyframes, train_images)"] = _digest(
+            [data.pairs, data.flows, data.masks, *data.styles])
+    return record
+
+
+def state_changes(state: dict, record: dict) -> list[str]:
+    """What `record` (`training_record`) differs in from what a saved training `state` was made from (parts
+    `record` leaves out are not compared): empty when the state resumes this training."""
+    made_from = json.loads(state.get("made_from", "{}"))
+    if not made_from:
+        return ["what it was made from (an older artify's state does not say)"]
+    return [k for k in record if made_from.get(k) != record[k]]
 
 
 def train_decoder(data: TrainingData, out, iterations: int = 2000, size: int = 256, batch: int = 8,
@@ -213,8 +250,12 @@ def train_decoder(data: TrainingData, out, iterations: int = 2000, size: int = 2
     optimiser = torch.optim.Adam(net.decoder.parameters(), lr=lr)
     step, history = 0, []
     state_file = state_path(out)
-    if state_file.is_file():
-        state = torch.load(state_file, map_location=device, weights_only=True)
+    record = training_record(size, batch, lr, style_weight, temporal_weight, width, seed, encoder, data)
+    state = torch.load(state_file, map_location=device, weights_only=True) if state_file.is_file() else None
+    if state is not None and (changed := state_changes(state, record)):
+        print(f"{state_file}: made with another {', '.join(changed)}: training starts over", flush=True)
+        state = None  # replaced at the first checkpoint
+    if state is not None:
         try:
             net.decoder.load_state_dict(state["decoder"])
             optimiser.load_state_dict(state["optimiser"])
@@ -226,7 +267,8 @@ def train_decoder(data: TrainingData, out, iterations: int = 2000, size: int = 2
     def save_state():
         _finite_weights(net.decoder, state_file)
         _save_atomic({"decoder": net.decoder.state_dict(), "optimiser": optimiser.state_dict(), "step": step,
-                      "history": torch.tensor(history, dtype=torch.float64).reshape(-1, 5)}, state_file)
+                      "history": torch.tensor(history, dtype=torch.float64).reshape(-1, 5),
+                      "made_from": json.dumps(record)}, state_file)
 
     from artify.progress import progress as progress_bar
 
@@ -330,19 +372,30 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def expected_time(settings: Settings, device, out=None, encoder=None) -> tuple[float, str]:
+def expected_time(settings: Settings, device, out=None, encoder=None, seed: int = 0) -> tuple[float, str]:
     """(seconds, a sentence) the training these settings ask for is expected to take on `device`, counting
-    the iterations a resumed run has already done."""
+    the iterations a resumed run has already done (a state made with these settings and encoder: the data are
+    not read yet)."""
     s = settings
+    encoder = encoder if encoder is not None else settings_encoder(s, device)
     done = 0
     if out is not None and state_path(out).is_file():
-        done = int(torch.load(state_path(out), map_location="cpu", weights_only=True)["step"])
+        state = torch.load(state_path(out), map_location="cpu", weights_only=True)
+        record = training_record(s.train_size, s.train_batch, s.train_lr, s.train_style_weight,
+                                 s.train_temporal_weight, s.train_width, seed, encoder)
+        done = 0 if state_changes(state, record) else int(state["step"])
     left = max(0, s.train_iterations - done)
     per_step = seconds_per_iteration(s.train_size, s.train_batch, s.train_width, device, encoder)
     total = left * per_step
     return total, (f"training the AdaIN decoder ({left} iterations x batch {s.train_batch} x {s.train_size} px "
                    f"crops, width {s.train_width:g}) on {torch.device(device).type} is expected to take about "
                    f"{_duration(total)} ({per_step:.2f} s per iteration, measured here)")
+
+
+def settings_encoder(settings: Settings, device) -> PasticheEncoder:
+    """The encoder the settings' VGG19 gives (`vgg_source`, `vgg_weights`): the one stylization pairs the
+    trained decoder with (`artify.methods.arbitrary.network_for`)."""
+    return PasticheEncoder(device, settings.vgg_source, settings.vgg_weights or None)
 
 
 def train_arbitrary(content_video, keyframes_tsv, keyframe_dir, out, settings: Settings, device="auto", seed: int = 0,
@@ -355,8 +408,8 @@ def train_arbitrary(content_video, keyframes_tsv, keyframe_dir, out, settings: S
     set_threads(threads)
     device = pick_device(device)
     s = settings
-    encoder = PasticheEncoder(device)
-    _, expectation = expected_time(s, device, out, encoder)
+    encoder = settings_encoder(s, device)
+    _, expectation = expected_time(s, device, out, encoder, seed)
     print(expectation, flush=True)
     if device.type == "cpu" and not s.train_on_cpu:
         raise ConfigError(f"{expectation}; not started. The default arbitrary_network: magenta is pretrained and "

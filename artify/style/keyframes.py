@@ -33,7 +33,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from artify.media.pixels import resize_long_side
 from artify.style.scenes import load_scenes, source_kind, style_images
-from artify.atomic import atomic_path, atomic_write_text
+from artify.atomic import atomic_path, atomic_write_text, check_replaceable, claim_folder
 from artify.media.video import MediaError, load_image, probe, processing_size, read_frames
 
 if TYPE_CHECKING:  # the Gram measurements import torch where they run: reading a keyframe table needs none
@@ -93,6 +93,7 @@ def select_keyframes(source, scenes_tsv, out_dir, out_tsv, samples_per_scene: in
         raise ValueError(f"blur_threshold must be in [0, 1] and merge_threshold >= 0, got {blur_threshold}, "
                          f"{merge_threshold}")
     kind = source_kind(source)  # a missing source fails before the model loads
+    check_replaceable(out_dir, "select-keyframes")  # its stale keyframes are removed: only in a folder it made
     scenes = load_scenes(scenes_tsv)
     from artify.methods.features import vgg19
 
@@ -278,7 +279,7 @@ def _union(a: list[int], b: list[int]) -> list[int]:
 
 def _write_keyframes(groups: list[StyleGroup], out_dir: Path) -> pd.DataFrame:
     """Write the keyframe PNGs (atomically, stale ones from an earlier run removed) and build the table."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    claim_folder(out_dir, "select-keyframes")
     rows = []
     for k, group in enumerate(groups):
         name = f"keyframe_{k:03d}.png"

@@ -477,17 +477,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What to lower when a stage runs out of memory (its settings or options that size the work)
+MEMORY_ADVICE = {"stylize-chunk": "lower `size`, or `batch_frames` with method arbitrary",
+                 "train-arbitrary": "lower `train_batch` or `train_size`", "evaluate": "lower --size"}
+MEMORY_ADVICE.update({"stylize-span": MEMORY_ADVICE["stylize-chunk"], "image": "lower --size"})
+
+
+def out_of_memory(e: BaseException) -> bool:
+    """Whether `e` is torch running out of memory: on a GPU (torch.OutOfMemoryError) or in the CPU's allocator
+    (a RuntimeError that says so)."""
+    torch = sys.modules.get("torch")
+    return (torch is not None and isinstance(e, torch.OutOfMemoryError)) or (
+        isinstance(e, RuntimeError) and "DefaultCPUAllocator: can't allocate memory" in str(e))
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    from artify.devices import DeviceError
     from artify.quality.assess import AnswersError
     from artify.media.pixels import NonFiniteError
+    from artify.methods.weights import WeightsError
     from artify.settings import ConfigError
     from artify.media.video import MediaError
 
     try:
         args.func(args)
-    except (MediaError, ConfigError, AnswersError, FileNotFoundError, NonFiniteError) as e:
+    except (MediaError, ConfigError, AnswersError, FileNotFoundError, NonFiniteError, WeightsError, DeviceError) as e:
         print(f"artify {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:
+        if not out_of_memory(e):
+            raise
+        advice = MEMORY_ADVICE.get(args.command, "lower `size`")
+        print(f"artify {args.command}: error: out of memory ({str(e).splitlines()[0][:200]}); {advice}",
+              file=sys.stderr)
         return 2
     return 0
 

@@ -108,10 +108,13 @@ class FlowSettings:
                         pattern='^([0-9]+(,[0-9]+)*)?$')
 
 
+DEVICES = ["auto", "cpu", "cuda"]
+
+
 @dataclass(frozen=True)
 class MethodSettings:  # also read by plan_chunks: spans are sized for the method and the device
     method: str = _f("gatys", "stylization method", ["gatys", "segmented", "arbitrary"])
-    device: str = _f("auto", "where to run: auto (CUDA when present), cpu or cuda", ["auto", "cpu", "cuda"])
+    device: str = _f("auto", "where to run: auto (CUDA when torch sees it), cpu or cuda", DEVICES)
 
 
 @dataclass(frozen=True)

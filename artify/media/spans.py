@@ -103,11 +103,12 @@ def flow_span(frames_dir, chunks_tsv, span: int, out_dir, settings: Settings, th
 
 
 def segment_span(frames_dir, chunks_tsv, span: int, out_dir, settings: Settings, device, threads: int | None = None,
-                 cuts=None):
+                 cuts=None, foreground=None):
     """`segment.segment_chunk` for every chunk of a span, with one segmenter (SAM loaded once); cuts: the
-    content's cuts.tsv (masks are not carried across a cut)."""
+    content's cuts.tsv (masks are not carried across a cut). Logs each chunk's foreground share (a warning
+    where it found no subject) and, given `foreground` (a TSV path), writes them there (`segment.report_foreground`)."""
     from artify.style.cuts import load_cuts, shot_starts
-    from artify.masks.segment import make_segmenter, segment_chunk
+    from artify.masks.segment import make_segmenter, report_foreground, segment_chunk
 
     segmenter = []
     cut_frames = load_cuts(cuts) if cuts else []
@@ -118,9 +119,12 @@ def segment_span(frames_dir, chunks_tsv, span: int, out_dir, settings: Settings,
         segment_chunk(chunk_path(frames_dir, c.chunk, ".npy"), path, settings, device, threads, segmenter[0],
                       shot_starts(cut_frames, c.read_start, c.stop))
 
-    return run_span(span_chunks(chunks_tsv, span), out_dir, ".npz", make,
-                    lambda c, _: key_of(settings.stage_values("segment_chunk"),
-                                        Path(chunk_path(frames_dir, c.chunk, ".npy")), Path(cuts) if cuts else None))
+    chunks = span_chunks(chunks_tsv, span)
+    counts = run_span(chunks, out_dir, ".npz", make,
+                      lambda c, _: key_of(settings.stage_values("segment_chunk"),
+                                          Path(chunk_path(frames_dir, c.chunk, ".npy")), Path(cuts) if cuts else None))
+    report_foreground(out_dir, chunks, foreground)
+    return counts
 
 
 def stylize_span(frames_dir, chunks_tsv, span: int, schedule_tsv, keyframes_tsv, keyframe_dir, out_dir,

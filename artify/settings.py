@@ -278,7 +278,8 @@ STAGES = {
     "plan_schedule": (FrameRange, ScheduleSettings),
     "flow_chunk": (FlowSettings,),
     "segment_chunk": (SegmentSettings,),
-    "stylize_chunk": (MethodSettings, StylizeSettings, ArbitrarySettings, SegmentedSettings),
+    # segmented's resize mode computes flows of its crops as the flow stage does
+    "stylize_chunk": (MethodSettings, StylizeSettings, ArbitrarySettings, SegmentedSettings, FlowSettings),
     "train_arbitrary": (ArbitraryTrainSettings,),
     "assemble": (AssembleSettings,),
     "baselines": (BaselineSettings,),  # read by the workflow (common.smk): adds the baseline jobs

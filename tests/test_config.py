@@ -91,7 +91,7 @@ def test_a_stage_command_line_gives_settings_with_every_other_field_at_its_defau
     assert s == Settings(flow_blend=0.2, method="arbitrary")
     values = s.stage_values("stylize_chunk")  # a span's resume key: only what the stage reads
     assert values["flow_blend"] == 0.2 and values["iterations"] == 60 and values["merge_mode"] == "feather"
-    assert "size" not in values and "flow_method" not in values and "train_iterations" not in values
+    assert "size" not in values and "scene_detector" not in values and "train_iterations" not in values
 
 
 def test_every_field_is_explained_in_config_readme():

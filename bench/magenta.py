@@ -7,7 +7,7 @@
    bfloat16 (`precision: bfloat16`), against the forward pass of the VGG encoder to relu4_1 on the same batch
    (the floor the AdaIN method measured itself against); best of --reps, timed in interleaved rounds.
 2. Precision (CPU): the arbitrary method itself (`stylize_frames`, batch_frames 8, with the default steadiers
-   and without: `temporal: false`) on --frames frames of the clip at 256 px and 1280x720 with
+   and without: `temporal: false`) on --precision-frames frames of the clip at 256 px and 1280x720 with
    --precision-threads torch threads, `precision: float32` against `bfloat16`: frames per second (best of
    --reps) and how far the bfloat16 output is from the float32 one (mean absolute difference of the uint8
    frames; tests/test_arbitrary.py holds it under 4 of 255). Whether `precision: auto` takes bfloat16 on a
@@ -74,16 +74,16 @@ def speed(net, clip: Path, sizes, batch: int, reps: int, threads) -> list[dict]:
     return rows
 
 
-def precision(net, clip: Path, painting: Path, sizes, frames: int, reps: int, threads: int) -> list[dict]:
+def precision(net, clip: Path, painting: Path, sizes, frames: list[int], reps: int, threads: int) -> list[dict]:
     """The arbitrary method in float32 and bfloat16 on the same frames, with its steadiers on (the defaults) and
     off (`temporal: false`: the network alone, batched): fps and the outputs' difference."""
     meta = probe(clip)
     style = load_image(painting, Settings().style_size)
     torch.set_num_threads(threads)
     rows = []
-    for size in sizes:
+    for size, n in zip(sizes, frames):
         dims = size if isinstance(size, tuple) else processing_size(meta.width, meta.height, size)
-        video = read_frames(clip, 0, frames, dims)
+        video = read_frames(clip, 0, n, dims)
         flows = backward_flows(video, [1])
         weights = np.ones((len(video), 1))
         outputs = {}
@@ -98,8 +98,8 @@ def precision(net, clip: Path, painting: Path, sizes, frames: int, reps: int, th
         t = timed(runs, reps)
         for temporal in (True, False):
             difference = np.abs(outputs["bfloat16", temporal].astype(int) - outputs["float32", temporal]).mean()
-            rows.append({"size": f"{dims[0]}x{dims[1]}", "steadiers": temporal, "threads": threads, "frames": frames,
-                         **{f"{p} fps": frames / t[p, temporal] for p in ("float32", "bfloat16")},
+            rows.append({"size": f"{dims[0]}x{dims[1]}", "steadiers": temporal, "threads": threads, "frames": n,
+                         **{f"{p} fps": n / t[p, temporal] for p in ("float32", "bfloat16")},
                          "bfloat16 / float32 speed": t["float32", temporal] / t["bfloat16", temporal],
                          "mean abs difference (of 255)": float(difference)})
     return rows
@@ -188,6 +188,8 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads outside the speed test (on a shared "
                    "machine, more threads than free cores slow torch down many times over)")
     p.add_argument("--precision-threads", type=int, default=2, help="torch threads of the precision test")
+    p.add_argument("--precision-frames", default="24,8", help="frames of the precision test at 256 px and at 720p "
+                   "(24: a chunk of the default chunk_frames)")
     p.add_argument("--skip", default="", help="comma-separated parts to skip: speed,precision,vectors,quality")
     p.add_argument("--out", default="bench-out/magenta")
     p.add_argument("--adain-out", default="bench-out/arbitrary", help="the AdaIN decoder's folder (bench_arbitrary's)")
@@ -209,15 +211,15 @@ def main(argv=None) -> None:
             print(f"{r['size']:>9s} {r['threads']:7d} {r['magenta fps']:12.2f} {r['magenta bf16 fps']:9.2f} "
                   f"{r['vgg encoder fps']:12.2f} {r['magenta / encoder time']:21.3f}")
     if "precision" not in skip:
-        report["precision"] = precision(net, Path(a.clip), paintings[0], [256, (1280, 720)], a.frames, a.reps,
-                                        a.precision_threads)
-        print(f"\nprecision (CPU, {a.precision_threads} threads, {a.frames} frames, best of {a.reps}): the arbitrary "
-              f"method (Magenta, default steadiers) in float32 and bfloat16; bfloat16 native on this CPU: "
+        report["precision"] = precision(net, Path(a.clip), paintings[0], [256, (1280, 720)],
+                                        [int(n) for n in a.precision_frames.split(",")], a.reps, a.precision_threads)
+        print(f"\nprecision (CPU, {a.precision_threads} threads, best of {a.reps}): the arbitrary method (Magenta; "
+              f"the style vector in float32, once a run) in float32 and bfloat16; bfloat16 native on this CPU: "
               f"{cpu_has_native_bf16()}")
-        print(f"{'size':>9s} {'steadiers':>9s} {'float32 fps':>12s} {'bf16 fps':>9s} {'bf16 speed-up':>14s} "
+        print(f"{'size':>9s} {'frames':>6s} {'steadiers':>9s} {'float32 fps':>12s} {'bf16 fps':>9s} {'bf16 speed-up':>14s} "
               f"{'mean |bf16 - f32| (of 255)':>27s}")
         for r in report["precision"]:
-            print(f"{r['size']:>9s} {'on' if r['steadiers'] else 'off':>9s} {r['float32 fps']:12.2f} "
+            print(f"{r['size']:>9s} {r['frames']:6d} {'on' if r['steadiers'] else 'off':>9s} {r['float32 fps']:12.2f} "
                   f"{r['bfloat16 fps']:9.2f} {r['bfloat16 / float32 speed']:13.2f}x "
                   f"{r['mean abs difference (of 255)']:27.3f}")
     torch.set_num_threads(a.threads)

@@ -309,8 +309,8 @@ def auto_precision(device, network: str = "adain") -> str:
     """What `precision: auto` means for `network` on `device`. On CUDA: bfloat16 where the GPU computes it
     natively, else float16 (torch counts bfloat16 emulated on a V100 or T4 as supported, and it runs slower
     there than float16). On a CPU: bfloat16 for Magenta's network where the CPU computes bfloat16 natively
-    (AVX512-BF16, AMX; on the project's EPYC 1.3x the frames per second at 256x144, with the output within 1
-    of 255 of float32's: `python -m bench.magenta`), float32 otherwise and for AdaIN (not measured)."""
+    (AVX512-BF16, AMX; on the project's EPYC 1.1-1.4x the frames per second, the output within 1 of 255 of
+    float32's: config/README.md, `python -m bench.magenta`), float32 otherwise and for AdaIN (not measured)."""
     from artify.devices import cpu_has_native_bf16
 
     if torch.device(device).type == "cuda":

@@ -144,7 +144,7 @@ def cmd_segment_span(a):
     from artify.methods.stylize import pick_device
 
     segment_span(a.frames, a.chunks, a.span, a.output, S.from_args("segment_chunk", a), pick_device(a.device),
-                 threads=a.threads, cuts=a.cuts)
+                 threads=a.threads, cuts=a.cuts, foreground=a.foreground)
 
 
 def cmd_stylize_span(a):
@@ -164,11 +164,12 @@ def cmd_stylize_chunk(a):
 
 
 def cmd_segment_chunk(a):
-    from artify.masks.segment import segment_chunk
+    from artify.masks.segment import foreground_share, say_foreground, segment_chunk
     from artify.methods.stylize import pick_device
 
     o = S.from_args("segment_chunk", a)
-    segment_chunk(a.frames, a.output, o, device=pick_device(a.device), threads=a.threads)
+    masks = segment_chunk(a.frames, a.output, o, device=pick_device(a.device), threads=a.threads)
+    say_foreground(a.frames, foreground_share(masks))
 
 
 def cmd_train_arbitrary(a):
@@ -195,7 +196,8 @@ def cmd_evaluate(a):
     from artify.quality.evaluate import evaluate_job
 
     metrics = evaluate_job(a.content, a.stylized, a.meta, a.schedule, a.keyframes, a.keyframe_dir, a.output,
-                           a.per_frame, size=a.size, device=a.device, stage_times_tsv=a.stage_times)
+                           a.per_frame, size=a.size, device=a.device, stage_times_tsv=a.stage_times,
+                           foreground_tsvs=a.foreground)
     print(json.dumps(metrics, indent=2))
 
 
@@ -241,7 +243,10 @@ def cmd_plot_per_frame(a):
 def cmd_compare(a):
     from artify.quality.compare import compare
 
-    entries = json.loads(a.entries)
+    try:
+        entries = json.loads(a.entries)
+    except ValueError as e:
+        raise S.ConfigError(f"--entries: not a JSON list of jobs ({e})") from None
     for e in entries:
         e["metrics"] = e.pop("path", e.get("metrics"))
     o = S.from_args("compare", a)
@@ -250,8 +255,8 @@ def cmd_compare(a):
     print(Path(a.markdown).read_text())
 
 
-def _usage(message: str):
-    print(f"artify {message}", file=sys.stderr)
+def _assess_usage(message: str):
+    print(f"artify assess: error: {message}", file=sys.stderr)
     raise SystemExit(2)
 
 
@@ -260,11 +265,11 @@ def cmd_assess(a):
 
     if a.tally:
         if a.videos or not a.key or not a.output:
-            _usage("assess --tally CSV... needs --key (key files or folders) and -o tally.json, and no videos")
+            _assess_usage("--tally CSV... needs --key (key files or folders) and -o tally.json, and no videos")
         print(tally_text(write_tally(a.tally, a.key, a.output)), end="")
         return
     if len(a.videos) < 2 or not (a.content and a.meta and a.output and a.key and len(a.key) == 1):
-        _usage("assess JOB=VIDEO JOB=VIDEO... needs at least two videos, --content, --meta, -o page.html and one "
+        _assess_usage("JOB=VIDEO JOB=VIDEO... needs at least two videos, --content, --meta, -o page.html and one "
                "--key key.json")
     videos = dict(item.split("=", 1) if "=" in item else (Path(item).parent.name, item) for item in a.videos)
     o = S.from_args("assess", a)
@@ -345,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _stage_parser(sub, "segment-chunk", "foreground masks of one chunk, stable in time (.npz)", "segment_chunk")
     p.add_argument("frames")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda (SAM)")
+    p.add_argument("--device", default="auto", choices=S.DEVICES, help="where SAM runs")
     p.add_argument("--threads", type=int, default=None, help="torch/OpenCV threads (the job's threads)")
     p.add_argument("-o", "--output", required=True)
 
@@ -356,8 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = _stage_parser(sub, "segment-span", "segment-chunk for every chunk of a span, in one process: a folder of "
                       "NNNN.npz (resumable)", "segment_chunk")
     _span_arguments(p, "the span's folder of frames (extract-frames)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda (SAM)")
+    p.add_argument("--device", default="auto", choices=S.DEVICES, help="where SAM runs")
     p.add_argument("--cuts", help="the content's cuts.tsv (detect-cuts): masks are not carried across a cut")
+    p.add_argument("--foreground", help="write each chunk's foreground share here (TSV), for evaluate")
 
     p = _stage_parser(sub, "stylize-span", "stylize-chunk for every chunk of a span, in one process (one model "
                       "load): a folder of NNNN.npy (resumable chunk by chunk)", "stylize_chunk")
@@ -392,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--content", required=True, help="the job's content video")
     p.add_argument("--keyframes", required=True)
     p.add_argument("--keyframe-dir", required=True)
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--device", default="auto", choices=S.DEVICES)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch threads (the job's threads)")
     p.add_argument("-o", "--output", required=True)
@@ -409,8 +415,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("content", "meta", "schedule", "keyframes", "keyframe-dir", "per-frame"):
         p.add_argument(f"--{name}", required=True)
     p.add_argument("--size", type=int, default=256)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", choices=S.DEVICES)
     p.add_argument("--stage-times", help="the job's stage-times TSV: adds seconds per frame and peak memory")
+    p.add_argument("--foreground", nargs="*", default=[], help="method segmented: the spans' foreground tables "
+                                                              "(segment-span --foreground): adds the foreground share")
     p.add_argument("-o", "--output", required=True)
 
     p = _stage_parser(sub, "stage-times", "seconds per frame and peak memory of each stage from Snakemake "
@@ -478,18 +486,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What to lower when a stage runs out of memory (its settings or options that size the work)
+MEMORY_ADVICE = {"stylize-chunk": "lower `size`, or `batch_frames` with method arbitrary",
+                 "train-arbitrary": "lower `train_batch` or `train_size`", "evaluate": "lower --size"}
+MEMORY_ADVICE.update({"stylize-span": MEMORY_ADVICE["stylize-chunk"], "image": "lower --size"})
+
+
+def out_of_memory(e: BaseException) -> bool:
+    """Whether `e` is torch running out of memory: on a GPU (torch.OutOfMemoryError) or in the CPU's allocator
+    (a RuntimeError that says so)."""
+    torch = sys.modules.get("torch")
+    return (torch is not None and isinstance(e, torch.OutOfMemoryError)) or (
+        isinstance(e, RuntimeError) and "DefaultCPUAllocator: can't allocate memory" in str(e))
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from artify.atomic import NotOurFolderError
+    from artify.devices import DeviceError
     from artify.quality.assess import AnswersError
     from artify.media.pixels import NonFiniteError
+    from artify.methods.weights import WeightsError
     from artify.settings import ConfigError
     from artify.media.video import MediaError
 
     try:
         args.func(args)
-    except (MediaError, ConfigError, AnswersError, FileNotFoundError, NonFiniteError, NotOurFolderError) as e:
+    except (MediaError, ConfigError, AnswersError, OSError, NonFiniteError, WeightsError, DeviceError,
+            NotOurFolderError) as e:
         print(f"artify {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:
+        if not out_of_memory(e):
+            raise
+        advice = MEMORY_ADVICE.get(args.command, "lower `size`")
+        print(f"artify {args.command}: error: out of memory ({str(e).splitlines()[0][:200]}); {advice}",
+              file=sys.stderr)
         return 2
     return 0
 

@@ -10,7 +10,7 @@ import jsonschema
 import pandas as pd
 import yaml
 
-from artify.settings import ConfigError, defaults  # noqa: F401  (ConfigError is part of this module's API)
+from artify.settings import ConfigError, Settings, defaults  # noqa: F401  (ConfigError is part of this module's API)
 
 
 def load_schema(path) -> dict:
@@ -32,7 +32,17 @@ def validate_config(config: dict, schema: dict, source: str = "config") -> dict:
     missing = [k for k in defaults() if k not in config]
     if missing:
         raise ConfigError(f"{source}: missing field(s) {', '.join(missing)} (every default lives in config.yaml)")
+    checked_settings(config, source)
     return config
+
+
+def checked_settings(values: dict, source: str) -> Settings:
+    """The Settings of a config or a job (its other keys, e.g. `jobs`, `content`, left out): every bound and
+    every pair of settings that cannot go together checked here, before any work, with `source` named."""
+    try:
+        return Settings(**{k: values[k] for k in defaults()})
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
 
 
 def _coerce(value, like):
@@ -81,6 +91,7 @@ def load_jobs(path, config: dict, jobs_schema: dict, config_schema: dict) -> dic
         if err is not None:
             field = ".".join(str(p) for p in err.path)
             raise ConfigError(f"{path}: row {i}: field '{field}': {err.message}")
+        checked_settings(settings, f"{path}: row {i}")
         if cells["job"] in jobs:
             raise ConfigError(f"{path}: row {i}: field 'job': duplicate job name '{cells['job']}'")
         jobs[cells["job"]] = settings

@@ -1,27 +1,57 @@
-"""Which device `device: auto` means, decided the same way by the planning stages and the stylization.
+"""Which device `device: auto` means, decided the same way by the planning stages and the stylization, and
+what the CPU computes natively.
 
 Light on purpose: planning (plan_chunks sizes spans for the device) should not pay torch's import, about
 2 s of CPU, on a machine that plainly has no GPU.
 """
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import sys
 
+# Device nodes through which a Linux machine can have a CUDA device: NVIDIA's driver (/dev/nvidia0...), WSL2's
+# GPU paravirtualisation (/dev/dxg, no /dev/nvidia* at all) and Jetson boards' integrated GPU (/dev/nvhost-*,
+# /dev/nvmap). Where none exists torch cannot see one either.
+GPU_NODES = ("/dev/nvidia[0-9]*", "/dev/dxg", "/dev/nvhost-*", "/dev/nvmap")
+
+
+class DeviceError(RuntimeError):
+    """The device cannot do the work as configured (CUDA asked for where there is none, out of memory); the
+    message says what to change. The command line prints it as one line."""
+
 
 def has_cuda() -> bool:
-    """Whether torch sees a CUDA device. On Linux without an NVIDIA device node (or with CUDA_VISIBLE_DEVICES
-    hiding every device) the answer is no without importing torch; otherwise torch is asked."""
-    if os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1"):
-        return False
-    if sys.platform.startswith("linux") and not glob.glob("/dev/nvidia[0-9]*"):
-        return False
+    """Whether torch sees a CUDA device. Where torch is imported anyway (the stylization, segmentation,
+    metrics) torch is asked; otherwise, on Linux with none of the device nodes a GPU needs (GPU_NODES), or
+    with CUDA_VISIBLE_DEVICES hiding every device, the answer is no without importing torch."""
+    if "torch" not in sys.modules:
+        if os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1"):
+            return False
+        if sys.platform.startswith("linux") and not any(glob.glob(pattern) for pattern in GPU_NODES):
+            return False
     import torch
 
     return torch.cuda.is_available()
 
 
 def auto_device(device: str) -> str:
-    """`device` as given, with auto resolved to cuda or cpu."""
-    return ("cuda" if has_cuda() else "cpu") if device == "auto" else device
+    """`device` as given, with auto resolved to cuda or cpu (said once per process on stdout, the stage's log)."""
+    return _auto() if device == "auto" else device
+
+
+@functools.cache
+def _auto() -> str:
+    chosen = "cuda" if has_cuda() else "cpu"
+    print(f"device auto: {chosen}" + ("" if chosen == "cuda" else " (no CUDA device found)"), flush=True)
+    return chosen
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (x86: AVX512-BF16 or AMX), as torch's own kernels
+    decide; elsewhere, or with a torch that cannot say, no (bfloat16 would be emulated: slower, not faster)."""
+    import torch
+
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(check() for check in checks if check is not None)

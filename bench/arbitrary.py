@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -39,7 +40,7 @@ from artify.methods.train_arbitrary import (TrainingData, load_images, make_pair
                                     train_decoder)
 from artify.media.video import probe, processing_size, read_frames
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED = Path(os.environ.get("ARTIFY_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
 
 def bench_data(clip: Path, styles_dir: Path, size: int, pair_frames: int = 230) -> TrainingData:

@@ -1,15 +1,21 @@
 """Magenta's network (the default arbitrary method): speed, steadiness and quality against Gatys and AdaIN.
 
-    python -m bench.magenta [--frames 16] [--size 192] [--threads 1] [--skip speed,vectors,quality]
+    python -m bench.magenta [--frames 16] [--size 192] [--threads 1] [--skip speed,precision,vectors,quality]
 
 1. Speed (CPU): frames per second of Magenta's transformer (style vector given; batch --batch) at 256 and
    512 px (long side, the clip's aspect) and 1280x720, with 1 and 2 torch threads, in float32 and in
    bfloat16 (`precision: bfloat16`), against the forward pass of the VGG encoder to relu4_1 on the same batch
    (the floor the AdaIN method measured itself against); best of --reps, timed in interleaved rounds.
-2. Style vectors: how much the vector moves between two views of one style, for one centre crop (the usual
+2. Precision (CPU): the arbitrary method itself (`stylize_frames`, batch_frames 8, with the default steadiers
+   and without: `temporal: false`) on --precision-frames frames of the clip at 256 px and 1280x720 with
+   --precision-threads torch threads, `precision: float32` against `bfloat16`: frames per second (best of
+   --reps) and how far the bfloat16 output is from the float32 one (mean absolute difference of the uint8
+   frames; tests/test_arbitrary.py holds it under 4 of 255). Whether `precision: auto` takes bfloat16 on a
+   CPU (`arbitrary.auto_precision`) rests on this.
+3. Style vectors: how much the vector moves between two views of one style, for one centre crop (the usual
    256x256 predictor input) and for the mean over crops and mirrors (ours): a painting with 10 % of it cut
    off one side, and two frames half a second apart in one shot of a style video.
-3. Quality, per painting (--paintings): --frames frames of the clip at --size stylized by Magenta with the
+4. Quality, per painting (--paintings): --frames frames of the clip at --size stylized by Magenta with the
    steadiers off (`temporal: false`) and on (the defaults), by per-frame Gatys (the seed's way: every frame
    optimised from its own content, default settings without the temporal terms) and by AdaIN with a decoder
    at its 500-iteration CPU training (bench_arbitrary's recipe: 500 it x batch 2 x 128 px, trained once into
@@ -38,6 +44,7 @@ from artify.methods.features import mix_grams, to_tensor, vgg19
 from artify.flow import backward_flows
 from artify.methods.arbitrary import (PasticheEncoder, load_network, network_for, style_vector,
                                       stylize_frames)
+from artify.devices import cpu_has_native_bf16
 from artify.settings import Settings
 from artify.media.video import load_image, probe, processing_size, read_frames
 
@@ -64,6 +71,37 @@ def speed(net, clip: Path, sizes, batch: int, reps: int, threads) -> list[dict]:
             rows.append({"size": f"{dims[0]}x{dims[1]}", "threads": n, "batch": batch,
                          **{f"{k} fps": batch / v for k, v in t.items()},
                          "magenta / encoder time": t["magenta"] / t["vgg encoder"]})
+    return rows
+
+
+def precision(net, clip: Path, painting: Path, sizes, frames: list[int], reps: int, threads: int) -> list[dict]:
+    """The arbitrary method in float32 and bfloat16 on the same frames, with its steadiers on (the defaults) and
+    off (`temporal: false`: the network alone, batched): fps and the outputs' difference."""
+    meta = probe(clip)
+    style = load_image(painting, Settings().style_size)
+    torch.set_num_threads(threads)
+    rows = []
+    for size, n in zip(sizes, frames):
+        dims = size if isinstance(size, tuple) else processing_size(meta.width, meta.height, size)
+        video = read_frames(clip, 0, n, dims)
+        flows = backward_flows(video, [1])
+        weights = np.ones((len(video), 1))
+        outputs = {}
+
+        def run(p, temporal):
+            settings = Settings(method="arbitrary", precision=p, temporal=temporal)
+            outputs[p, temporal] = np.stack(list(stylize_frames(net, video, weights, [style], settings, "cpu",
+                                                                flows=flows)))
+
+        runs = {(p, temporal): lambda p=p, temporal=temporal: run(p, temporal)
+                for temporal in (True, False) for p in ("float32", "bfloat16")}
+        t = timed(runs, reps)
+        for temporal in (True, False):
+            difference = np.abs(outputs["bfloat16", temporal].astype(int) - outputs["float32", temporal]).mean()
+            rows.append({"size": f"{dims[0]}x{dims[1]}", "steadiers": temporal, "threads": threads, "frames": n,
+                         **{f"{p} fps": n / t[p, temporal] for p in ("float32", "bfloat16")},
+                         "bfloat16 / float32 speed": t["float32", temporal] / t["bfloat16", temporal],
+                         "mean abs difference (of 255)": float(difference)})
     return rows
 
 
@@ -149,7 +187,10 @@ def main(argv=None) -> None:
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--threads", type=int, default=1, help="torch threads outside the speed test (on a shared "
                    "machine, more threads than free cores slow torch down many times over)")
-    p.add_argument("--skip", default="", help="comma-separated parts to skip: speed,vectors,quality")
+    p.add_argument("--precision-threads", type=int, default=2, help="torch threads of the precision test")
+    p.add_argument("--precision-frames", default="24,8", help="frames of the precision test at 256 px and at 720p "
+                   "(24: a chunk of the default chunk_frames)")
+    p.add_argument("--skip", default="", help="comma-separated parts to skip: speed,precision,vectors,quality")
     p.add_argument("--out", default="bench-out/magenta")
     p.add_argument("--adain-out", default="bench-out/arbitrary", help="the AdaIN decoder's folder (bench_arbitrary's)")
     a = p.parse_args(argv)
@@ -169,6 +210,18 @@ def main(argv=None) -> None:
         for r in report["speed"]:
             print(f"{r['size']:>9s} {r['threads']:7d} {r['magenta fps']:12.2f} {r['magenta bf16 fps']:9.2f} "
                   f"{r['vgg encoder fps']:12.2f} {r['magenta / encoder time']:21.3f}")
+    if "precision" not in skip:
+        report["precision"] = precision(net, Path(a.clip), paintings[0], [256, (1280, 720)],
+                                        [int(n) for n in a.precision_frames.split(",")], a.reps, a.precision_threads)
+        print(f"\nprecision (CPU, {a.precision_threads} threads, best of {a.reps}): the arbitrary method (Magenta; "
+              f"the style vector in float32, once a run) in float32 and bfloat16; bfloat16 native on this CPU: "
+              f"{cpu_has_native_bf16()}")
+        print(f"{'size':>9s} {'frames':>6s} {'steadiers':>9s} {'float32 fps':>12s} {'bf16 fps':>9s} {'bf16 speed-up':>14s} "
+              f"{'mean |bf16 - f32| (of 255)':>27s}")
+        for r in report["precision"]:
+            print(f"{r['size']:>9s} {r['frames']:6d} {'on' if r['steadiers'] else 'off':>9s} {r['float32 fps']:12.2f} "
+                  f"{r['bfloat16 fps']:9.2f} {r['bfloat16 / float32 speed']:13.2f}x "
+                  f"{r['mean abs difference (of 255)']:27.3f}")
     torch.set_num_threads(a.threads)
 
     if "vectors" not in skip:

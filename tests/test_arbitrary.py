@@ -17,7 +17,7 @@ from artify.methods.arbitrary import (AdaINEncoder, ArbitraryNet, SteadyNormStat
                                       compose_flows, load_decoder, load_network, mean_std, mix_stats, mix_vectors,
                                       network_for, smooth, style_vector, stylize_frames)
 from artify.methods.magenta import MagentaNet
-from artify.settings import Settings
+from artify.settings import ConfigError, Settings
 from tests.conftest import textured_video
 
 # pytorch-AdaIN net.py: the conv layers' indices in nn.Sequential `vgg` and `decoder`, with their shapes
@@ -309,8 +309,8 @@ def test_the_default_network_is_magentas_and_adain_needs_asking_for(magenta_net,
     assert network_for(Settings(), "cpu") is magenta_net  # loaded once per process
     _public_checkpoint(tmp_path)
     checkpoint = {"adain_decoder": str(tmp_path / "decoder.pth"), "adain_encoder": str(tmp_path / "vgg_normalised.pth")}
-    with pytest.raises(ValueError, match="adain_decoder and adain_encoder set, but arbitrary_network is magenta"):
-        network_for(Settings(**checkpoint), "cpu")
+    with pytest.raises(ConfigError, match="adain_decoder and adain_encoder set, but arbitrary_network is magenta"):
+        Settings(method="arbitrary", **checkpoint)
     assert isinstance(network_for(Settings(**checkpoint, arbitrary_network="adain"), "cpu"), ArbitraryNet)
     with pytest.raises(ValueError, match="arbitrary_network: adain needs a decoder.*magenta is pretrained"):
         network_for(Settings(arbitrary_network="adain"), "cpu")
@@ -398,7 +398,7 @@ def test_magenta_in_bfloat16_on_the_cpu_runs_the_cuda_code_path(magenta_net, mon
     frames = _video()[:4]
     flows = backward_flows(frames, [1])
     weights = np.linspace([1, 0], [0, 1], len(frames))
-    full = _magenta(magenta_net, frames, weights, _styles(), flows)
+    full = _magenta(magenta_net, frames, weights, _styles(), flows, precision="float32")
     assert len(layouts) == 3 and not any(layouts)  # two style vectors, one batch of frames
     layouts.clear()
     low = _magenta(magenta_net, frames, weights, _styles(), flows, precision="bfloat16")
@@ -407,6 +407,37 @@ def test_magenta_in_bfloat16_on_the_cpu_runs_the_cuda_code_path(magenta_net, mon
     assert np.abs(low.astype(int) - full).mean() < 4  # of 255
     with pytest.raises(ValueError, match="precision"):
         _magenta(magenta_net, frames, weights, _styles(), flows, precision="int4")
+
+
+def test_precision_auto_takes_bfloat16_only_where_the_hardware_computes_it(monkeypatch):
+    """CUDA: torch counts bfloat16 emulated on a V100 or T4 as supported (where float16 is faster): auto asks
+    without emulation. CPU: bfloat16 for Magenta's network where the CPU computes it natively."""
+    import artify.devices as devices
+    import artify.methods.arbitrary as arbitrary
+
+    for native, emulated, want in ((True, True, "bfloat16"), (False, True, "float16"), (False, False, "float16")):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported",
+                            lambda including_emulation=True: native or (including_emulation and emulated))
+        assert arbitrary.auto_precision("cuda", "magenta") == arbitrary.auto_precision("cuda", "adain") == want
+    for native, magenta, adain in ((True, "bfloat16", "float32"), (False, "float32", "float32")):
+        monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: native)
+        assert arbitrary.auto_precision("cpu", "magenta") == magenta and arbitrary.auto_precision("cpu") == adain
+        assert arbitrary.autocast_dtype("cpu") is None  # AdaIN's auto: float32
+
+
+def test_magenta_in_precision_auto_follows_the_cpu(magenta_net, monkeypatch):
+    import artify.devices as devices
+
+    frames, weights = _video()[:3], np.ones((3, 1))
+    outputs = {}
+    for native in (True, False):
+        monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: native)
+        outputs[native] = _magenta(magenta_net, frames, weights, _styles()[:1], temporal=False)
+    assert np.array_equal(outputs[True], _magenta(magenta_net, frames, weights, _styles()[:1], temporal=False,
+                                                  precision="bfloat16"))
+    assert np.array_equal(outputs[False], _magenta(magenta_net, frames, weights, _styles()[:1], temporal=False,
+                                                   precision="float32"))
+    assert np.abs(outputs[True].astype(int) - outputs[False]).mean() < 4  # of 255: the bound bfloat16 is held to
 
 
 def _poison_forward(monkeypatch, when):

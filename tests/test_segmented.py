@@ -36,11 +36,11 @@ RED = np.full((8, 8, 3), (255, 0, 0), np.uint8)
 BLUE = np.full((8, 8, 3), (0, 0, 255), np.uint8)
 
 
-def run(mode, frames, masks, background=None, stylizer=None, previous=None, **settings):
+def run(mode, frames, masks, background=None, stylizer=None, previous=None, flows=None, **settings):
     stylizer = stylizer or FakeStylizer()
     out = np.stack(list(stylize_frames(None, frames, np.ones((len(frames), 1)), [RED],
                                        Settings(merge_mode=mode, **settings), "cpu", masks, background_keyframes=background, previous=previous,
-                                       stylizer=stylizer)))
+                                       flows=flows, stylizer=stylizer)))
     return out, stylizer
 
 
@@ -186,3 +186,23 @@ def test_chained_chunk_keeps_the_previous_overlap_and_both_regions_continue_from
     for call in fake.calls:  # foreground and background stylizers both start from it (cropped in resize)
         assert len(call["previous"]) == 2 and call["previous"][1].shape == frames.shape[1:]
         assert (np.asarray(call["previous"][1]) == 88).all()
+
+
+def test_resize_mode_computes_its_crops_flows_by_the_jobs_flow_method(monkeypatch, tmp_path):
+    """The crops' flows come from the flow function the flow stage uses, with flow_method and raft_weights (it
+    once always used DIS)."""
+    import artify.flow as flow
+
+    asked = []
+
+    def backward_flows(frames, offsets=(1,), method="dis", raft_weights=None):
+        asked.append((len(frames), list(offsets), method, raft_weights))
+        return {"flow_1": np.zeros((*frames.shape[:3], 2), np.float16), "mask_1": np.zeros(frames.shape[:3], np.uint8)}
+
+    monkeypatch.setattr(flow, "backward_flows", backward_flows)
+    frames, masks = _frames()
+    chunk_flows = backward_flows(frames)
+    asked.clear()
+    weights = str(tmp_path / "raft_small.pth")
+    run("resize", frames, masks, flows=chunk_flows, flow_method="raft", raft_weights=weights)
+    assert asked == [(3, [1], "raft", weights)] * 2  # foreground crops, background crops

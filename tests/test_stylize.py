@@ -69,24 +69,50 @@ def _nan_from_call(n):
     return optimise
 
 
+def _masks_for(method, d) -> dict:
+    """The masks argument a chunk of `method` needs: a box of foreground for segmented."""
+    from artify.masks.segment import save_masks
+
+    if method != "segmented":
+        return {}
+    masks = np.zeros((6, 16, 24), np.float32)
+    masks[:, 4:12, 6:18] = 1
+    save_masks(d / "masks.npz", masks)
+    return {"masks": d / "masks.npz"}
+
+
+@pytest.mark.parametrize("method", ["gatys", "segmented"])
+def test_a_method_without_batches_is_not_retried_after_out_of_memory(chunk_inputs, monkeypatch, method):
+    """gatys and segmented optimise a frame at a time: halving batch_frames, which they do not read, would only
+    fail again (segmented was tried four times)."""
+    import artify.methods.gatys as gatys
+    from artify.devices import DeviceError
+
+    calls = []
+
+    def optimise(*args, **kwargs):
+        calls.append(1)
+        raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(gatys, "optimise", optimise)
+    with pytest.raises(DeviceError, match=f"out of CPU memory stylizing chunk 0 at 24x16 with method {method}; "
+                                          f"lower `size`"):
+        run_chunk(chunk_inputs, Settings(method=method, temporal=False, device="cpu"), **_masks_for(method, chunk_inputs))
+    assert len(calls) == 1
+    assert not (chunk_inputs / "out.npy").exists()
+
+
 # gatys optimises frame t in call t; segmented makes frame t's foreground in call 2t, its background in 2t + 1
 @pytest.mark.parametrize("method, call", [("gatys", 2), ("segmented", 4), ("segmented", 5)])
 def test_a_non_finite_frame_fails_the_chunk_naming_job_chunk_and_frame_and_leaves_no_file(
         chunk_inputs, monkeypatch, method, call):
     import artify.methods.gatys as gatys
     from artify.media.pixels import NonFiniteError
-    from artify.masks.segment import save_masks
 
     settings = Settings(method=method, temporal=False, device="cpu", coarse_to_fine=False)
-    extra = {}
-    if method == "segmented":
-        masks = np.zeros((6, 16, 24), np.float32)
-        masks[:, 4:12, 6:18] = 1
-        save_masks(chunk_inputs / "masks.npz", masks)
-        extra["masks"] = chunk_inputs / "masks.npz"
     monkeypatch.setattr(gatys, "optimise", _nan_from_call(call))
     with pytest.raises(NonFiniteError, match=r"job myjob, chunk 0, frame 2: non-finite"):
-        run_chunk(chunk_inputs, settings, job="myjob", **extra)
+        run_chunk(chunk_inputs, settings, job="myjob", **_masks_for(method, chunk_inputs))
     assert not (chunk_inputs / "out.npy").exists()
     assert not list(chunk_inputs.glob(".tmp*"))
 

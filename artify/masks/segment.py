@@ -75,6 +75,41 @@ def load_masks(path) -> np.ndarray:
         return data["masks"].astype(np.float32) / 255.0
 
 
+# A chunk whose masks cover less than this share of its pixels has no subject: segmented then styles the whole
+# frame as background, which the log and metrics.json say rather than pass over in silence.
+NO_SUBJECT = 0.001
+
+
+def foreground_share(masks: np.ndarray) -> float:
+    """The share of a chunk's pixels that are foreground (mask > 0.5), over all its frames."""
+    return float((np.asarray(masks) > 0.5).mean())
+
+
+def say_foreground(what: str, share: float) -> None:
+    """Log the foreground share of `what` (e.g. "chunk 3"), with a warning when it found no subject."""
+    print(f"{what}: foreground {100 * share:.1f} % of the pixels", flush=True)
+    if share < NO_SUBJECT:
+        print(f"warning: {what}: no subject found (foreground under {100 * NO_SUBJECT:g} % of the pixels): method "
+              f"segmented styles its whole frame as background", flush=True)
+
+
+def report_foreground(masks_dir, chunks, out=None) -> list[float]:
+    """Each chunk's foreground share from its mask file in `masks_dir` (a span's folder), logged and, given
+    `out`, written there (TSV: chunk, frames, foreground), which evaluate carries into metrics.json."""
+    from artify.atomic import atomic_write_text
+    from artify.media.spans import chunk_path
+
+    rows, shares = ["chunk\tframes\tforeground"], []
+    for c in chunks:
+        masks = load_masks(chunk_path(masks_dir, c.chunk, ".npz"))
+        shares.append(foreground_share(masks))
+        say_foreground(f"chunk {c.chunk}", shares[-1])
+        rows.append(f"{c.chunk}\t{len(masks)}\t{shares[-1]:.6f}")
+    if out is not None:
+        atomic_write_text(out, "\n".join(rows) + "\n")
+    return shares
+
+
 def segment_chunk(frames_video, out, settings: Settings, device="cpu", threads: int | None = None,
                   segmenter=None, shot_starts: list[int] | None = None) -> None:
     """The segment_chunk stage: a chunk's frames -> its stable foreground masks (.npz). segmenter: one made
@@ -86,4 +121,6 @@ def segment_chunk(frames_video, out, settings: Settings, device="cpu", threads: 
         import torch
 
         torch.set_num_threads(threads)
-    save_masks(out, segment_frames(read_frames(frames_video), settings, device, segmenter, shot_starts))
+    masks = segment_frames(read_frames(frames_video), settings, device, segmenter, shot_starts)
+    save_masks(out, masks)
+    return masks

@@ -120,11 +120,12 @@ def flow_span(frames_dir, chunks_tsv, span: int, out_dir, settings: Settings, th
 
 
 def segment_span(frames_dir, chunks_tsv, span: int, out_dir, settings: Settings, device, threads: int | None = None,
-                 cuts=None):
+                 cuts=None, foreground=None):
     """`segment.segment_chunk` for every chunk of a span, with one segmenter (SAM loaded once); cuts: the
-    content's cuts.tsv (masks are not carried across a cut)."""
+    content's cuts.tsv (masks are not carried across a cut). Logs each chunk's foreground share (a warning
+    where it found no subject) and, given `foreground` (a TSV path), writes them there (`segment.report_foreground`)."""
     from artify.style.cuts import load_cuts, shot_starts
-    from artify.masks.segment import make_segmenter, segment_chunk
+    from artify.masks.segment import make_segmenter, report_foreground, segment_chunk
 
     segmenter = []
     cut_frames = load_cuts(cuts) if cuts else []
@@ -137,9 +138,11 @@ def segment_span(frames_dir, chunks_tsv, span: int, out_dir, settings: Settings,
 
     chunks = stage_chunks(chunks_tsv, span, out_dir, "segment-span")
     shared = settings_key(settings, "segment_chunk")
-    return run_span(chunks, out_dir, ".npz", make,
-                    lambda c, _: key_of(shared, Path(chunk_path(frames_dir, c.chunk, ".npy")),
-                                        Path(cuts) if cuts else None), "segment-span")
+    counts = run_span(chunks, out_dir, ".npz", make,
+                      lambda c, _: key_of(shared, Path(chunk_path(frames_dir, c.chunk, ".npy")),
+                                          Path(cuts) if cuts else None), "segment-span")
+    report_foreground(out_dir, chunks, foreground)
+    return counts
 
 
 def stylize_span(frames_dir, chunks_tsv, span: int, schedule_tsv, keyframes_tsv, keyframe_dir, out_dir,

@@ -71,7 +71,10 @@ class VideoMeta:
 
     @classmethod
     def load(cls, path) -> "VideoMeta":
-        return cls(**json.loads(Path(path).read_text()))
+        try:
+            return cls(**json.loads(Path(path).read_text()))
+        except (ValueError, TypeError) as e:  # not JSON, or not the fields `probe` writes
+            raise MediaError(f"{path}: not a meta.json made by `artify probe` ({e})") from None
 
 
 def run_ffmpeg(args, path) -> str:

@@ -32,8 +32,9 @@ networks:
     geometrically and resamples the picture at every step). The flow t -> t-k is the flow file's own when
     `long_term` computed that offset, else the one-frame flows composed (`compose_flows`), reliable where
     every step is.
-Batched inference; `precision` sets the autocast type (auto: bfloat16 on CUDA, float16 where the GPU lacks
-bfloat16; float32 on the CPU, where bfloat16 and float16 can be asked for). Frames go channels-last on CUDA
+Batched inference; `precision` sets the autocast type (auto: `auto_precision`, bfloat16 on CUDA, float16 where
+the GPU lacks bfloat16; on the CPU bfloat16 for Magenta where the CPU computes it natively, else float32;
+bfloat16 and float16 can be asked for anywhere). Frames go channels-last on CUDA
 and with reduced precision (so `precision: bfloat16` on the CPU runs CUDA's code path), weights on CUDA.
 """
 from __future__ import annotations
@@ -48,7 +49,7 @@ from torch import nn
 from artify.methods.features import to_tensor, to_uint8
 from artify.methods.magenta import MagentaNet, load_magenta, style_crops
 from artify.media.pixels import NonFiniteError
-from artify.settings import Settings
+from artify.settings import ConfigError, Settings
 
 ENCODER_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 # pytorch-AdaIN net.py `vgg`: index of the ReLU giving each layer (slices enc_1..enc_4 end after these)
@@ -281,11 +282,7 @@ def network_for(settings: Settings, device, decoder=None) -> ArbitraryNet | Mage
     """The network a job's settings describe: `arbitrary_network: magenta` (default), the pretrained Magenta
     network; `adain`: `adain_decoder` (path/URL) when set, else the job's trained `decoder`."""
     network = settings.arbitrary_network
-    if network == "magenta":
-        given = [k for k in ("adain_decoder", "adain_encoder") if getattr(settings, k)]
-        if given:  # a checkpoint the network would not read: say so rather than ignore it
-            raise ValueError(f"{' and '.join(given)} set, but arbitrary_network is magenta (the default): set "
-                             f"arbitrary_network: adain to use that checkpoint, or leave {given[0]} empty")
+    if network == "magenta":  # (Settings refuses an AdaIN checkpoint with it: no checkpoint is ignored)
         key = ("magenta", str(device))
         if key not in _NETS:
             _NETS[key] = prepare(load_magenta(), device)
@@ -294,7 +291,7 @@ def network_for(settings: Settings, device, decoder=None) -> ArbitraryNet | Mage
         raise ValueError(f"unknown arbitrary_network {network!r} (magenta, adain)")
     source = settings.adain_decoder or decoder
     if not source:
-        raise ValueError("arbitrary_network: adain needs a decoder: set adain_decoder (and adain_encoder for the "
+        raise ConfigError("arbitrary_network: adain needs a decoder: set adain_decoder (and adain_encoder for the "
                          "public pytorch-AdaIN weights) or train one (rule train_arbitrary, `artify "
                          "train-arbitrary`); the default arbitrary_network: magenta is pretrained and needs none")
     key = (str(source), settings.adain_encoder, settings.vgg_source, settings.vgg_weights, str(device))
@@ -308,13 +305,23 @@ def network_for(settings: Settings, device, decoder=None) -> ArbitraryNet | Mage
 
 # ------------------------------------------------------------------------------------------- inference
 
+def auto_precision(device, network: str = "adain") -> str:
+    """What `precision: auto` means for `network` on `device`. On CUDA: bfloat16 where the GPU computes it
+    natively, else float16 (torch counts bfloat16 emulated on a V100 or T4 as supported, and it runs slower
+    there than float16). On a CPU: bfloat16 for Magenta's network where the CPU computes bfloat16 natively
+    (AVX512-BF16, AMX; on the project's EPYC 1.1-1.4x the frames per second, the output within 1 of 255 of
+    float32's: config/README.md, `python -m bench.magenta`), float32 otherwise and for AdaIN (not measured)."""
+    from artify.devices import cpu_has_native_bf16
+
+    if torch.device(device).type == "cuda":
+        return "bfloat16" if torch.cuda.is_bf16_supported(including_emulation=False) else "float16"
+    return "bfloat16" if network == "magenta" and cpu_has_native_bf16() else "float32"
+
+
 def autocast_dtype(device, precision: str = "auto") -> torch.dtype | None:
-    """The autocast type of `precision` on `device` (None: float32)."""
-    device = torch.device(device)
+    """The autocast type of `precision` on `device` (None: float32; auto: AdaIN's `auto_precision`)."""
     if precision == "auto":
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        precision = auto_precision(device)
     types = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
     if precision not in types:
         raise ValueError(f"unknown precision {precision!r} (auto, float32, bfloat16, float16)")
@@ -582,6 +589,8 @@ def stylize_frames(model: ArbitraryNet | MagentaNet, frames: np.ndarray, weights
     alpha = s.alpha
     batch = max(1, s.batch_frames)
     precision = s.precision
+    if precision == "auto":
+        precision = auto_precision(device, "magenta" if isinstance(model, MagentaNet) else "adain")
     autocast_dtype(device, precision)  # an unknown precision fails here, before any work
     if s.preserve_colour == "histogram":
         reference = frames.reshape(-1, frames.shape[-2], 3)

@@ -10,11 +10,13 @@ import torch
 from artify.methods.features import vgg19
 from artify.settings import ConfigError, Settings
 from artify.methods.stylize import pick_device
-from artify.media.video import load_image
+from artify.media.video import MediaError, load_image
 
 
 def stylize_image(content, style, out, settings: Settings, size: int = 512) -> np.ndarray:
     """settings.method: gatys, or arbitrary (Magenta's pretrained network by default: no training)."""
+    if not cv2.haveImageWriter(str(out)):  # before the work, not after
+        raise MediaError(f"{out}: not a picture file name OpenCV can write (.png, .jpg, ...)")
     torch.manual_seed(settings.seed)
     device = pick_device(settings.device)
     image = load_image(content, size)
@@ -36,5 +38,5 @@ def stylize_image(content, style, out, settings: Settings, size: int = 512) -> n
                           "artify image runs gatys or arbitrary")
     (result,) = stylize_frames(model, image[None], np.ones((1, 1)), [style_image], settings, device)
     if not cv2.imwrite(str(out), cv2.cvtColor(result, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"{out}: could not write the image (unknown extension or unwritable folder)")
+        raise MediaError(f"{out}: could not write the image (unwritable folder?)")
     return result

@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 
 from artify.media.chunks import read_chunks
-from artify.devices import auto_device
+from artify.devices import DeviceError, auto_device
 from artify.methods.features import vgg19
 from artify.media.pixels import NonFiniteError
 from artify.progress import progress
@@ -22,7 +22,8 @@ from artify.media.video import MediaError, load_image, read_frames, save_frames
 
 def pick_device(device: str = "auto") -> torch.device:
     if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device: cuda was asked for, but torch sees no CUDA device")
+        raise DeviceError("device: cuda was asked for, but torch sees no CUDA device here (device: auto runs on "
+                          "the CPU where there is none)")
     return torch.device(auto_device(device))
 
 
@@ -151,11 +152,13 @@ def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_
             raise NonFiniteError(f"job {job}, chunk {chunk}, frame {frame}: {e}; no output written ({out})",
                                  frame=frame) from None
         except torch.OutOfMemoryError:
-            # Batched methods retry with half the batch; one frame that does not fit has no smaller unit.
+            # The arbitrary method retries with half its batch (batch_frames); gatys and segmented (gatys on each
+            # region) optimise one frame at a time, which has no smaller unit: retrying would fail alike.
             batch = settings.batch_frames
-            if settings.method == "gatys" or batch <= 1:
-                raise RuntimeError(f"{frames_video}: out of GPU memory stylizing chunk {chunk} at "
-                                   f"{frames.shape[2]}x{frames.shape[1]}; lower `size` or use a larger GPU") from None
+            if settings.method != "arbitrary" or batch <= 1:
+                raise DeviceError(f"{frames_video}: out of {device.type.upper()} memory stylizing chunk {chunk} at "
+                                  f"{frames.shape[2]}x{frames.shape[1]} with method {settings.method}; lower `size` "
+                                  f"or use a larger GPU") from None
             settings = replace(settings, batch_frames=batch // 2)
             print(f"out of GPU memory with batch_frames={batch}; retrying with {batch // 2}", flush=True)
             if torch.cuda.is_available():

@@ -460,12 +460,30 @@ def metrics_from_frames(per_frame: pd.DataFrame) -> dict:
     }
 
 
+def foreground_metrics(tables) -> dict:
+    """metrics.json's `foreground` of a segmented job, from its spans' foreground tables (segment stage:
+    `artify.masks.segment.report_foreground`): the share of foreground pixels over the video and per chunk,
+    and the chunks where no subject was found (styled all as background), with a warning for them."""
+    from artify.masks.segment import NO_SUBJECT
+
+    rows = pd.concat([pd.read_csv(t, sep="\t") for t in tables]).sort_values("chunk")
+    missing = rows.loc[rows["foreground"] < NO_SUBJECT, "chunk"].astype(int).tolist()
+    if missing:
+        print(f"warning: no subject found in chunks {missing}: method segmented styled them all as background",
+              flush=True)
+    return {"foreground": {"share": json_float(np.average(rows["foreground"], weights=rows["frames"])),
+                           "per_chunk": [json_float(v) for v in rows["foreground"]],
+                           "chunks_without_subject": missing}}
+
+
 def evaluate_job(content, stylized, meta_json, schedule_tsv, keyframes_tsv, keyframe_dir, out_json, per_frame_tsv,
-                 size: int = 256, device: str = "auto", stage_times_tsv=None, window: int = 240) -> dict:
+                 size: int = 256, device: str = "auto", stage_times_tsv=None, window: int = 240,
+                 foreground_tsvs=()) -> dict:
     """Evaluate a job's stylized video against its content at the processing size -> metrics.json + per-frame TSV.
 
     stage_times_tsv (from `stage_times`) adds the cost: seconds_per_frame (all stages), peak_memory_mb and
-    stages (each stage's seconds per frame, seconds, jobs and peak memory).
+    stages (each stage's seconds per frame, seconds, jobs and peak memory). foreground_tsvs (method
+    segmented: the spans' foreground tables) add `foreground_metrics`.
     """
     import json
     from fractions import Fraction
@@ -475,6 +493,7 @@ def evaluate_job(content, stylized, meta_json, schedule_tsv, keyframes_tsv, keyf
     from artify.atomic import atomic_write_text
     from artify.media.video import VideoMeta, probe, read_frames
 
+    device = pick_device(device)  # device: cuda where there is none fails first
     meta = VideoMeta.load(meta_json)
     fps = Fraction(meta.fps)
     n = probe(stylized).frames
@@ -482,7 +501,7 @@ def evaluate_job(content, stylized, meta_json, schedule_tsv, keyframes_tsv, keyf
         lambda start, count: read_frames(stylized, start, count, fps=fps),
         lambda start, count, size: read_frames(content, start, count, size=size, meta=meta),
         n, StyleSchedule.load(schedule_tsv).weights_range(0, n),
-        load_keyframe_images(keyframes_tsv, keyframe_dir, size), device=pick_device(device), window=window)
+        load_keyframe_images(keyframes_tsv, keyframe_dir, size), device=device, window=window)
     metrics = metrics_from_frames(per_frame)
     if metrics["blank_frames"]:
         blank = metrics["blank_frames"]
@@ -491,6 +510,8 @@ def evaluate_job(content, stylized, meta_json, schedule_tsv, keyframes_tsv, keyf
                                "failed (see logs/stylize_chunk/)", blank)
     if stage_times_tsv is not None:
         metrics.update(cost_metrics(pd.read_csv(stage_times_tsv, sep="\t")))
+    if foreground_tsvs:
+        metrics.update(foreground_metrics(foreground_tsvs))
     atomic_write_text(per_frame_tsv, per_frame.to_csv(sep="\t", index=False))
     atomic_write_text(out_json, json.dumps(metrics, indent=2) + "\n")
     return metrics

@@ -65,6 +65,14 @@ rule deflicker:
         "{ARTIFY} deflicker {input:q} --crf {params.crf} -o {output:q} {params.options} > {log:q} 2>&1"
 
 
+def foreground_tables(wildcards):
+    """Method segmented: the foreground share of each span's chunks (rule segment_chunk), for metrics.json."""
+    job = described_by(wildcards.job)
+    if JOBS[job]["method"] != "segmented":
+        return []
+    return [f"results/{job}/foreground/{s:04d}.tsv" for s in plan_spans(job)]
+
+
 rule evaluate:
     input:
         stylized="results/{job}/stylized.mp4",
@@ -74,6 +82,7 @@ rule evaluate:
         keyframes=described("keyframes.tsv"),
         keyframe_dir=described("keyframes"),
         stage_times="results/{job}/stage_times.tsv",
+        foreground=foreground_tables,
     output:
         metrics=report(
             "results/{job}/metrics.json",
@@ -104,5 +113,5 @@ rule evaluate:
         "{ARTIFY} evaluate {input.stylized:q} --content {input.content:q} --meta {input.meta:q}"
         " --schedule {input.schedule:q} --keyframes {input.keyframes:q} --keyframe-dir {input.keyframe_dir:q}"
         " --per-frame {output.per_frame:q} --stage-times {input.stage_times:q} --size {params.size}"
-        " --device {params.device}"
+        " --device {params.device} --foreground {input.foreground:q}"
         " -o {output.metrics:q} > {log:q} 2>&1"

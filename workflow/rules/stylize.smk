@@ -36,7 +36,8 @@ rule segment_chunk:
         chunks="results/{job}/chunks.tsv",
         cuts="results/{job}/cuts.tsv",
     output:
-        temp(directory("results/{job}/masks/{span}")),
+        masks=temp(directory("results/{job}/masks/{span}")),
+        foreground="results/{job}/foreground/{span}.tsv",  # each chunk's foreground share, for metrics.json
     params:
         options=options("segment_chunk"),
         device=lambda wildcards: JOBS[wildcards.job]["device"],
@@ -55,7 +56,8 @@ rule segment_chunk:
         gpu=lambda wildcards: 1 if JOBS[wildcards.job]["sam_checkpoint"] and JOBS[wildcards.job]["device"] != "cpu" else 0,
     shell:
         "{ARTIFY} segment-span {input.frames:q} --chunks {input.chunks:q} --span {wildcards.span}"
-        " --cuts {input.cuts:q} --device {params.device} --threads {threads} -o {output:q} {params.options} > {log:q} 2>&1"
+        " --cuts {input.cuts:q} --device {params.device} --threads {threads} --foreground {output.foreground:q}"
+        " -o {output.masks:q} {params.options} > {log:q} 2>&1"
 
 
 def stylize_extra_inputs(wildcards):

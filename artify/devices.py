@@ -25,3 +25,20 @@ def has_cuda() -> bool:
 def auto_device(device: str) -> str:
     """`device` as given, with auto resolved to cuda or cpu."""
     return ("cuda" if has_cuda() else "cpu") if device == "auto" else device
+
+
+def autocast_dtype(device, precision: str = "auto"):
+    """The torch autocast type of `precision` on `device` (None: float32): auto is bfloat16 on CUDA (float16
+    where the GPU has no bfloat16) and float32 elsewhere. Shared by the networks that run in reduced
+    precision (the arbitrary method, RAFT)."""
+    import torch
+
+    device = torch.device(device)
+    if precision == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    types = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if precision not in types:
+        raise ValueError(f"unknown precision {precision!r} (auto, float32, bfloat16, float16)")
+    return types[precision]

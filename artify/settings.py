@@ -85,7 +85,7 @@ class ScheduleSettings:
 @dataclass(frozen=True)
 class FlowSettings:
     flow_method: str = _f("auto", "optical flow of the temporal terms: OpenCV DIS, RAFT's pretrained network, or auto "
-                                  "(by the method: raft for gatys and segmented, dis for arbitrary)",
+                                  "(raft for gatys and segmented on CUDA, else dis)",
                           ["auto", "dis", "raft"])
     raft_model: str = _f("large", "RAFT network: large (5.3 M parameters, raft-sintel) or small (1 M)",
                          ["large", "small"])
@@ -196,9 +196,9 @@ class DeflickerSettings:
 
 @dataclass(frozen=True)
 class EvaluateSettings:
-    eval_flow: str = _f("raft_large", "optical flow of the metrics' warping error and flicker (recorded in "
-                                      "metrics.json): DIS, or RAFT large or small at the frames' size, 12 iterations",
-                        ["dis", "raft_small", "raft_large"])
+    eval_flow: str = _f("auto", "optical flow of the metrics' warping error and flicker (recorded in metrics.json): "
+                                "DIS, or RAFT large or small (12 iterations, twice the frames' size); auto = "
+                                "raft_large on CUDA, dis on the CPU", ["auto", "dis", "raft_small", "raft_large"])
 
 
 @dataclass(frozen=True)

@@ -51,16 +51,20 @@ def _same(a: np.ndarray, b: np.ndarray, na: str, nb: str) -> None:
 
 # RAFT as the metrics run it (`eval_flow`): fixed, so that figures stay comparable across versions
 EVAL_RAFT_ITERATIONS = 12
+EVAL_RAFT_SCALE = 2.0  # at our processing sizes RAFT needs twice the frames' size (config/README.md's table)
 _PAIRS = 16  # frame pairs per flow call (RAFT batches them)
 
 
 def eval_flow_method(name: str, device="cpu") -> FlowMethod:
-    """The flow of the metrics: dis, raft_small or raft_large (at the frames' size, EVAL_RAFT_ITERATIONS)."""
+    """The flow of the metrics: dis, raft_small or raft_large (EVAL_RAFT_ITERATIONS at EVAL_RAFT_SCALE), or
+    auto: raft_large on CUDA, dis on the CPU (where RAFT would cost more than the stylization it measures)."""
+    if name == "auto":
+        name = "raft_large" if torch.device(device).type == "cuda" else "dis"
     if name == "dis":
         return DIS
     if name not in ("raft_small", "raft_large"):
-        raise ValueError(f"unknown evaluation flow {name!r} (dis, raft_small, raft_large)")
-    return FlowMethod("raft", name.removeprefix("raft_"), EVAL_RAFT_ITERATIONS, 0, "auto", str(device))
+        raise ValueError(f"unknown evaluation flow {name!r} (auto, dis, raft_small, raft_large)")
+    return FlowMethod("raft", name.removeprefix("raft_"), EVAL_RAFT_ITERATIONS, EVAL_RAFT_SCALE, "auto", str(device))
 
 
 def compute_flows(input_frames, interval: int = 1, flow: FlowMethod = DIS) -> list[tuple[np.ndarray, np.ndarray]]:

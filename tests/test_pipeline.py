@@ -115,8 +115,8 @@ def test_changing_a_stylization_parameter_reruns_only_what_follows(run):
 
 
 def test_changing_only_the_flow_method_reruns_the_flow_and_what_reads_it(run):
-    """Before stylize_chunk's params held the flow settings, this planned nothing: flow_chunk's output is
-    temp(), deleted, so its changed params went unseen."""
+    """flow_chunk's output is temp() and deleted by now, yet Snakemake sees its params change (checked: this
+    passes as it is) and plans it again with everything that reads it."""
     workdir, content, style = run
     write_jobs(workdir, content, style, flow_method="raft")  # the default, auto, is DIS for gatys on a CPU
     try:

@@ -88,10 +88,6 @@ rule stylize_chunk:
         extra=lambda wildcards, input: " ".join(
             f"--{name} {shlex.quote(input[name])}" for name in ("flows", "previous", "decoder", "masks") if name in input.keys()
         ),
-        # Not passed on: the flow settings of a temporal job, so that changing them reruns this rule (and so
-        # flow_chunk): flow_chunk's outputs are temp(), gone by then, and Snakemake compares params only of
-        # outputs that exist.
-        flow=lambda wildcards: options("flow_chunk")(wildcards) if JOBS[wildcards.job]["temporal"] else "",
     group: span_group
     priority: 3
     # One thread per span job: spans scale across cores better than torch threads within one, and a

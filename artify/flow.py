@@ -5,12 +5,13 @@ Used by the temporal Gatys loss (warp the previous stylized frame, mask unreliab
 
 Convention everywhere: `flow` is an (H, W, 2) float32 array (x, y displacement in pixels) giving, for each
 pixel x of frame a, where that point is in frame b:  a(x) ≈ b(x + flow(x)). Warping is *backward*:
-`warp(b, flow)(x) = b(x + flow(x))`, which brings b into a's pixel grid. The default flow is OpenCV DIS
-(no weights needed); `raft_flow` uses torchvision RAFT when a user has its weights file.
+`warp(b, flow)(x) = b(x + flow(x))`, which brings b into a's pixel grid. Two flows: OpenCV DIS (no
+weights, milliseconds) and RAFT with its pretrained networks (`artify.raft`); `FlowMethod` says which and how,
+`flow_method` picks the stylization's from the settings.
 """
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import cv2
@@ -153,72 +154,74 @@ def occlusion_mask(flow_fwd: np.ndarray, flow_bwd: np.ndarray) -> np.ndarray:
     return (~(occluded | boundary)).astype(np.float32)
 
 
-def flow_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(forward flow a->b, backward flow b->a, reliable-pixel mask of a) with DIS."""
-    fwd = dis_flow(a, b)
-    bwd = dis_flow(b, a)
+def flow_pair(a: np.ndarray, b: np.ndarray, flow=dis_flow) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(forward flow a->b, backward flow b->a, reliable-pixel mask of a) with `flow` (DIS by default)."""
+    fwd = flow(a, b)
+    bwd = flow(b, a)
     return fwd, bwd, occlusion_mask(fwd, bwd)
 
 
-_RAFT: dict = {}
+@dataclass(frozen=True)
+class FlowMethod:
+    """Which optical flow, and how: OpenCV DIS, or RAFT (`artify.raft`) with its network, refinement
+    iterations, the scale it runs at (of the frames' size), arithmetic and device; `weights`
+    replaces the pinned checkpoint. `pairs` gives the flows of many frame pairs at once (RAFT batches them)."""
+    method: str = "dis"
+    raft_model: str = "large"
+    raft_iterations: int = 12
+    raft_scale: float = 1.0
+    precision: str = "auto"
+    device: str = "cpu"
+    weights: str = ""
+
+    def pairs(self, firsts, seconds) -> np.ndarray:
+        """(N, H, W, 2) float32: the flow firsts[i] -> seconds[i] for every i."""
+        if self.method == "dis":
+            flows = [dis_flow(a, b) for a, b in zip(firsts, seconds, strict=True)]
+            return np.stack(flows) if flows else np.zeros((0, 0, 0, 2), np.float32)
+        if self.method != "raft":
+            raise ValueError(f"unknown flow method {self.method!r} (dis, raft)")
+        from artify.raft import raft_flows
+
+        return raft_flows(firsts, seconds, self.raft_model, self.raft_iterations, self.raft_scale, self.device,
+                          self.precision, self.weights)
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """The flow a -> b (H, W, 2)."""
+        return self.pairs([a], [b])[0]
+
+    def describe(self) -> dict:
+        """What a figure was measured with (metrics.json's `flow`): enough to redo it."""
+        if self.method == "dis":
+            return {"method": "dis", "preset": "medium", "opencv": cv2.__version__}
+        from artify.devices import autocast_dtype
+        from artify.raft import CHECKPOINTS
+
+        dtype = autocast_dtype(self.device, self.precision)
+        return {"method": "raft", "model": f"raft_{self.raft_model}", "iterations": self.raft_iterations,
+                "scale": self.raft_scale, "precision": str(dtype or "torch.float32").removeprefix("torch."),
+                "checkpoint": self.weights or f"{CHECKPOINTS[self.raft_model][0].rsplit('/', 1)[1]} "
+                                              f"sha256:{CHECKPOINTS[self.raft_model][1][:16]}"}
 
 
-def load_raft(weights_path, model: str = "small", device="cpu") -> torch.nn.Module:
-    """torchvision RAFT (small or large) with weights from a local file, loaded without pickle."""
-    import torch
-    from torchvision.models.optical_flow import raft_large, raft_small
-
-    path = Path(weights_path)
-    key = (str(path.resolve()), model, str(device))
-    if key in _RAFT:
-        return _RAFT[key]
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: RAFT weights file not found")
-    if model not in ("small", "large"):
-        raise ValueError(f"unknown RAFT model {model!r} (small, large)")
-    net = (raft_small if model == "small" else raft_large)(weights=None, progress=False)
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as e:
-        raise ValueError(f"{path}: not a torchvision RAFT-{model} state dict ({str(e).splitlines()[0]})") from None
-    net = net.eval().requires_grad_(False).to(device)
-    _RAFT[key] = net
-    return net
+DIS = FlowMethod()
+# flow_method auto (chosen from bench/flow.py's table, see config/README.md): RAFT where its seconds are small
+# beside the method's own, i.e. the optimising methods on CUDA; DIS where speed matters more: the feed-forward
+# method, and every method on the CPU, where RAFT costs about as much per frame as Gatys itself.
+RAFT_METHODS_ON_CUDA = ("gatys", "segmented")
 
 
-def raft_flow(a: np.ndarray, b: np.ndarray, weights_path, model: str = "small", device="cpu",
-              num_flow_updates: int = 12) -> np.ndarray:
-    """Flow a -> b with torchvision RAFT, same convention and shape as `dis_flow`.
-
-    RAFT needs sides divisible by 8 and at least 128 px (its correlation pyramid): frames are padded by
-    edge replication to that and the flow cropped back. Input normalisation is torchvision's ([-1, 1] RGB).
-    """
-    for f in (a, b):
-        if np.asarray(f).dtype != np.uint8 or np.asarray(f).ndim != 3:
-            raise ValueError("raft_flow needs uint8 RGB (H, W, 3) frames")
-    if a.shape != b.shape:
-        raise ValueError(f"frames differ in size: {a.shape} vs {b.shape}")
-    import torch
-    import torch.nn.functional as F
-
-    net = load_raft(weights_path, model, device)
-    h, w = a.shape[:2]
-    ph, pw = max(128, h + (-h) % 8) - h, max(128, w + (-w) % 8) - w
-
-    def prep(x):
-        t = torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None].float().to(device) / 127.5 - 1.0
-        return F.pad(t, (0, pw, 0, ph), mode="replicate") if (ph or pw) else t
-
-    with torch.no_grad():
-        flows = net(prep(a), prep(b), num_flow_updates=num_flow_updates)
-    flow = flows[-1][0, :, :h, :w].permute(1, 2, 0).cpu().numpy()
-    return np.ascontiguousarray(flow, dtype=np.float32)
+def flow_method(settings: Settings, device: str = "cpu") -> FlowMethod:
+    """The stylization's flow from the settings (flow_method auto: RAFT for RAFT_METHODS_ON_CUDA on CUDA)."""
+    method = settings.flow_method
+    if method == "auto":
+        cuda = str(device).startswith("cuda")
+        method = "raft" if cuda and settings.method in RAFT_METHODS_ON_CUDA else "dis"
+    return FlowMethod(method, settings.raft_model, settings.raft_iterations, settings.raft_scale,
+                      settings.raft_precision, str(device), settings.raft_weights)
 
 
-def backward_flows(frames: np.ndarray, offsets=(1,), method: str = "dis", raft_weights=None) -> dict[str, np.ndarray]:
+def backward_flows(frames: np.ndarray, offsets=(1,), flow: FlowMethod = DIS) -> dict[str, np.ndarray]:
     """For every frame t and offset k: the flow t -> t-k and its reliable-pixel mask, on frame t's grid.
 
     This is what the temporal loss needs: the stylized frame t-k warped by `flow_k[t]` lands on frame t, and
@@ -226,40 +229,38 @@ def backward_flows(frames: np.ndarray, offsets=(1,), method: str = "dis", raft_w
     Frames t < k have no predecessor: zero flow and an all-zero mask. Returns float16 flows (they are
     cached on disk per chunk) and uint8 masks.
     """
-    def flow(a, b):
-        return raft_flow(a, b, raft_weights) if method == "raft" else dis_flow(a, b)
-
-    if method == "raft" and not raft_weights:
-        raise ValueError("flow method 'raft' needs raft_weights (a local torchvision RAFT weights file)")
     n, h, w = frames.shape[:3]
     out = {}
     for k in offsets:
         flows = np.zeros((n, h, w, 2), np.float16)
         masks = np.zeros((n, h, w), np.uint8)
-        for t in range(k, n):
-            to_prev, to_next = flow(frames[t], frames[t - k]), flow(frames[t - k], frames[t])
-            flows[t] = to_prev
-            masks[t] = occlusion_mask(to_prev, to_next) > 0.5
+        later, earlier = list(frames[k:]), list(frames[:max(n - k, 0)])
+        if later:  # both directions in one batch
+            both = flow.pairs(later + earlier, earlier + later)
+            to_prev, to_next = both[:len(later)], both[len(later):]
+            flows[k:] = to_prev
+            masks[k:] = np.stack([occlusion_mask(p, q) > 0.5 for p, q in zip(to_prev, to_next)])
         out[f"flow_{k}"], out[f"mask_{k}"] = flows, masks
     return out
 
 
 def flow_chunk(frames_video, out, settings: Settings, threads: int | None = None) -> None:
     """The flow stage: backward flows and reliable-pixel masks of one chunk's frames (`backward_flows` at
-    offset 1 and the `long_term` offsets), for the temporal terms. DIS needs neither torch nor a GPU, so this
-    stage imports neither unless flow_method is raft."""
+    offset 1 and the `long_term` offsets), for the temporal terms, with the flow the settings choose
+    (`flow_method`). DIS needs neither torch nor a GPU, so this stage imports neither when DIS is chosen."""
+    from artify.devices import auto_device
     from artify.media.video import read_frames
 
+    flow = flow_method(settings, auto_device(settings.device))
     if threads:
         cv2.setNumThreads(threads)
-        if settings.flow_method == "raft":
+        if flow.method == "raft":
             import torch
 
             torch.set_num_threads(threads)
     offsets = [1] + [int(k) for k in settings.long_term.split(",") if k]
     frames = read_frames(frames_video)
-    save_flows(out, backward_flows(frames, sorted(set(offsets)), settings.flow_method,
-                                   settings.raft_weights or None))
+    save_flows(out, backward_flows(frames, sorted(set(offsets)), flow))
 
 
 def save_flows(path, flows: dict[str, np.ndarray]) -> None:

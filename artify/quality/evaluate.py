@@ -20,7 +20,7 @@ import torch
 from artify.quality.cost import cost_metrics, json_float
 from artify.methods.features import (DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, gram_distance, keyframe_grams, mix_grams,
                        style_grams, to_tensor, vgg19)
-from artify.flow import dis_flow, occlusion_mask, warp
+from artify.flow import DIS, FlowMethod, dis_flow, occlusion_mask, warp
 from artify.media.pixels import resize_long_side
 from artify.progress import progress
 from artify.media.video import MediaError
@@ -49,7 +49,25 @@ def _same(a: np.ndarray, b: np.ndarray, na: str, nb: str) -> None:
 
 # ---------------------------------------------------------------------------------------------- temporal
 
-def compute_flows(input_frames, interval: int = 1) -> list[tuple[np.ndarray, np.ndarray]]:
+# RAFT as the metrics run it (`eval_flow`): fixed, so that figures stay comparable across versions
+EVAL_RAFT_ITERATIONS = 12
+EVAL_RAFT_SCALE = 2.0  # at our processing sizes RAFT needs twice the frames' size (config/README.md's table)
+_PAIRS = 16  # frame pairs per flow call (RAFT batches them)
+
+
+def eval_flow_method(name: str, device="cpu") -> FlowMethod:
+    """The flow of the metrics: dis, raft_small or raft_large (EVAL_RAFT_ITERATIONS at EVAL_RAFT_SCALE), or
+    auto: raft_large on CUDA, dis on the CPU (where RAFT would cost more than the stylization it measures)."""
+    if name == "auto":
+        name = "raft_large" if torch.device(device).type == "cuda" else "dis"
+    if name == "dis":
+        return DIS
+    if name not in ("raft_small", "raft_large"):
+        raise ValueError(f"unknown evaluation flow {name!r} (auto, dis, raft_small, raft_large)")
+    return FlowMethod("raft", name.removeprefix("raft_"), EVAL_RAFT_ITERATIONS, EVAL_RAFT_SCALE, "auto", str(device))
+
+
+def compute_flows(input_frames, interval: int = 1, flow: FlowMethod = DIS) -> list[tuple[np.ndarray, np.ndarray]]:
     """(forward flow t -> t+interval, reliable-pixel mask of t) for every t, on the INPUT frames.
 
     Computed once and shared by every video evaluated against this input (the input itself, the stylized
@@ -59,10 +77,11 @@ def compute_flows(input_frames, interval: int = 1) -> list[tuple[np.ndarray, np.
     if interval < 1:
         raise ValueError(f"interval must be >= 1, got {interval}")
     flows = []
-    for t in progress(range(len(frames) - interval), f"flows (interval {interval})", unit="pair"):
-        fwd = dis_flow(frames[t], frames[t + interval])
-        bwd = dis_flow(frames[t + interval], frames[t])
-        flows.append((fwd, occlusion_mask(fwd, bwd)))
+    for t0 in progress(range(0, len(frames) - interval, _PAIRS), f"flows (interval {interval})", unit="batch"):
+        firsts = list(frames[t0:min(t0 + _PAIRS, len(frames) - interval)])
+        seconds = list(frames[t0 + interval:t0 + interval + len(firsts)])
+        both = flow.pairs(firsts + seconds, seconds + firsts)
+        flows += [(fwd, occlusion_mask(fwd, bwd)) for fwd, bwd in zip(both[:len(firsts)], both[len(firsts):])]
     return flows
 
 
@@ -306,7 +325,8 @@ def ssim(a, b):
 # ------------------------------------------------------------------------------------------------- all
 
 def evaluate_video(input_frames, output_frames, keyframe_images, schedule_weights, device="cpu",
-                   intervals=(1, 10), flicker_threshold: float = 0.02, model=None) -> tuple[dict, pd.DataFrame]:
+                   intervals=(1, 10), flicker_threshold: float = 0.02, model=None,
+                   flow: FlowMethod = DIS) -> tuple[dict, pd.DataFrame]:
     """Every metric of one stylized clip: (metrics for metrics.json, per-frame DataFrame for per-frame.tsv).
 
     schedule_weights: (N, K) style weights per frame over the K keyframe images (the schedule).
@@ -316,7 +336,7 @@ def evaluate_video(input_frames, output_frames, keyframe_images, schedule_weight
     ssim, flicker, flicker_input (means over frames/pairs), frames.
     per_frame: frame, warp_error_short / warp_error_input_short / flicker (pair (t−1, t), so NaN at frame 0:
     a jump shows at the frame where it appears), style_distance, style_distance_input, content_distance, ssim.
-    Flows are computed once on the input and shared by every temporal metric.
+    Flows (`flow`) are computed once on the input and shared by every temporal metric.
     """
     inp = _frames(input_frames, "input frames")
     out = _frames(output_frames, "output frames")
@@ -337,7 +357,7 @@ def evaluate_video(input_frames, output_frames, keyframe_images, schedule_weight
         if n <= interval:
             warp_out[key] = warp_in[key] = None
             continue
-        flows = compute_flows(inp, interval)
+        flows = compute_flows(inp, interval, flow)
         if key == "short":
             flows_short = flows
         m_out, e_out = warping_error(out, interval=interval, flows=flows)
@@ -347,7 +367,7 @@ def evaluate_video(input_frames, output_frames, keyframe_images, schedule_weight
         (per_short if key == "short" else per_long).update({"out": e_out, "in": e_in, "reliable": reliable})
 
     if n >= 2:
-        f1 = flows_short if short == 1 and flows_short is not None else compute_flows(inp, 1)
+        f1 = flows_short if short == 1 and flows_short is not None else compute_flows(inp, 1, flow)
         flick_out, flick_pairs = flicker(out, inp, flicker_threshold, flows=f1)
         flick_in, flick_in_pairs = flicker(inp, inp, flicker_threshold, flows=f1)
     else:
@@ -416,7 +436,7 @@ LONG = 10  # the long-range interval; a window must hold it
 
 
 def evaluate_frames(read_output, read_input, n: int, weights, keyframe_images, device="cpu",
-                    window: int = 240, intervals=(1, LONG)) -> pd.DataFrame:
+                    window: int = 240, intervals=(1, LONG), flow: FlowMethod = DIS) -> pd.DataFrame:
     """Per-frame metrics of a whole video, `window` frames in memory at a time.
 
     Each window also reads the `max(intervals)` frames before it, so every pair (t - k, t) it reports lies
@@ -434,7 +454,7 @@ def evaluate_frames(read_output, read_input, n: int, weights, keyframe_images, d
         if len(inp) != len(out):
             raise ValueError(f"the content gave {len(inp)} frames from frame {start}, the output {len(out)}")
         _, table = evaluate_video(inp, out, keyframe_images, weights[start:start + len(out)], device=device,
-                                  intervals=intervals, model=model)
+                                  intervals=intervals, model=model, flow=flow)
         table["frame"] += start
         tables.append(table[table["frame"] >= begin])
     return pd.concat(tables, ignore_index=True)
@@ -478,9 +498,11 @@ def foreground_metrics(tables) -> dict:
 
 def evaluate_job(content, stylized, meta_json, schedule_tsv, keyframes_tsv, keyframe_dir, out_json, per_frame_tsv,
                  size: int = 256, device: str = "auto", stage_times_tsv=None, window: int = 240,
-                 foreground_tsvs=()) -> dict:
+                 foreground_tsvs=(), eval_flow: str = "dis") -> dict:
     """Evaluate a job's stylized video against its content at the processing size -> metrics.json + per-frame TSV.
 
+    eval_flow (`eval_flow_method`) is the flow of the warping error and flicker; metrics.json's `flow` says
+    which it was, so that figures measured with different flows are not compared unawares.
     stage_times_tsv (from `stage_times`) adds the cost: seconds_per_frame (all stages), peak_memory_mb and
     stages (each stage's seconds per frame, seconds, jobs and peak memory). foreground_tsvs (method
     segmented: the spans' foreground tables) add `foreground_metrics`.
@@ -497,12 +519,14 @@ def evaluate_job(content, stylized, meta_json, schedule_tsv, keyframes_tsv, keyf
     meta = VideoMeta.load(meta_json)
     fps = Fraction(meta.fps)
     n = probe(stylized).frames
+    device = pick_device(device)
+    flow = eval_flow_method(eval_flow, device)
     per_frame = evaluate_frames(
         lambda start, count: read_frames(stylized, start, count, fps=fps),
         lambda start, count, size: read_frames(content, start, count, size=size, meta=meta),
         n, StyleSchedule.load(schedule_tsv).weights_range(0, n),
-        load_keyframe_images(keyframes_tsv, keyframe_dir, size), device=device, window=window)
-    metrics = metrics_from_frames(per_frame)
+        load_keyframe_images(keyframes_tsv, keyframe_dir, size), device=device, window=window, flow=flow)
+    metrics = {**metrics_from_frames(per_frame), "flow": flow.describe()}
     if metrics["blank_frames"]:
         blank = metrics["blank_frames"]
         raise BlankFramesError(f"{stylized}: {len(blank)} of {n} frames are blank (flat or black where the input "

@@ -99,6 +99,7 @@ rule evaluate:
     params:
         size=lambda wildcards: JOBS[described_by(wildcards.job)]["size"],
         device=lambda wildcards: JOBS[described_by(wildcards.job)]["device"],
+        options=lambda wildcards: shlex.join(stage_options("evaluate", JOBS[described_by(wildcards.job)])),
     threads: 2
     log:
         "logs/evaluate/{job}.log",
@@ -113,5 +114,5 @@ rule evaluate:
         "{ARTIFY} evaluate {input.stylized:q} --content {input.content:q} --meta {input.meta:q}"
         " --schedule {input.schedule:q} --keyframes {input.keyframes:q} --keyframe-dir {input.keyframe_dir:q}"
         " --per-frame {output.per_frame:q} --stage-times {input.stage_times:q} --size {params.size}"
-        " --device {params.device} --foreground {input.foreground:q}"
+        " --device {params.device} --foreground {input.foreground:q} {params.options}"
         " -o {output.metrics:q} > {log:q} 2>&1"

@@ -109,7 +109,7 @@ class FlowSettings:
     raft_iterations: int = _f(12, "RAFT's refinement iterations (more: slower, finer)", minimum=1, maximum=64)
     raft_scale: float = _f(2.0, "RAFT runs on the frames scaled by this (the flow is scaled back): its flow is 1/8 of "
                                 "its input, so at our sizes twice the frames' size follows finer motion",
-                           minimum=0.25, maximum=4)
+                           above=0, maximum=4)
     raft_precision: str = _f("auto", "RAFT's arithmetic: auto = bfloat16 on CUDA (float16 where the GPU has no "
                                      "bfloat16), float32 on the CPU", ["auto", "float32", "bfloat16", "float16"])
     raft_weights: str = _f("", "path of a RAFT checkpoint (torchvision's or the original release's layout) to use "

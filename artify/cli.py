@@ -194,7 +194,8 @@ def cmd_evaluate(a):
     from artify.quality.evaluate import evaluate_job
 
     metrics = evaluate_job(a.content, a.stylized, a.meta, a.schedule, a.keyframes, a.keyframe_dir, a.output,
-                           a.per_frame, size=a.size, device=a.device, stage_times_tsv=a.stage_times)
+                           a.per_frame, size=a.size, device=a.device, stage_times_tsv=a.stage_times,
+                           settings=S.from_args("evaluate", a))
     print(json.dumps(metrics, indent=2))
 
 
@@ -403,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--content", help="the content video, whose audio goes into the output")
     p.add_argument("-o", "--output", required=True)
 
-    p = _stage_parser(sub, "evaluate", "warping error, style and content distance -> metrics.json")
+    p = _stage_parser(sub, "evaluate", "warping error, style and content distance -> metrics.json", "evaluate")
     p.add_argument("stylized")
     for name in ("content", "meta", "schedule", "keyframes", "keyframe-dir", "per-frame"):
         p.add_argument(f"--{name}", required=True)

@@ -186,6 +186,15 @@ class DeflickerSettings:
 
 
 @dataclass(frozen=True)
+class EvaluateSettings:
+    eval_size: int = _f(512, "long side in pixels every metric is measured at (a larger output is scaled down to it, "
+                             "a smaller one measured as it is); 0 = the output's own size")
+    eval_frames: int = _f(64, "style and content distance (two VGG19 passes a frame) on at most this many evenly "
+                              "spaced frames, first and last included; warping error, flicker and SSIM on every "
+                              "frame; 0 = every frame")
+
+
+@dataclass(frozen=True)
 class ReportSettings:
     contact_frames: int = _f(8, "evenly spaced frames on a job's contact sheet (input above, output below)")
 
@@ -246,6 +255,7 @@ STAGES = {
     "assemble": (AssembleSettings,),
     "baselines": (BaselineSettings,),  # read by the workflow (common.smk): adds the baseline jobs
     "deflicker": (DeflickerSettings,),
+    "evaluate": (EvaluateSettings,),
     "contact_sheet": (ReportSettings,),
     "compare": (CompareSettings,),  # these two are read from the first job on each content video
     "assess": (AssessSettings,),
@@ -255,8 +265,8 @@ STAGES = {
 @dataclass(frozen=True)
 class Settings(FrameRange, ChunkSettings, ExtractSettings, SceneSettings, CutSettings, KeyframeSettings,
                ScheduleSettings, FlowSettings, MethodSettings, StylizeSettings, ArbitrarySettings,
-               ArbitraryTrainSettings, AssembleSettings, BaselineSettings, DeflickerSettings, ReportSettings,
-               CompareSettings, AssessSettings, SegmentSettings, SegmentedSettings):
+               ArbitraryTrainSettings, AssembleSettings, BaselineSettings, DeflickerSettings, EvaluateSettings,
+               ReportSettings, CompareSettings, AssessSettings, SegmentSettings, SegmentedSettings):
     """Every setting of a job, read by attribute (settings.flow_blend). The library's stages and methods take
     one of these: a field not given has its default above (the one default, equal to config/config.yaml's),
     and each value is checked here once, so the code that reads it needs no fallback and no re-check.

@@ -1,5 +1,6 @@
 # Quality numbers of the result: warping error of output and input (the floor), style and content distance,
-# flicker, and the cost (seconds per frame, peak memory) from the benchmark files; the deflicker baseline.
+# flicker (at the size and on the frames the job's eval_size and eval_frames give), and the cost (seconds per
+# frame, peak memory) from the benchmark files; the deflicker baseline.
 from types import SimpleNamespace
 
 from artify.quality.cost import benchmark_files
@@ -90,6 +91,7 @@ rule evaluate:
     params:
         size=lambda wildcards: JOBS[described_by(wildcards.job)]["size"],
         device=lambda wildcards: JOBS[described_by(wildcards.job)]["device"],
+        options=lambda wildcards: shlex.join(stage_options("evaluate", JOBS[described_by(wildcards.job)])),
     threads: 2
     log:
         "logs/evaluate/{job}.log",
@@ -104,5 +106,5 @@ rule evaluate:
         "{ARTIFY} evaluate {input.stylized:q} --content {input.content:q} --meta {input.meta:q}"
         " --schedule {input.schedule:q} --keyframes {input.keyframes:q} --keyframe-dir {input.keyframe_dir:q}"
         " --per-frame {output.per_frame:q} --stage-times {input.stage_times:q} --size {params.size}"
-        " --device {params.device}"
+        " --device {params.device} {params.options}"
         " -o {output.metrics:q} > {log:q} 2>&1"

@@ -189,7 +189,7 @@ class DeflickerSettings:
 class EvaluateSettings:
     eval_size: int = _f(512, "long side in pixels every metric is measured at (a larger output is scaled down to it, "
                              "a smaller one measured as it is); 0 = the output's own size")
-    eval_frames: int = _f(48, "style and content distance (two VGG19 passes a frame) on at most this many evenly "
+    eval_frames: int = _f(32, "style and content distance (two VGG19 passes a frame) on at most this many evenly "
                               "spaced frames, first and last included; warping error, flicker and SSIM on every "
                               "frame; 0 = every frame")
 

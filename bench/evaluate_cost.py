@@ -69,13 +69,13 @@ def _value(metrics: dict, key: str):
 
 # ------------------------------------------------------------------------------------------------ agreement
 
-def stylize_all(out: Path, frames: int, size: int, cores: int, run: bool = True) -> list[dict]:
+def stylize_all(out: Path, frames: int, size: int, cores: int, run: bool = True, clips=CLIPS) -> list[dict]:
     """Every (clip, method) job stylized once in `out` (Snakemake skips what is there); run False: only
     those already stylized there (e.g. while a run goes on)."""
     style = SHARED / "styles" / "starry_night.jpg"
     jobs = [{"job": f"{Path(c).stem}-{m}", "clip": Path(c).stem, "kind": m, "content": str(SHARED / "videos" / c),
              "style": str(style), "size": size, "max_frames": frames, "temporal": True, **FAST, **settings}
-            for c in CLIPS for m, settings in METHODS.items()]  # arbitrary reads no iterations
+            for c in clips for m, settings in METHODS.items()]  # arbitrary reads no iterations
     missing = [j["content"] for j in jobs if not Path(j["content"]).is_file()] + ([] if style.is_file() else [style])
     if missing:
         raise FileNotFoundError(f"{missing[0]}: no such file (set ARTIFY_SHARED_DATA)")
@@ -115,12 +115,13 @@ def sampled(per_frame: pd.DataFrame, count: int) -> pd.DataFrame:
     return t
 
 
-def agreement(out: Path, frames: int, size: int, sample: int, cores: int, run: bool = True) -> pd.DataFrame:
+def agreement(out: Path, frames: int, size: int, sample: int, cores: int, run: bool = True,
+              clips=CLIPS) -> pd.DataFrame:
     from artify.quality.evaluate import metrics_from_frames
     from artify.settings import Settings
 
     defaults = Settings()
-    jobs = stylize_all(out, frames, size, cores, run)
+    jobs = stylize_all(out, frames, size, cores, run, clips)
     rows = []
     for j in jobs:
         full = evaluated(out, j["job"], "full", Settings(eval_size=0, eval_frames=0))
@@ -254,6 +255,7 @@ def main(argv=None) -> int:
     ag.add_argument("--sample", type=int, default=4, help="a sample count that bites on clips this short")
     ag.add_argument("--cores", type=int, default=2)
     ag.add_argument("--finished", action="store_true", help="stylize nothing: evaluate the jobs already there")
+    ag.add_argument("--clips", default=",".join(CLIPS), help="clips of ../shared/data/videos, in this order")
     co = sub.add_parser("cost", help="evaluate's time and memory against the job's stylize stage")
     co.add_argument("--workdir", required=True, help="a Snakemake work directory with the job finished")
     co.add_argument("--job", required=True)
@@ -262,7 +264,8 @@ def main(argv=None) -> int:
     co.add_argument("--runs", default="before,after", help="which to time: before, after or both")
     a = p.parse_args(argv)
     if a.what == "agreement":
-        rows = agreement(Path(a.out), a.frames, a.size, a.sample, a.cores, run=not a.finished)
+        rows = agreement(Path(a.out), a.frames, a.size, a.sample, a.cores, run=not a.finished,
+                         clips=a.clips.split(","))
         rows.to_csv(Path(a.out) / "agreement.tsv", sep="\t", index=False)
         print_agreement(rows)
     else:

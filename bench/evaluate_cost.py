@@ -146,6 +146,8 @@ def agreement_tables(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     cheap["rel_diff"] = cheap["value"] / cheap["full"] - 1
     ranks = []
     for (variant, figure, clip), g in cheap.groupby(["variant", "figure", "clip"], sort=False):
+        if len(g) < 2:  # one job on the clip: nothing to rank
+            continue
         ranks.append({"variant": variant, "figure": figure, "clip": clip,
                       "kept": list(g.sort_values("full")["method"]) == list(g.sort_values("value")["method"])})
     return cheap, pd.DataFrame(ranks)
@@ -161,7 +163,7 @@ def print_agreement(rows: pd.DataFrame) -> None:
         print(f"\n{variant}: relative difference to the full figure (cheap / full - 1)")
         table = g.pivot_table(index=["clip", "method"], columns="figure", values="rel_diff", sort=False)
         print(table.to_string(float_format="{:+.2%}".format))
-        kept = ranks[ranks["variant"] == variant]
+        kept = ranks[ranks["variant"] == variant] if len(ranks) else pd.DataFrame(columns=["kept", "figure", "clip"])
         lost = kept[~kept["kept"]]
         print(f"  largest |difference| {g['rel_diff'].abs().max():.2%}; rankings between the jobs of a clip kept: "
               f"{int(kept['kept'].sum())} of {len(kept)}"

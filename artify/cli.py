@@ -197,7 +197,7 @@ def cmd_evaluate(a):
 
     metrics = evaluate_job(a.content, a.stylized, a.meta, a.schedule, a.keyframes, a.keyframe_dir, a.output,
                            a.per_frame, size=a.size, device=a.device, stage_times_tsv=a.stage_times,
-                           foreground_tsvs=a.foreground, eval_flow=S.from_args("evaluate", a).eval_flow)
+                           foreground_tsvs=a.foreground, settings=S.from_args("evaluate", a))
     print(json.dumps(metrics, indent=2))
 
 

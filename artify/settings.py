@@ -237,6 +237,11 @@ class EvaluateSettings:
     eval_flow: str = _f("auto", "optical flow of the metrics' warping error and flicker (recorded in metrics.json): "
                                 "DIS, or RAFT large or small (12 iterations, twice the frames' size); auto = "
                                 "raft_large on CUDA, dis on the CPU", ["auto", "dis", "raft_small", "raft_large"])
+    eval_size: int = _f(512, "long side in pixels every metric is measured at (a larger output is scaled down to it, "
+                             "a smaller one measured as it is); 0 = the output's own size", minimum=0)
+    eval_frames: int = _f(32, "style and content distance (two VGG19 passes a frame) on at most this many evenly "
+                              "spaced frames, first and last included; warping error, flicker and SSIM on every "
+                              "frame; 0 = every frame", minimum=0)
 
 
 @dataclass(frozen=True)

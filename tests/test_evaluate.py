@@ -215,7 +215,8 @@ def test_evaluate_video_keys_and_columns():
     metrics, per_frame = evaluate_video(inp, out, keys, weights)
     assert set(metrics) == {"warp_error", "warp_error_input", "style_distance", "style_distance_input",
                             "content_distance", "ssim", "flicker", "flicker_input", "frames", "blank_frames",
-                            "unreliable_pairs"}
+                            "unreliable_pairs", "measured_on"}
+    assert metrics["measured_on"]["style_distance"] == {"size": [64, 48], "frames": 12, "of": 12}
     assert metrics["blank_frames"] == [] and metrics["unreliable_pairs"] == {"short": 0, "long": 0}
     assert metrics["frames"] == 12
     for k in ("warp_error", "warp_error_input"):
@@ -353,3 +354,76 @@ def test_a_job_with_blank_frames_fails_and_says_which(tmp_path):
                      tmp_path / "per-frame.tsv", size=64, device="cpu")
     assert e.value.frames == [4, 5, 6]
     assert not (tmp_path / "metrics.json").exists() and not (tmp_path / "per-frame.tsv").exists()
+
+
+# ------------------------------------------------------------------------------------ what evaluation costs
+
+def test_sampled_frames_are_evenly_spaced_first_and_last_included_and_all_of_a_short_video():
+    from artify.quality.evaluate import evenly_spaced
+
+    assert evenly_spaced(720, 5).tolist() == [0, 180, 360, 539, 719]
+    assert evenly_spaced(720, 64).tolist() == evenly_spaced(720, 64).tolist()  # the same frames every run
+    assert len(evenly_spaced(720, 64)) == 64 and evenly_spaced(720, 64)[[0, -1]].tolist() == [0, 719]
+    assert evenly_spaced(40, 64).tolist() == list(range(40)) == evenly_spaced(40, 0).tolist()
+
+
+def test_sampled_style_and_content_are_the_every_frame_values_on_the_sampled_frames():
+    """Sampling skips frames; it does not change what is measured on the frames it keeps (across windows too)."""
+    from artify.quality.evaluate import evaluate_frames, metrics_from_frames
+
+    inp = translating_video(n=23, h=48, w=64)
+    out = add_noise(inp, 0.05)
+    keys = [texture(40, 40, 11), texture(50, 30, 12, sigma=3)]
+    weights = np.stack([np.linspace(1, 0, 23), np.linspace(0, 1, 23)], axis=1)
+
+    def run(sample):
+        return evaluate_frames(lambda s, c: out[s:s + c], lambda s, c, size: inp[s:s + c], 23, weights, keys,
+                               window=12, sample=sample)
+
+    every, sampled = run(0), run(5)
+    picked = [0, 6, 11, 16, 22]
+    for column in ("style_distance", "style_distance_input", "content_distance"):
+        assert np.flatnonzero(sampled[column].notna()).tolist() == picked, column
+        assert np.allclose(sampled[column][picked], every[column][picked], rtol=1e-5), column
+    for column in ("warp_error_short", "warp_error_long", "flicker", "ssim"):  # every frame, untouched
+        pd.testing.assert_series_equal(sampled[column], every[column], rtol=1e-6)
+    measured = metrics_from_frames(sampled, (64, 48))["measured_on"]
+    assert measured["content_distance"] == {"size": [64, 48], "frames": 5, "of": 23}
+    assert measured["warp_error"] == {"size": [64, 48], "frames": 23, "of": 23}
+
+
+def _job_files(tmp_path, inp, out, fps=24):
+    from artify.media.video import probe, write_frames_h264
+
+    n = len(inp)
+    write_frames_h264(tmp_path / "content.mp4", inp, fps, crf=0)
+    write_frames_h264(tmp_path / "stylized.mp4", out, fps, crf=0)
+    probe(tmp_path / "content.mp4").save(tmp_path / "meta.json")
+    pd.DataFrame({"frame": range(n), "w0": 1.0}).to_csv(tmp_path / "schedule.tsv", sep="\t", index=False)
+    (tmp_path / "kf").mkdir()
+    cv2.imwrite(str(tmp_path / "kf" / "k.png"), texture(40, 40, 11))
+    pd.DataFrame({"keyframe": [0], "file": ["k.png"]}).to_csv(tmp_path / "keyframes.tsv", sep="\t", index=False)
+    return [tmp_path / name for name in ("content.mp4", "stylized.mp4", "meta.json", "schedule.tsv",
+                                         "keyframes.tsv", "kf", "metrics.json", "per-frame.tsv")]
+
+
+def test_a_job_is_measured_at_the_capped_size_on_the_sampled_frames_and_says_so(tmp_path):
+    import json
+
+    from artify.quality.evaluate import evaluate_job
+    from artify.settings import Settings
+
+    inp = translating_video(n=20, h=96, w=128)
+    out = add_noise(inp, 0.03)
+    files = _job_files(tmp_path, inp, out)
+    metrics = evaluate_job(*files, size=128, device="cpu", settings=Settings(eval_size=64, eval_frames=4))
+    assert metrics == json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["measured_on"]["style_distance"] == {"size": [64, 48], "frames": 4, "of": 20}
+    assert metrics["measured_on"]["content_distance"] == {"size": [64, 48], "frames": 4, "of": 20}
+    assert metrics["measured_on"]["warp_error"] == {"size": [64, 48], "frames": 20, "of": 20}
+    per_frame = pd.read_csv(tmp_path / "per-frame.tsv", sep="\t")
+    assert np.flatnonzero(per_frame["style_distance"].notna()).tolist() == [0, 6, 13, 19]
+    assert per_frame["warp_error_short"][1:].notna().all() and per_frame["ssim"].notna().all()
+    # a smaller output is measured as it is, and eval_frames 0 is every frame
+    full = evaluate_job(*files, size=128, device="cpu", settings=Settings(eval_size=512, eval_frames=0))
+    assert full["measured_on"]["style_distance"] == {"size": [128, 96], "frames": 20, "of": 20}

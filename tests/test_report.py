@@ -109,6 +109,55 @@ def test_per_frame_plot_is_a_png(job_dir, tmp_path):
         assert img.format == "PNG" and img.size == (900, 700)
 
 
+def test_per_frame_plot_draws_a_sampled_style_distance_as_points_and_warping_error_on_every_frame(
+        job_dir, tmp_path, monkeypatch):
+    import artify.figures
+    from artify.quality.report import plot_per_frame
+
+    d, _ = job_dir
+    n, sampled = 24, [0, 8, 15, 23]
+    style = np.full(n, np.nan)
+    style[sampled] = [0.1, 0.2, 0.15, 0.12]
+    t = pd.DataFrame({"frame": np.arange(n), "warp_error_short": np.r_[np.nan, np.linspace(0.01, 0.02, n - 1)],
+                      "warp_error_input_short": np.r_[np.nan, np.full(n - 1, 0.002)],
+                      "style_distance": style, "style_distance_input": np.where(np.isnan(style), np.nan, 0.6)})
+    t.to_csv(tmp_path / "job.tsv", sep="\t", index=False)
+    figures = []
+    monkeypatch.setattr(artify.figures, "save_figure", lambda fig, out: figures.append(fig))
+    plot_per_frame({"job": tmp_path / "job.tsv"}, d / "schedule.tsv", "24/1", tmp_path / "plot.png")
+    ax_w, ax_s, _ = figures[0].axes[:3]
+    job_warp = next(line for line in ax_w.get_lines() if line.get_label() == "job")
+    assert len(job_warp.get_xdata()) == n and job_warp.get_linestyle() == "-"  # every frame's warping error
+    points = {line.get_label(): line for line in ax_s.get_lines()}
+    assert set(points) == {"job (4 of 24 frames)", "input (4 of 24 frames)"}
+    for line in points.values():  # drawn where measured, as points: no line through unmeasured frames
+        assert line.get_linestyle() == "None" and line.get_marker() == "o"
+        assert np.allclose(line.get_xdata(), np.array(sampled) / 24)
+
+
+def test_comparison_says_where_the_figures_were_measured_and_warns_when_jobs_differ(tmp_path):
+    from artify.quality.compare import compare
+
+    def measured(size, frames, of):
+        return {key: {"size": size, "frames": of if key.startswith(("warp", "flicker", "ssim")) else frames,
+                      "of": of}
+                for key in ("warp_error", "warp_error_input", "flicker", "flicker_input", "ssim", "style_distance",
+                            "style_distance_input", "content_distance")}
+
+    a = _metrics(0.01, 0.002, 0.2, 3.0) | {"measured_on": measured([512, 288], 64, 720)}
+    b = _metrics(0.02, 0.004, 0.1, 6.0) | {"measured_on": measured([512, 288], 64, 720)}
+    compare([{"job": "a", "kind": "result", "metrics": a}, {"job": "b", "kind": "result", "metrics": b}],
+            tmp_path / "c.md", tmp_path / "c.html")
+    note = ("Every job was measured at 512×288: warping error, flicker and SSIM on every frame (720), style and "
+            "content distance on 64 evenly spaced frames of 720.")
+    assert note in (tmp_path / "c.md").read_text() and note in (tmp_path / "c.html").read_text()
+    b["measured_on"] = measured([1280, 720], 720, 720)
+    compare([{"job": "a", "kind": "result", "metrics": a}, {"job": "b", "kind": "result", "metrics": b}],
+            tmp_path / "c.md", tmp_path / "c.html")
+    md = (tmp_path / "c.md").read_text()
+    assert "Jobs measured differently do not compare" in md and "b measured at 1280×720" in md
+
+
 # ----------------------------------------------------------------------------------------------- deflicker
 
 def test_deflicker_keeps_every_frame_and_audio_and_reduces_flicker(tmp_path, small_video):

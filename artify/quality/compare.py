@@ -174,6 +174,30 @@ _NOTE = ("Ratios are the job's value over the baseline's: below 1 is better for 
 _NO_BASELINES = "No baselines in this comparison (set `baselines: true` for a job to add them)."
 
 
+def measurement_note(c: dict) -> str:
+    """Where the figures were measured (metrics.json's `measured_on`): one sentence when every job was
+    measured alike, one per job (and a warning) when not; empty for metrics written before it existed."""
+    def said(m):
+        on = m.get("measured_on")
+        if not on:
+            return None
+        size, every, some = on["warp_error"]["size"], on["warp_error"], on["style_distance"]
+        at = f"at {size[0]}×{size[1]}" if size else "at the output's size"
+        sampled = ("every frame" if some["frames"] == some["of"] else
+                   f"{some['frames']} evenly spaced frames of {some['of']}")
+        return (f"measured {at}: warping error, flicker and SSIM on every frame ({every['of']}), style and "
+                f"content distance on {sampled}")
+
+    notes = {r["job"]: said(r["metrics"]) for r in c["rows"]}
+    known = {n for n in notes.values() if n}
+    if not known:
+        return ""
+    if len(known) == 1 and all(notes.values()):
+        return f"Every job was {known.pop()}."
+    return ("Jobs measured differently do not compare: " +
+            "; ".join(f"{job} {note or 'measured before sizes were stated'}" for job, note in notes.items()) + ".")
+
+
 def _tally_tables(tally: dict):
     """(question title, head, body) per question of a tally (`artify.quality.assess.tally`)."""
     out = []
@@ -199,6 +223,8 @@ def to_markdown(c: dict, title: str, tally: dict | None = None) -> str:
 
     t = _tables(c)
     parts = [f"# {title}", "", "## Metrics relative to the input", "", table(*t["relative"]), "", _NOTE_RELATIVE, ""]
+    if measurement_note(c):
+        parts += [measurement_note(c), ""]
     parts += ["## Ratios to the baselines", "", table(*t["ratios"]) if t["ratios"][1] else _NO_BASELINES, "",
               _NOTE, ""]
     if tally:
@@ -321,7 +347,9 @@ def to_html(c: dict, title: str, tally: dict | None = None, grid: dict | None = 
                      "</table>")
     t = _tables(c)
     parts.append(f"<h2 id='numbers'>Numbers</h2><h3>Relative to the input</h3>{table(*t['relative'])}"
-                 f"<p class='note'>{esc(_NOTE_RELATIVE)}</p><h3>Ratios to the baselines</h3>")
+                 f"<p class='note'>{esc(_NOTE_RELATIVE)}</p>"
+                 + (f"<p class='note'>{esc(measurement_note(c))}</p>" if measurement_note(c) else "")
+                 + "<h3>Ratios to the baselines</h3>")
     parts.append(table(*t["ratios"]) if t["ratios"][1] else f"<p>{esc(_NO_BASELINES)}</p>")
     parts.append(f"<p class='note'>{esc(_NOTE)}</p><h2 id='assessment'>Manual assessment (blind A/B)</h2>")
     if tally:

@@ -8,6 +8,12 @@
 
 Frames are uint8 RGB arrays (N, H, W, 3); metrics are plain floats (None where undefined) so that
 metrics.json is plain JSON; per-frame values are a pandas DataFrame for per-frame.tsv and the plots.
+
+What a job's evaluation costs (`evaluate_job`): every metric is measured at a capped size (`eval_size`, the
+long side), and the two that need VGG19 passes (style and content distance) on at most `eval_frames` evenly
+spaced frames; the pixel metrics (warping error, flicker, SSIM, blank frames) on every frame and pair.
+metrics.json's `measured_on` states the size and the frames of each figure; bench/evaluate_cost.py measures
+the cost and how far the cheaper figures lie from the full-size, every-frame ones.
 """
 from __future__ import annotations
 
@@ -18,8 +24,8 @@ import pandas as pd
 import torch
 
 from artify.quality.cost import cost_metrics, json_float
-from artify.methods.features import (DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, gram_distance, keyframe_grams, mix_grams,
-                       style_grams, to_tensor, vgg19)
+from artify.methods.features import (DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, gram, gram_distance, keyframe_grams,
+                       mix_grams, style_grams, to_tensor, vgg19)
 from artify.flow import DIS, FlowMethod, dis_flow, occlusion_mask, warp
 from artify.media.pixels import resize_long_side
 from artify.progress import progress
@@ -269,16 +275,48 @@ def content_distance(frames, input_frames, device="cpu", model=None,
     out = _frames(frames, "frames")
     inp = _frames(input_frames, "input frames")
     _same(out, inp, "frames", "input frames")
+    values = [_content_ratio(fo[layer], fi[layer]) for _, fo, fi in _vgg_pairs(out, inp, (layer,), device, model)]
+    return np.concatenate(values) if values else np.zeros(0)
+
+
+def _content_ratio(fo: torch.Tensor, fi: torch.Tensor) -> np.ndarray:
+    num = ((fo - fi) ** 2).flatten(1).mean(1)
+    den = (fi ** 2).flatten(1).mean(1).clamp_min(1e-12)
+    return (num / den).cpu().numpy().astype(np.float64)
+
+
+def _vgg_pairs(out: np.ndarray, inp: np.ndarray, layers, device, model):
+    """(start, output features, input features) of each small batch of frames: one VGG pass per frame of
+    each video for every layer asked, so memory stays flat in the number of frames."""
     model = _model(model, device)
-    values = []
     with torch.no_grad():
-        for i in range(0, len(out), _BATCH):
-            fo = model(to_tensor(out[i:i + _BATCH], device), [layer])[layer]
-            fi = model(to_tensor(inp[i:i + _BATCH], device), [layer])[layer]
-            num = ((fo - fi) ** 2).flatten(1).mean(1)
-            den = (fi ** 2).flatten(1).mean(1).clamp_min(1e-12)
-            values.extend((num / den).cpu().tolist())
-    return np.array(values, np.float64)
+        for i in progress(range(0, len(out), _BATCH), "style and content (VGG19)", unit="batch"):
+            yield (i, model(to_tensor(out[i:i + _BATCH], device), layers),
+                   model(to_tensor(inp[i:i + _BATCH], device), layers))
+
+
+def style_and_content(frames, input_frames, targets, device="cpu", model=None,
+                      layer: str = DEFAULT_CONTENT_LAYERS[0]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(style distance of each frame, of each input frame, content distance of each frame to its input), (N,)
+    each, as `style_distance_per_frame` and `content_distance` give them, from one VGG pass per frame of each
+    video (those two functions make four: this is what `evaluate_video` uses). targets: one dict layer ->
+    Gram (1, C, C) per frame."""
+    out = _frames(frames, "frames")
+    inp = _frames(input_frames, "input frames")
+    _same(out, inp, "frames", "input frames")
+    if len(targets) != len(out):
+        raise ValueError(f"{len(targets)} style targets for {len(out)} frames")
+    style_layers = tuple(targets[0]) if len(targets) else ()
+    layers = tuple(dict.fromkeys(style_layers + (layer,)))
+    sd_out, sd_in, cd = [], [], []
+    for i, fo, fi in _vgg_pairs(out, inp, layers, device, model):
+        batch = targets[i:i + len(fo[layer])]
+        target = {k: torch.cat([t[k] for t in batch]).to(fo[k].device) for k in style_layers}
+        for feats, distances in ((fo, sd_out), (fi, sd_in)):
+            grams = {k: gram(feats[k]) for k in style_layers}
+            distances.append(gram_distance(grams, target).cpu().numpy().astype(np.float64))
+        cd.append(_content_ratio(fo[layer], fi[layer]))
+    return tuple(np.concatenate(v) if v else np.zeros(0) for v in (sd_out, sd_in, cd))
 
 
 _SSIM_SIGMA = 1.5
@@ -326,16 +364,15 @@ def ssim(a, b):
 
 def evaluate_video(input_frames, output_frames, keyframe_images, schedule_weights, device="cpu",
                    intervals=(1, 10), flicker_threshold: float = 0.02, model=None,
-                   flow: FlowMethod = DIS) -> tuple[dict, pd.DataFrame]:
+                   sampled=None, flow: FlowMethod = DIS) -> tuple[dict, pd.DataFrame]:
     """Every metric of one stylized clip: (metrics for metrics.json, per-frame DataFrame for per-frame.tsv).
 
     schedule_weights: (N, K) style weights per frame over the K keyframe images (the schedule).
-    metrics: warp_error / warp_error_input = {"short": interval intervals[0], "long": intervals[1]} (None
-    when the clip has no pair that far apart), style_distance (output to its scheduled target),
-    style_distance_input (the input to the same target: how far the style had to go), content_distance,
-    ssim, flicker, flicker_input (means over frames/pairs), frames.
-    per_frame: frame, warp_error_short / warp_error_input_short / flicker (pair (t−1, t), so NaN at frame 0:
-    a jump shows at the frame where it appears), style_distance, style_distance_input, content_distance, ssim.
+    sampled: (N,) bool, the frames whose style and content distances are measured (the VGG19 passes; NaN in
+    the other rows); None = every frame. Everything else is measured on every frame and pair.
+    metrics: as `metrics_from_frames`. per_frame: frame, warp_error_short / warp_error_input_short / flicker
+    (pair (t−1, t), so NaN at frame 0: a jump shows at the frame where it appears), style_distance,
+    style_distance_input, content_distance, ssim, and the long interval's and integrity columns.
     Flows (`flow`) are computed once on the input and shared by every temporal metric.
     """
     inp = _frames(input_frames, "input frames")
@@ -348,38 +385,10 @@ def evaluate_video(input_frames, output_frames, keyframe_images, schedule_weight
     if weights.shape != (n, len(keyframe_images)):
         raise ValueError(f"schedule weights have shape {weights.shape}, expected ({n}, {len(keyframe_images)}) "
                          "(frames, keyframes)")
+    sampled = np.ones(n, bool) if sampled is None else np.asarray(sampled, bool)
+    if sampled.shape != (n,):
+        raise ValueError(f"sampled frames: expected a mask of {n} frames, got shape {sampled.shape}")
     short, long = intervals
-    model = _model(model, device)
-
-    warp_out, warp_in, per_short, per_long = {}, {}, {}, {}
-    flows_short = None
-    for key, interval in (("short", short), ("long", long)):
-        if n <= interval:
-            warp_out[key] = warp_in[key] = None
-            continue
-        flows = compute_flows(inp, interval, flow)
-        if key == "short":
-            flows_short = flows
-        m_out, e_out = warping_error(out, interval=interval, flows=flows)
-        m_in, e_in = warping_error(inp, interval=interval, flows=flows)
-        warp_out[key], warp_in[key] = json_float(m_out), json_float(m_in)
-        reliable = np.array([float(mask.mean()) for _, mask in flows])
-        (per_short if key == "short" else per_long).update({"out": e_out, "in": e_in, "reliable": reliable})
-
-    if n >= 2:
-        f1 = flows_short if short == 1 and flows_short is not None else compute_flows(inp, 1, flow)
-        flick_out, flick_pairs = flicker(out, inp, flicker_threshold, flows=f1)
-        flick_in, flick_in_pairs = flicker(inp, inp, flicker_threshold, flows=f1)
-    else:
-        flick_out = flick_in = float("nan")
-        flick_pairs = flick_in_pairs = np.array([])
-
-    kgrams = scaled_keyframe_grams(keyframe_images, size=inp.shape[1:3], device=device, model=model)
-    targets = [mix_grams(kgrams, w) for w in weights]
-    sd_out = style_distance_per_frame(out, targets, device, model)
-    sd_in = style_distance_per_frame(inp, targets, device, model)
-    cd = content_distance(out, inp, device, model)
-    ss = ssim(out, inp)
 
     def by_frame(pairs, interval):
         col = np.full(n, np.nan)
@@ -387,35 +396,55 @@ def evaluate_video(input_frames, output_frames, keyframe_images, schedule_weight
             col[interval:interval + len(pairs)] = pairs
         return col
 
+    columns = {}
+    # one interval's flows at a time (the largest arrays here), each dropped once its metrics are taken
+    for key, interval in (("short", short), ("long", long)):
+        flows = compute_flows(inp, interval, flow) if n > interval else []
+        for name, video in ((f"warp_error_{key}", out), (f"warp_error_input_{key}", inp)):
+            columns[name] = by_frame(warping_error(video, interval=interval, flows=flows)[1] if flows else [],
+                                     interval)
+        columns[f"reliable_{key}"] = by_frame([float(mask.mean()) for _, mask in flows], interval)
+        if interval == 1 and flows:
+            columns.update(_flicker_columns(out, inp, flicker_threshold, flows, by_frame))
+        del flows
+    if "flicker" not in columns:  # no interval of 1 among them, or a single frame
+        flows = compute_flows(inp, 1, flow) if n >= 2 else []
+        columns.update(_flicker_columns(out, inp, flicker_threshold, flows, by_frame))
+
+    sd_out, sd_in, cd = (np.full(n, np.nan) for _ in range(3))
+    picked = np.flatnonzero(sampled)
+    if len(picked):
+        model = _model(model, device)
+        kgrams = scaled_keyframe_grams(keyframe_images, size=inp.shape[1:3], device=device, model=model)
+        targets = [mix_grams(kgrams, weights[t]) for t in picked]
+        sd_out[picked], sd_in[picked], cd[picked] = style_and_content(out[picked], inp[picked], targets, device,
+                                                                      model)
+
     per_frame = pd.DataFrame({
         "frame": np.arange(n),
-        "warp_error_short": by_frame(per_short.get("out", []), short),
-        "warp_error_input_short": by_frame(per_short.get("in", []), short),
+        "warp_error_short": columns["warp_error_short"],
+        "warp_error_input_short": columns["warp_error_input_short"],
         "style_distance": sd_out,
         "style_distance_input": sd_in,
         "content_distance": cd,
-        "ssim": ss,
-        "flicker": by_frame(flick_pairs, 1),
-        "warp_error_long": by_frame(per_long.get("out", []), long),
-        "warp_error_input_long": by_frame(per_long.get("in", []), long),
-        "flicker_input": by_frame(flick_in_pairs, 1),
-        "reliable_short": by_frame(per_short.get("reliable", []), short),
-        "reliable_long": by_frame(per_long.get("reliable", []), long),
+        "ssim": ssim(out, inp),
+        "flicker": columns["flicker"],
+        "warp_error_long": columns["warp_error_long"],
+        "warp_error_input_long": columns["warp_error_input_long"],
+        "flicker_input": columns["flicker_input"],
+        "reliable_short": columns["reliable_short"],
+        "reliable_long": columns["reliable_long"],
         "blank": blank_frames(out, inp).astype(int),
     })
-    metrics = {
-        "warp_error": warp_out,
-        "warp_error_input": warp_in,
-        "style_distance": json_float(sd_out.mean()),
-        "style_distance_input": json_float(sd_in.mean()),
-        "content_distance": json_float(cd.mean()),
-        "ssim": json_float(ss.mean()),
-        "flicker": json_float(flick_out),
-        "flicker_input": json_float(flick_in),
-        "frames": int(n),
-    }
-    metrics.update(_integrity(per_frame))
-    return metrics, per_frame
+    return metrics_from_frames(per_frame, size=(inp.shape[2], inp.shape[1])), per_frame
+
+
+def _flicker_columns(out, inp, threshold, flows, by_frame) -> dict:
+    """flicker and flicker_input per frame (pair (t−1, t)) from the input's interval-1 flows; NaN without any."""
+    if not flows:
+        return {"flicker": by_frame([], 1), "flicker_input": by_frame([], 1)}
+    return {"flicker": by_frame(flicker(out, inp, threshold, flows=flows)[1], 1),
+            "flicker_input": by_frame(flicker(inp, inp, threshold, flows=flows)[1], 1)}
 
 
 def _integrity(per_frame: pd.DataFrame) -> dict:
@@ -435,17 +464,28 @@ def _integrity(per_frame: pd.DataFrame) -> dict:
 LONG = 10  # the long-range interval; a window must hold it
 
 
+def evenly_spaced(n: int, count: int) -> np.ndarray:
+    """`count` evenly spaced frame numbers of n, the first and the last included (deterministic); every
+    frame when count is 0 or at least n."""
+    if count <= 0 or count >= n:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, count).round().astype(int))
+
+
 def evaluate_frames(read_output, read_input, n: int, weights, keyframe_images, device="cpu",
-                    window: int = 240, intervals=(1, LONG), flow: FlowMethod = DIS) -> pd.DataFrame:
+                    window: int = 240, intervals=(1, LONG), sample: int = 0, flow: FlowMethod = DIS) -> pd.DataFrame:
     """Per-frame metrics of a whole video, `window` frames in memory at a time.
 
     Each window also reads the `max(intervals)` frames before it, so every pair (t - k, t) it reports lies
     inside it; its rows for those lead-in frames are dropped (the window before reported them). The table
     is therefore the same as evaluating the whole video at once, while memory follows `window`, not length.
+    sample: style and content distances on this many evenly spaced frames (`evenly_spaced`; 0 = all).
     read_output(start, count) / read_input(start, count, (w, h)) return uint8 RGB frames.
     """
     lead = max(intervals)
     model = _model(None, device)
+    picked = np.zeros(n, bool)
+    picked[evenly_spaced(n, sample)] = True
     tables = []
     for begin in range(0, n, window):
         start = max(0, begin - lead)
@@ -453,15 +493,33 @@ def evaluate_frames(read_output, read_input, n: int, weights, keyframe_images, d
         inp = read_input(start, len(out), (out.shape[2], out.shape[1]))
         if len(inp) != len(out):
             raise ValueError(f"the content gave {len(inp)} frames from frame {start}, the output {len(out)}")
+        sampled = picked[start:start + len(out)] & (np.arange(start, start + len(out)) >= begin)
         _, table = evaluate_video(inp, out, keyframe_images, weights[start:start + len(out)], device=device,
-                                  intervals=intervals, model=model, flow=flow)
+                                  intervals=intervals, model=model, sampled=sampled, flow=flow)
         table["frame"] += start
         tables.append(table[table["frame"] >= begin])
     return pd.concat(tables, ignore_index=True)
 
 
-def metrics_from_frames(per_frame: pd.DataFrame) -> dict:
-    """metrics.json's quality keys: means over the per-frame table (pairs: NaN where undefined)."""
+# the figures measured on sampled frames only (the VGG19 passes); every other one is on every frame and pair
+SAMPLED = ("style_distance", "style_distance_input", "content_distance")
+EVERY_FRAME = ("warp_error", "warp_error_input", "flicker", "flicker_input", "ssim")
+
+
+def measured_on(per_frame: pd.DataFrame, size: tuple[int, int] | None) -> dict:
+    """metrics.json's `measured_on`: for each figure, the frame size (w, h) it was measured at and the frames
+    it was measured on, of how many ({"size": [w, h], "frames": k, "of": n}): figures of two jobs compare only
+    when these agree."""
+    n = len(per_frame)
+    sampled = int(per_frame["style_distance"].notna().sum())
+    dims = None if size is None else [int(size[0]), int(size[1])]
+    return {**{key: {"size": dims, "frames": n, "of": n} for key in EVERY_FRAME},
+            **{key: {"size": dims, "frames": sampled, "of": n} for key in SAMPLED}}
+
+
+def metrics_from_frames(per_frame: pd.DataFrame, size: tuple[int, int] | None = None) -> dict:
+    """metrics.json's quality keys: means over the per-frame table (pairs, sampled frames: NaN where not
+    measured), and where they were measured (`measured_on`; size: the frames' (w, h))."""
     def mean(column):
         values = per_frame[column].to_numpy(dtype=np.float64)
         return json_float(np.nanmean(values)) if np.isfinite(values).any() else None
@@ -476,6 +534,7 @@ def metrics_from_frames(per_frame: pd.DataFrame) -> dict:
         "flicker": mean("flicker"),
         "flicker_input": mean("flicker_input"),
         "frames": int(len(per_frame)),
+        "measured_on": measured_on(per_frame, size),
         **_integrity(per_frame),
     }
 
@@ -496,13 +555,25 @@ def foreground_metrics(tables) -> dict:
                            "chunks_without_subject": missing}}
 
 
+def measurement_size(width: int, height: int, eval_size: int) -> tuple[int, int]:
+    """The (w, h) a video of width x height is measured at: its long side capped at eval_size (even sides,
+    as `processing_size`); a smaller video, or eval_size 0, keeps its own size."""
+    from artify.media.video import processing_size
+
+    return (width, height) if eval_size <= 0 or max(width, height) <= eval_size else \
+        processing_size(width, height, eval_size)
+
+
 def evaluate_job(content, stylized, meta_json, schedule_tsv, keyframes_tsv, keyframe_dir, out_json, per_frame_tsv,
                  size: int = 256, device: str = "auto", stage_times_tsv=None, window: int = 240,
-                 foreground_tsvs=(), eval_flow: str = "dis") -> dict:
-    """Evaluate a job's stylized video against its content at the processing size -> metrics.json + per-frame TSV.
+                 foreground_tsvs=(), settings=None) -> dict:
+    """Evaluate a job's stylized video against its content -> metrics.json + per-frame TSV.
 
-    eval_flow (`eval_flow_method`) is the flow of the warping error and flicker; metrics.json's `flow` says
-    which it was, so that figures measured with different flows are not compared unawares.
+    Measured at the output's size with the long side capped at settings.eval_size, style and content distance
+    on settings.eval_frames evenly spaced frames (`artify.settings.EvaluateSettings`; None = the defaults);
+    metrics.json says so in `measured_on`; the warping error's and flicker's flow is settings.eval_flow
+    (`eval_flow_method`), named in metrics.json's `flow` so that figures measured with different flows are
+    not compared unawares. size: the processing size the keyframes are read at.
     stage_times_tsv (from `stage_times`) adds the cost: seconds_per_frame (all stages), peak_memory_mb and
     stages (each stage's seconds per frame, seconds, jobs and peak memory). foreground_tsvs (method
     segmented: the spans' foreground tables) add `foreground_metrics`.
@@ -510,23 +581,28 @@ def evaluate_job(content, stylized, meta_json, schedule_tsv, keyframes_tsv, keyf
     import json
     from fractions import Fraction
 
+    from artify.settings import Settings
     from artify.style.schedule import StyleSchedule
     from artify.methods.stylize import load_keyframe_images, pick_device
     from artify.atomic import atomic_write_text
     from artify.media.video import VideoMeta, probe, read_frames
 
     device = pick_device(device)  # device: cuda where there is none fails first
+    settings = settings or Settings()
+    flow = eval_flow_method(settings.eval_flow, device)
     meta = VideoMeta.load(meta_json)
     fps = Fraction(meta.fps)
-    n = probe(stylized).frames
-    device = pick_device(device)
-    flow = eval_flow_method(eval_flow, device)
+    result = probe(stylized)
+    n = result.frames
+    dims = measurement_size(result.width, result.height, settings.eval_size)
+    scaled = None if dims == (result.width, result.height) else dims  # the output as it is when not capped
     per_frame = evaluate_frames(
-        lambda start, count: read_frames(stylized, start, count, fps=fps),
+        lambda start, count: read_frames(stylized, start, count, size=scaled, fps=fps),
         lambda start, count, size: read_frames(content, start, count, size=size, meta=meta),
         n, StyleSchedule.load(schedule_tsv).weights_range(0, n),
-        load_keyframe_images(keyframes_tsv, keyframe_dir, size), device=device, window=window, flow=flow)
-    metrics = {**metrics_from_frames(per_frame), "flow": flow.describe()}
+        load_keyframe_images(keyframes_tsv, keyframe_dir, size), device=device, window=window,
+        sample=settings.eval_frames, flow=flow)
+    metrics = {**metrics_from_frames(per_frame, dims), "flow": flow.describe()}
     if metrics["blank_frames"]:
         blank = metrics["blank_frames"]
         raise BlankFramesError(f"{stylized}: {len(blank)} of {n} frames are blank (flat or black where the input "

@@ -4,7 +4,7 @@
   the schedule's weights drawn as a coloured bar under the three panels (the colours of schedule.png).
 - video_contact_sheet: evenly spaced frames, each input above its output, captioned with frame and time.
 - plot_per_frame: warping error and style distance per frame (the job and any baselines, the input as the
-  floor) above the schedule's weights, on one time axis.
+  floor; a sampled style distance as points) above the schedule's weights, on one time axis.
 
 Videos are read in blocks of frames, so memory stays flat in the clip length. Modules that load torch are
 imported only where needed, so the light stages start fast.
@@ -148,10 +148,22 @@ def video_contact_sheet(content, stylized, meta_json, out_png, frames: int = 8, 
     return sheet.size
 
 
+def _per_frame_values(ax, seconds: pd.Series, values: pd.Series, label: str, **line) -> None:
+    """A per-frame column as a line when it has a value at every frame; a sampled one (style distance on
+    `eval_frames` of them, empty elsewhere) as points at the frames it was measured on, labelled with how
+    many: a line through them would draw values that were never measured."""
+    measured = values.notna()
+    if measured.all():
+        ax.plot(seconds, values, label=label, **line)
+        return
+    ax.plot(seconds[measured], values[measured], ls="none", marker="o", ms=3.5, color=line.get("color"),
+            label=f"{label} ({int(measured.sum())} of {len(values)} frames)")
+
+
 def plot_per_frame(per_frame_tsvs: dict, schedule_tsv, fps, out_png) -> None:
-    """Three panels over time: warping error (short range) and style distance per frame of each labelled
-    per-frame.tsv (the first is the job; the rest e.g. its baselines), the input's as a dashed floor; and
-    the schedule's style weights, stacked."""
+    """Three panels over time: warping error (short range, every frame) and style distance (on the frames
+    it was measured on: points when sampled) per frame of each labelled per-frame.tsv (the first is the job;
+    the rest e.g. its baselines), the input's as a dashed floor; and the schedule's style weights, stacked."""
     from artify.figures import pyplot, save_figure
 
     plt = pyplot()
@@ -167,9 +179,9 @@ def plot_per_frame(per_frame_tsvs: dict, schedule_tsv, fps, out_png) -> None:
                                            gridspec_kw={"height_ratios": [3, 3, 1.5]})
     for label, t in tables.items():
         ax_w.plot(t["frame"] / fps, t["warp_error_short"], label=label, lw=1.2)
-        ax_s.plot(t["frame"] / fps, t["style_distance"], label=label, lw=1.2)
+        _per_frame_values(ax_s, t["frame"] / fps, t["style_distance"], label, lw=1.2)
     ax_w.plot(first["frame"] / fps, first["warp_error_input_short"], "k--", lw=1, label="input (floor)")
-    ax_s.plot(first["frame"] / fps, first["style_distance_input"], "k--", lw=1, label="input")
+    _per_frame_values(ax_s, first["frame"] / fps, first["style_distance_input"], "input", color="k", ls="--", lw=1)
     values = pd.concat([t["warp_error_short"] for t in tables.values()] + [first["warp_error_input_short"]]).dropna()
     if len(values) and (values > 0).all():
         ax_w.set_yscale("log")

@@ -1,5 +1,6 @@
 # Quality numbers of the result: warping error of output and input (the floor), style and content distance,
-# flicker, and the cost (seconds per frame, peak memory) from the benchmark files; the deflicker baseline.
+# flicker (at the size and on the frames the job's eval_size and eval_frames give), and the cost (seconds per
+# frame, peak memory) from the benchmark files; the deflicker baseline.
 from types import SimpleNamespace
 
 from artify.quality.cost import benchmark_files

@@ -304,7 +304,8 @@ STAGES = {
     "detect_cuts": (FrameRange, CutSettings),
     "plan_schedule": (FrameRange, ScheduleSettings),
     "flow_chunk": (FlowSettings, MethodSettings),  # flow_method auto: by the method, on its device
-    "segment_chunk": (SegmentSettings,),
+    # masks are carried along the job's flow (flow_method auto: segmented's, the only method with masks)
+    "segment_chunk": (SegmentSettings, FlowSettings),
     # segmented's resize mode computes flows of its crops as the flow stage does
     "stylize_chunk": (MethodSettings, StylizeSettings, VGGSettings, ArbitrarySettings, SegmentedSettings, FlowSettings),
     "train_arbitrary": (VGGSettings, ArbitraryTrainSettings),

@@ -260,3 +260,24 @@ def test_a_span_logs_each_chunks_foreground_share_and_warns_where_no_subject_was
     assert metrics["per_chunk"] == [pytest.approx(found, abs=1e-6), 0.0] and metrics["chunks_without_subject"] == [1]
     assert metrics["share"] == pytest.approx(found / 2, abs=1e-6)
     assert "warning: no subject found in chunks [1]" in capsys.readouterr().out
+
+
+def test_masks_are_carried_along_the_jobs_flow_method(monkeypatch):
+    """The segment stage carries and steadies its masks with the job's flow (`flow_method`), as the stylization
+    does: it once always used DIS, whatever flow_method said."""
+    import artify.flow as flow
+
+    asked = []
+    real_pairs = flow.FlowMethod.pairs
+
+    def pairs(self, firsts, seconds):
+        asked.append(self.method)
+        return real_pairs(flow.DIS, firsts, seconds)  # DIS's answer: this test is about which flow is asked
+
+    monkeypatch.setattr(flow.FlowMethod, "pairs", pairs)
+    frames, _ = scene(n=4, h=48, w=80, square=16)
+    segment_frames(frames, Settings(flow_method="raft", method="segmented"), "cpu")
+    assert asked and set(asked) == {"raft"}
+    asked.clear()
+    segment_frames(frames, Settings(flow_method="auto", method="segmented"), "cpu")  # auto on a CPU: DIS
+    assert asked and set(asked) == {"dis"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from artify.flow import dis_flow, occlusion_mask, warp
+from artify.flow import DIS, FlowMethod, occlusion_mask, warp
 
 
 def iou(a: np.ndarray, b: np.ndarray, threshold: float = 0.5) -> float:
@@ -28,17 +28,18 @@ def box_of(mask: np.ndarray, threshold: float = 0.5) -> np.ndarray | None:
     return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=np.float32)
 
 
-def neighbour_flows(frames: np.ndarray) -> dict[str, np.ndarray]:
-    """DIS flows of every frame to its neighbours: to_prev[t] (t -> t-1), to_next[t] (t -> t+1), both on t's
-    grid (zero where there is no neighbour), and reliable[t], the forward-backward consistency mask of to_prev
-    (1 = trustworthy; 0 for t = 0). 2(N-1) DIS calls."""
+def neighbour_flows(frames: np.ndarray, flow: FlowMethod = DIS) -> dict[str, np.ndarray]:
+    """Flows (`flow`: the job's flow_method, DIS by default) of every frame to its neighbours: to_prev[t]
+    (t -> t-1), to_next[t] (t -> t+1), both on t's grid (zero where there is no neighbour), and reliable[t],
+    the forward-backward consistency mask of to_prev (1 = trustworthy; 0 for t = 0). 2(N-1) flows."""
     n, h, w = frames.shape[:3]
     to_prev = np.zeros((n, h, w, 2), np.float32)
     to_next = np.zeros((n, h, w, 2), np.float32)
     reliable = np.zeros((n, h, w), np.float32)
+    if n > 1:
+        to_prev[1:] = flow.pairs(list(frames[1:]), list(frames[:-1]))
+        to_next[:-1] = flow.pairs(list(frames[:-1]), list(frames[1:]))
     for t in range(1, n):
-        to_prev[t] = dis_flow(frames[t], frames[t - 1])
-        to_next[t - 1] = dis_flow(frames[t - 1], frames[t])
         reliable[t] = occlusion_mask(to_prev[t], to_next[t - 1])
     return {"to_prev": to_prev, "to_next": to_next, "reliable": reliable}
 

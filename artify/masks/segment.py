@@ -53,13 +53,15 @@ def segment_frames(frames: np.ndarray, settings: Settings, device="cpu", segment
                    shot_starts: list[int] | None = None) -> np.ndarray:
     """Stable foreground masks (N, H, W) float32 for a chunk: segment, then `stabilise_masks`; shot by shot
     where `shot_starts` (frames, from 0) say the content cuts, so no mask is carried across a cut."""
+    from artify.flow import flow_method
     from artify.style.cuts import shots
 
     frames = np.asarray(frames)
     segmenter = segmenter or make_segmenter(settings, device)
+    flow = flow_method(settings, device)  # masks are carried along the job's flow, as the stylization is
     out = []
     for a, b in shots(shot_starts or [0], len(frames)):
-        flows = neighbour_flows(frames[a:b])
+        flows = neighbour_flows(frames[a:b], flow)
         out.append(stabilise_masks(segmenter.segment(frames[a:b], flows), flows, settings.mask_momentum))
     return np.concatenate(out)
 

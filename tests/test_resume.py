@@ -340,6 +340,9 @@ def test_hard_kill_of_a_real_run_then_make_run_resumes(tmp_path):
         assert list((tmp_path / LOCKS).iterdir())  # the stale-looking lock
 
         # its job is still running: no unlock, and the user is told what to do
+        deadline = time.time() + 30  # SIGKILL is delivered asynchronously: wait until Snakemake has died
+        while group in [pid for pid, _ in group_members(group)] and time.time() < deadline:
+            time.sleep(0.05)
         jobs = group_members(group)
         assert jobs and all(pid not in (proc.pid, group) for pid, _ in jobs)
         refused = subprocess.run(wrapper, cwd=REPO, capture_output=True, text=True, timeout=120)

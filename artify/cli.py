@@ -506,7 +506,7 @@ def main(argv=None) -> int:
     from artify.devices import DeviceError
     from artify.quality.assess import AnswersError
     from artify.media.pixels import NonFiniteError
-    from artify.methods.weights import WeightsError
+    from artify.weights import WeightsError
     from artify.settings import ConfigError
     from artify.media.video import MediaError
 

@@ -189,7 +189,7 @@ else:
     import artify.methods.gatys
     if method == "segmented":
         import artify.methods.segmented, artify.masks.segment
-    from artify.methods.features import vgg19
+    from artify.features import vgg19
     model = vgg19("cpu")
     x.requires_grad_(True)
     def step():  # one optimiser evaluation: features forward and backward

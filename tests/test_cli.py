@@ -66,7 +66,7 @@ def test_image_command_uses_the_vgg19_it_is_given(tmp_path, painting, capsys):
     import torch
 
     from artify.cli import main
-    from artify.methods.features import VGG19Features
+    from artify.features import VGG19Features
 
     content = tmp_path / "content.png"
     cv2.imwrite(str(content), np.random.default_rng(0).integers(0, 255, (32, 48, 3), dtype=np.uint8))

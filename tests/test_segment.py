@@ -173,7 +173,7 @@ def test_make_segmenter_choice():
     assert isinstance(make_segmenter(Settings(segmenter="motion", sam_checkpoint="x.pth")), MotionSegmenter)
     with pytest.raises(ValueError, match="needs sam_checkpoint"):
         make_segmenter(Settings(segmenter="sam"))
-    from artify.methods.weights import WeightsError
+    from artify.weights import WeightsError
     with pytest.raises(WeightsError, match="missing.pth: weights file not found"):
         make_segmenter(Settings(sam_checkpoint="missing.pth"))
 

@@ -148,7 +148,7 @@ def test_merge_is_exact_at_mask_values():
 def test_real_gatys_on_both_regions_tiny():
     import torch
 
-    from artify.methods.features import vgg19
+    from artify.features import vgg19
     settings = Settings(iterations=2, warm_iterations=2, temporal=False, coarse_to_fine=False, merge_mode="feather",
                         style_layers="relu1_1,relu2_1", content_layers="relu2_1", inpaint=True, foreground_strength=0.5)
     frames, masks = _frames(n=2, h=32, w=40)

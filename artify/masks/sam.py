@@ -32,7 +32,7 @@ _SAMS: dict = {}
 
 
 def load_sam(model_type: str, checkpoint, device="cpu", sha256: str | None = None):
-    """A Segment Anything model from a checkpoint path or URL (fetched through artify.methods.weights).
+    """A Segment Anything model from a checkpoint path or URL (fetched through artify.weights).
 
     The model is built by segment_anything's registry *without* its own loader (which unpickles) and the
     state dict is read with torch.load(weights_only=True). Cached per (type, file, device).
@@ -40,7 +40,7 @@ def load_sam(model_type: str, checkpoint, device="cpu", sha256: str | None = Non
     import torch
     from segment_anything import sam_model_registry
 
-    from artify.methods.weights import fetch
+    from artify.weights import fetch
 
     if model_type not in SAM_TYPES:
         raise ValueError(f"unknown SAM model type {model_type!r} ({', '.join(SAM_TYPES)})")

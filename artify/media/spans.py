@@ -23,7 +23,7 @@ from typing import Callable
 
 from artify.media.chunks import Chunk, chunk_frames_path, span_chunks
 from artify.atomic import OWNER_FILE, atomic_write_text, claim_folder, remove_own_folder
-from artify.methods.weights import is_url
+from artify.weights import is_url
 from artify.settings import FILE_SETTINGS, Settings
 
 

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import torch
 
-from artify.methods.features import vgg19
+from artify.features import vgg19
 from artify.settings import ConfigError, Settings
 from artify.methods.stylize import pick_device
 from artify.media.video import MediaError, load_image

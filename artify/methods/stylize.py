@@ -12,7 +12,7 @@ import torch
 
 from artify.media.chunks import read_chunks
 from artify.devices import DeviceError, auto_device
-from artify.methods.features import vgg19
+from artify.features import vgg19
 from artify.media.pixels import NonFiniteError
 from artify.progress import progress
 from artify.style.schedule import StyleSchedule

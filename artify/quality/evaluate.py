@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from artify.quality.cost import cost_metrics, json_float
-from artify.methods.features import (DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, gram, gram_distance, keyframe_grams,
+from artify.features import (DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, gram, gram_distance, keyframe_grams,
                        mix_grams, style_grams, to_tensor, vgg19)
 from artify.flow import DIS, FlowMethod, dis_flow, occlusion_mask, warp
 from artify.media.pixels import resize_long_side

@@ -95,7 +95,7 @@ def select_keyframes(source, scenes_tsv, out_dir, out_tsv, samples_per_scene: in
     kind = source_kind(source)  # a missing source fails before the model loads
     check_replaceable(out_dir, "select-keyframes")  # its stale keyframes are removed: only in a folder it made
     scenes = load_scenes(scenes_tsv)
-    from artify.methods.features import vgg19
+    from artify.features import vgg19
 
     model = vgg19(device)
     if kind == "video":
@@ -180,7 +180,7 @@ def _scene_candidate(scene: int, frames: list[int], images: np.ndarray, fps: flo
     keep = np.flatnonzero(usable_mask(analysis, blur_threshold))
     if keep.size == 0:
         return None
-    from artify.methods.features import gram_distance
+    from artify.features import gram_distance
 
     grams = _grams(analysis[keep], model, device)
     mean = {name: g.mean(0, keepdim=True).expand_as(g) for name, g in grams.items()}
@@ -228,7 +228,7 @@ def _image_groups(source: Path, scenes_tsv: Path, scenes: pd.DataFrame, size: in
 # --- shared ---------------------------------------------------------------------------------------------
 
 def _grams(analysis_images: np.ndarray, model, device) -> dict[str, torch.Tensor]:
-    from artify.methods.features import style_grams, to_tensor
+    from artify.features import style_grams, to_tensor
 
     grams = style_grams(model, to_tensor(analysis_images, device))
     return {name: g.float().cpu() for name, g in grams.items()}
@@ -243,7 +243,7 @@ def candidate_style_distance(a: Candidate, b: Candidate) -> float:
     so one merge_threshold means the same for any weights, layers and video (Gram entries are >= 0, which
     bounds each ratio by 2). Measured separation is better too: see DEFAULT_MERGE_THRESHOLD.
     """
-    from artify.methods.features import gram_distance
+    from artify.features import gram_distance
 
     ratios = []
     for name, ga in a.grams.items():

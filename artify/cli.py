@@ -141,7 +141,7 @@ def cmd_flow_span(a):
 
 def cmd_segment_span(a):
     from artify.media.spans import segment_span
-    from artify.methods.stylize import pick_device
+    from artify.devices import pick_device
 
     segment_span(a.frames, a.chunks, a.span, a.output, S.from_args("segment_chunk", a), pick_device(a.device),
                  threads=a.threads, cuts=a.cuts, foreground=a.foreground)
@@ -165,7 +165,7 @@ def cmd_stylize_chunk(a):
 
 def cmd_segment_chunk(a):
     from artify.masks.segment import foreground_share, say_foreground, segment_chunk
-    from artify.methods.stylize import pick_device
+    from artify.devices import pick_device
 
     o = S.from_args("segment_chunk", a)
     masks = segment_chunk(a.frames, a.output, o, device=pick_device(a.device), threads=a.threads)

@@ -9,7 +9,7 @@ import torch
 
 from artify.features import vgg19
 from artify.settings import ConfigError, Settings
-from artify.methods.stylize import pick_device
+from artify.devices import pick_device
 from artify.media.video import MediaError, load_image
 
 

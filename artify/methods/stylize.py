@@ -6,36 +6,17 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import torch
 
 from artify.media.chunks import read_chunks
-from artify.devices import DeviceError, auto_device
+from artify.devices import DeviceError, pick_device, set_threads
 from artify.features import vgg19
 from artify.media.pixels import NonFiniteError
 from artify.progress import progress
 from artify.style.schedule import StyleSchedule
 from artify.settings import Settings
-from artify.media.video import MediaError, load_image, read_frames, save_frames
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    if device == "cuda" and not torch.cuda.is_available():
-        raise DeviceError("device: cuda was asked for, but torch sees no CUDA device here (device: auto runs on "
-                          "the CPU where there is none)")
-    return torch.device(auto_device(device))
-
-
-def set_threads(threads: int | None) -> None:
-    """Torch threads follow the job's `threads`, so parallel jobs don't fight over cores."""
-    if threads:
-        torch.set_num_threads(threads)
-
-
-def load_keyframe_images(keyframes_tsv, keyframe_dir, long_side: int) -> list[np.ndarray]:
-    table = pd.read_csv(keyframes_tsv, sep="\t")
-    return [load_image(Path(keyframe_dir) / name, long_side) for name in table["file"]]
+from artify.media.video import MediaError, read_frames, save_frames
+from artify.style.keyframes import load_keyframe_images
 
 
 def _per_file(load):

@@ -107,7 +107,7 @@ def load_images(folders, size: int, limit: int = 2000) -> list[np.ndarray]:
 def training_data(content_video, keyframes_tsv=None, keyframe_dir=None, image_folders=(), size: int = 256,
                   max_pairs: int = 48) -> TrainingData:
     """Frame pairs spread over the content video, plus the keyframes and image-folder images as styles."""
-    from artify.methods.stylize import load_keyframe_images
+    from artify.style.keyframes import load_keyframe_images
     from artify.media.video import probe, processing_size, read_frames
 
     meta = probe(content_video)
@@ -403,7 +403,7 @@ def train_arbitrary(content_video, keyframes_tsv, keyframe_dir, out, settings: S
     """The `train_arbitrary` stage: data from the job, hyper-parameters from `settings` (train_* keys).
     Prints the expected time first; on a CPU starts only with `train_on_cpu` (ConfigError otherwise)."""
     from artify.settings import ConfigError
-    from artify.methods.stylize import pick_device, set_threads
+    from artify.devices import pick_device, set_threads
 
     set_threads(threads)
     device = pick_device(device)

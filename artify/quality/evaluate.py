@@ -583,7 +583,8 @@ def evaluate_job(content, stylized, meta_json, schedule_tsv, keyframes_tsv, keyf
 
     from artify.settings import Settings
     from artify.style.schedule import StyleSchedule
-    from artify.methods.stylize import load_keyframe_images, pick_device
+    from artify.style.keyframes import load_keyframe_images
+    from artify.devices import pick_device
     from artify.atomic import atomic_write_text
     from artify.media.video import VideoMeta, probe, read_frames
 

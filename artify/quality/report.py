@@ -83,7 +83,7 @@ def side_by_side(content, stylized, meta_json, schedule_tsv, keyframes_tsv, keyf
     """results/{job}/side_by_side.mp4: input | output | current style over the weight bar, with the output's
     audio. Size (3 W, H + bar) for an output of W x H. Returns the number of frames."""
     from artify.style.schedule import StyleSchedule
-    from artify.methods.stylize import load_keyframe_images
+    from artify.style.keyframes import load_keyframe_images
 
     meta = VideoMeta.load(meta_json)
     fps = Fraction(meta.fps)

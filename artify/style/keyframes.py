@@ -316,6 +316,13 @@ def read_keyframe_table(path) -> pd.DataFrame:
 
 # --- contact sheet --------------------------------------------------------------------------------------
 
+def load_keyframe_images(keyframes_tsv, keyframe_dir, long_side: int) -> list[np.ndarray]:
+    """The keyframes' images in the table's order, each resized to `long_side` (the stylization's, the
+    metrics' and the report's style images)."""
+    table = pd.read_csv(keyframes_tsv, sep="\t")
+    return [load_image(Path(keyframe_dir) / name, long_side) for name in table["file"]]
+
+
 def contact_sheet(keyframes_tsv, keyframe_dir, out_png, thumb_width: int = 256, columns: int = 4) -> None:
     """A PNG grid of the keyframes, each captioned with its number, time and scenes: to check at a glance
     that the keyframes are the styles one expects."""

@@ -128,19 +128,19 @@ def cmd_plan_schedule(a):
 
 
 def cmd_flow_chunk(a):
-    from artify.flow import flow_chunk
+    from artify.stages.flow import flow_chunk
 
     flow_chunk(a.frames, a.output, S.from_args("flow_chunk", a), threads=a.threads)
 
 
 def cmd_flow_span(a):
-    from artify.media.spans import flow_span
+    from artify.stages.flow import flow_span
 
     flow_span(a.frames, a.chunks, a.span, a.output, S.from_args("flow_chunk", a), threads=a.threads)
 
 
 def cmd_segment_span(a):
-    from artify.media.spans import segment_span
+    from artify.stages.segment import segment_span
     from artify.devices import pick_device
 
     segment_span(a.frames, a.chunks, a.span, a.output, S.from_args("segment_chunk", a), pick_device(a.device),
@@ -148,7 +148,7 @@ def cmd_segment_span(a):
 
 
 def cmd_stylize_span(a):
-    from artify.media.spans import stylize_span
+    from artify.stages.stylize import stylize_span
 
     stylize_span(a.frames, a.chunks, a.span, a.schedule, a.keyframes, a.keyframe_dir, a.output,
                  S.from_args("stylize_chunk", a), threads=a.threads, flows_dir=a.flows, previous_dir=a.previous,
@@ -164,7 +164,8 @@ def cmd_stylize_chunk(a):
 
 
 def cmd_segment_chunk(a):
-    from artify.masks.segment import foreground_share, say_foreground, segment_chunk
+    from artify.masks.segment import foreground_share, say_foreground
+    from artify.stages.segment import segment_chunk
     from artify.devices import pick_device
 
     o = S.from_args("segment_chunk", a)

@@ -244,25 +244,6 @@ def backward_flows(frames: np.ndarray, offsets=(1,), flow: FlowMethod = DIS) -> 
     return out
 
 
-def flow_chunk(frames_video, out, settings: Settings, threads: int | None = None) -> None:
-    """The flow stage: backward flows and reliable-pixel masks of one chunk's frames (`backward_flows` at
-    offset 1 and the `long_term` offsets), for the temporal terms, with the flow the settings choose
-    (`flow_method`). DIS needs neither torch nor a GPU, so this stage imports neither when DIS is chosen."""
-    from artify.devices import auto_device
-    from artify.media.video import read_frames
-
-    flow = flow_method(settings, auto_device(settings.device))
-    if threads:
-        cv2.setNumThreads(threads)
-        if flow.method == "raft":
-            import torch
-
-            torch.set_num_threads(threads)
-    offsets = [1] + [int(k) for k in settings.long_term.split(",") if k]
-    frames = read_frames(frames_video)
-    save_flows(out, backward_flows(frames, sorted(set(offsets)), flow))
-
-
 def save_flows(path, flows: dict[str, np.ndarray]) -> None:
     """Write atomically."""
     from artify.atomic import atomic_path

@@ -176,7 +176,7 @@ def test_segmentation_masks_are_not_carried_across_a_cut(tmp_path):
     (alone: an empty mask)."""
     from artify.media.chunks import chunk_frames_path
     from artify.masks.segment import load_masks, segment_frames
-    from artify.media.spans import segment_span
+    from artify.stages.segment import segment_span
     from tests.test_segment import scene
 
     clip = np.concatenate([scene(5)[0], scene(5, pan=0, speed=(0, 0), seed=1)[0]])

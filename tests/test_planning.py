@@ -97,7 +97,7 @@ def read_spans(workdir: Path) -> int:
 # is most of the pipeline's cost, so the ones that need no network must not import torch (about 2 s of CPU).
 LIGHT_STAGES = {"probe": "artify.media.video", "plan-chunks": "artify.quality.cost", "extract-frames": "artify.media.chunks",
                 "detect-scenes / detect-cuts": "artify.style.cuts", "plan-schedule": "artify.style.schedule",
-                "flow-span (DIS)": "artify.flow", "assemble": "artify.media.assemble", "stage-times": "artify.quality.cost",
+                "flow-span (DIS)": "artify.stages.flow", "assemble": "artify.media.assemble", "stage-times": "artify.quality.cost",
                 "spans": "artify.media.spans", "device auto": "artify.devices", "keyframe table": "artify.style.keyframes"}
 
 

@@ -156,7 +156,7 @@ def cmd_stylize_span(a):
 
 
 def cmd_stylize_chunk(a):
-    from artify.methods.stylize import stylize_chunk
+    from artify.stages.stylize import stylize_chunk
 
     stylize_chunk(a.frames, a.chunks, a.chunk, a.schedule, a.keyframes, a.keyframe_dir, a.output,
                   S.from_args("stylize_chunk", a), threads=a.threads, flows=a.flows,

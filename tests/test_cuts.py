@@ -12,7 +12,7 @@ from artify.style.cuts import detect_content_cuts, load_cuts, shot_starts, shots
 from artify.flow import backward_flows, save_flows
 from artify.style.schedule import StyleSchedule, plan_schedule, plot_schedule, sync_boundaries
 from artify.settings import Settings
-from artify.methods.stylize import stylize_chunk
+from artify.stages.stylize import stylize_chunk
 from artify.media.video import MediaError, probe, read_frames, save_frames
 from tests.conftest import require_shared
 from tests.test_schedule import keyframes_tsv

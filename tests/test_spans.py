@@ -15,7 +15,7 @@ from artify.settings import Settings
 from artify.media.spans import chunk_path, run_span
 from artify.stages.flow import flow_chunk, flow_span
 from artify.stages.stylize import stylize_span
-from artify.methods.stylize import stylize_chunk
+from artify.stages.stylize import stylize_chunk
 from artify.media.video import read_frames, save_frames
 from tests.conftest import textured_video
 

@@ -55,7 +55,7 @@ def cmd_plan_chunks(a):
 def _auto_span_frames(meta, o) -> int:
     """span_frames: 0: spans sized for the method on the device the stylization will run on (auto: this
     machine's, as pick_device decides)."""
-    from artify.quality.cost import auto_span_frames
+    from artify.quality.sizing import auto_span_frames
     from artify.devices import auto_device
 
     device = auto_device(o.device)

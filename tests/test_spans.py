@@ -10,7 +10,8 @@ import pytest
 
 from artify.atomic import OWNER_FILE, NotOurFolderError, claim_folder
 from artify.media.chunks import plan_chunks, write_chunks
-from artify.quality.cost import LONG_SPAN, SPAN_BYTES, SPREAD_SPANS, auto_span_frames, job_cost
+from artify.quality.cost import job_cost
+from artify.quality.sizing import LONG_SPAN, SPAN_BYTES, SPREAD_SPANS, auto_span_frames
 from artify.settings import Settings
 from artify.media.spans import chunk_path, run_span
 from artify.stages.flow import flow_chunk, flow_span

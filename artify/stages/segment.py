@@ -25,6 +25,13 @@ def segment_chunk(frames_video, out, settings: Settings, device="cpu", threads: 
     return masks
 
 
+def run_segment_chunk(frames_video, out, settings: Settings, device="cpu", threads: int | None = None):
+    """`segment_chunk` of one chunk, its foreground share logged (a warning where it found no subject)."""
+    masks = segment_chunk(frames_video, out, settings, device, threads)
+    say_foreground(frames_video, foreground_share(masks))
+    return masks
+
+
 def report_foreground(masks_dir, chunks, out=None) -> list[float]:
     """Each chunk's foreground share from its mask file in `masks_dir` (a span's folder), logged and, given
     `out`, written there (TSV: chunk, frames, foreground), which evaluate carries into metrics.json."""

@@ -278,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _stage_parser(sub, "segment-chunk", "foreground masks of one chunk, stable in time (.npz)", "segment_chunk")
     p.add_argument("frames")
-    p.add_argument("--device", default="auto", choices=S.DEVICES, help="where SAM runs")
+    S.add_setting_options(p, "device")  # where SAM runs: the job's device
     p.add_argument("--threads", type=int, default=None, help="torch/OpenCV threads (the job's threads)")
     p.add_argument("-o", "--output", required=True)
 
@@ -289,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _stage_parser(sub, "segment-span", "segment-chunk for every chunk of a span, in one process: a folder of "
                       "NNNN.npz (resumable)", "segment_chunk")
     _span_arguments(p, "the span's folder of frames (extract-frames)")
-    p.add_argument("--device", default="auto", choices=S.DEVICES, help="where SAM runs")
+    S.add_setting_options(p, "device")  # where SAM runs: the job's device
     p.add_argument("--cuts", help="the content's cuts.tsv (detect-cuts): masks are not carried across a cut")
     p.add_argument("--foreground", help="write each chunk's foreground share here (TSV), for evaluate")
 
@@ -326,8 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--content", required=True, help="the job's content video")
     p.add_argument("--keyframes", required=True)
     p.add_argument("--keyframe-dir", required=True)
-    p.add_argument("--device", default="auto", choices=S.DEVICES)
-    p.add_argument("--seed", type=int, default=0)
+    S.add_setting_options(p, "device", "seed")  # the job's
     p.add_argument("--threads", type=int, default=None, help="torch threads (the job's threads)")
     p.add_argument("-o", "--output", required=True)
 
@@ -342,8 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("stylized")
     for name in ("content", "meta", "schedule", "keyframes", "keyframe-dir", "per-frame"):
         p.add_argument(f"--{name}", required=True)
-    p.add_argument("--size", type=int, default=256)
-    p.add_argument("--device", default="auto", choices=S.DEVICES)
+    S.add_setting_options(p, "size", "device")  # the job's: the keyframes are read at its processing size
     p.add_argument("--stage-times", help="the job's stage-times TSV: adds seconds per frame and peak memory")
     p.add_argument("--foreground", nargs="*", default=[], help="method segmented: the spans' foreground tables "
                                                               "(segment-span --foreground): adds the foreground share")
@@ -358,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _stage_parser(sub, "deflicker", "a video through ffmpeg's deflicker filter (the deflicker baseline)",
                       "deflicker")
     p.add_argument("video")
-    p.add_argument("--crf", type=int, default=18)
+    S.add_setting_options(p, "crf")  # the job's: the baseline is encoded as its output is
     p.add_argument("-o", "--output", required=True)
 
     p = _stage_parser(sub, "side-by-side", "input | output | current style, with the schedule's weights as a bar")

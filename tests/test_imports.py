@@ -1,7 +1,7 @@
 """Imports point one way: every module of artify/ imports only modules of lower layers (or of its own package).
 
 The layers, lowest first (README's developer section says the same):
-  0 base      settings, atomic, progress, devices, figures, config, weights, and methods/registry.py (the
+  0 base      atomic, progress, devices; settings; figures, config, weights and methods/registry.py (the
               methods' declarations: what each reads, needs and costs, no method imported; the flow, span
               sizing and the rules read them)
   1 media     media/ (pixels, video, chunks, spans' resumable jobs, assemble)
@@ -22,12 +22,12 @@ import pytest
 
 ARTIFY = Path(__file__).resolve().parents[1] / "artify"
 
-# A layer's modules import each other only upward in its own order, given as tenths: figures, config, weights
-# and the method registry (.1) use atomic and settings (.0); flow (2.1) runs RAFT (2.0). An entry for a module
-# (artify.methods.registry) places it apart from the rest of its package.
+# A layer's modules import each other only down its own order, given as tenths: settings (.1) may write with
+# atomic (.0); figures, config, weights and the method registry (.2) use both; flow (2.1) runs RAFT (2.0). An
+# entry for a module (artify.methods.registry) places it apart from the rest of its package.
 LAYERS = {
-    "artify": 0, "artify.settings": 0, "artify.atomic": 0, "artify.progress": 0, "artify.devices": 0,
-    "artify.figures": 0.1, "artify.config": 0.1, "artify.weights": 0.1, "artify.methods.registry": 0.1,
+    "artify": 0, "artify.atomic": 0, "artify.progress": 0, "artify.devices": 0, "artify.settings": 0.1,
+    "artify.figures": 0.2, "artify.config": 0.2, "artify.weights": 0.2, "artify.methods.registry": 0.2,
     "artify.media": 1,
     "artify.raft": 2, "artify.features": 2, "artify.flow": 2.1,
     "artify.style": 3,

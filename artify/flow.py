@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from artify.atomic import atomic_path
+from artify.devices import autocast_dtype
 from artify.methods.registry import method_for  # declarations only: no method is imported
 from artify.settings import Settings
 
@@ -195,7 +197,6 @@ class FlowMethod:
         """What a figure was measured with (metrics.json's `flow`): enough to redo it."""
         if self.method == "dis":
             return {"method": "dis", "preset": "medium", "opencv": cv2.__version__}
-        from artify.devices import autocast_dtype
         from artify.raft import CHECKPOINTS
 
         dtype = autocast_dtype(self.device, self.precision)
@@ -246,8 +247,6 @@ def backward_flows(frames: np.ndarray, offsets=(1,), flow: FlowMethod = DIS) -> 
 
 def save_flows(path, flows: dict[str, np.ndarray]) -> None:
     """Write atomically."""
-    from artify.atomic import atomic_path
-
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:  # a file, not a name: numpy would add .npz to a name without it
             np.savez_compressed(f, **flows)

@@ -199,7 +199,7 @@ def test_resize_mode_computes_its_crops_flows_by_the_jobs_flow_method(monkeypatc
         asked.append((len(frames), list(offsets), method.method, method.weights))
         return {"flow_1": np.zeros((*frames.shape[:3], 2), np.float16), "mask_1": np.zeros(frames.shape[:3], np.uint8)}
 
-    monkeypatch.setattr(flow, "backward_flows", backward_flows)
+    monkeypatch.setattr(segmented, "backward_flows", backward_flows)  # the flow function segmented calls
     frames, masks = _frames()
     chunk_flows = backward_flows(frames)
     asked.clear()

@@ -95,7 +95,7 @@ def select_keyframes(source, scenes_tsv, out_dir, out_tsv, samples_per_scene: in
     kind = source_kind(source)  # a missing source fails before the model loads
     check_replaceable(out_dir, "select-keyframes")  # its stale keyframes are removed: only in a folder it made
     scenes = load_scenes(scenes_tsv)
-    from artify.features import vgg19
+    from artify.features import vgg19  # here, as below: the keyframe table's readers (schedule, report) need no torch
 
     model = vgg19(device)
     if kind == "video":

@@ -120,11 +120,10 @@ def cmd_segment_chunk(a):
 
 
 def cmd_train_arbitrary(a):
-    from artify.methods.train_arbitrary import train_arbitrary
+    from artify.stages.arbitrary import run_train_arbitrary
 
-    result = train_arbitrary(a.content, a.keyframes, a.keyframe_dir, a.output, S.from_args("train_arbitrary", a),
-                             device=a.device, seed=a.seed, threads=a.threads)
-    print(f"{result['step']} iterations, last loss {result['history'][-1][1]:.4g} -> {a.output}")
+    run_train_arbitrary(a.content, a.keyframes, a.keyframe_dir, a.output, S.from_args("train_arbitrary", a),
+                        device=a.device, seed=a.seed, threads=a.threads)
 
 
 def cmd_assemble(a):

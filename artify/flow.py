@@ -184,7 +184,7 @@ class FlowMethod:
             return np.stack(flows) if flows else np.zeros((0, 0, 0, 2), np.float32)
         if self.method != "raft":
             raise ValueError(f"unknown flow method {self.method!r} (dis, raft)")
-        from artify.raft import raft_flows
+        from artify.raft import raft_flows  # here: torch, which DIS runs without
 
         return raft_flows(firsts, seconds, self.raft_model, self.raft_iterations, self.raft_scale, self.device,
                           self.precision, self.weights)
@@ -197,7 +197,7 @@ class FlowMethod:
         """What a figure was measured with (metrics.json's `flow`): enough to redo it."""
         if self.method == "dis":
             return {"method": "dis", "preset": "medium", "opencv": cv2.__version__}
-        from artify.raft import CHECKPOINTS
+        from artify.raft import CHECKPOINTS  # here: torch, which DIS runs without
 
         dtype = autocast_dtype(self.device, self.precision)
         return {"method": "raft", "model": f"raft_{self.raft_model}", "iterations": self.raft_iterations,

@@ -315,7 +315,7 @@ def write_history(history, path: Path) -> None:
 
 
 def plot_history(history, out_png, title: str = "train_arbitrary") -> None:
-    from artify.figures import pyplot, save_figure
+    from artify.figures import pyplot, save_figure  # here: matplotlib only for the plot
 
     plt = pyplot()
 

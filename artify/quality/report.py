@@ -163,7 +163,7 @@ def plot_per_frame(per_frame_tsvs: dict, schedule_tsv, fps, out_png) -> None:
     """Three panels over time: warping error (short range, every frame) and style distance (on the frames
     it was measured on: points when sampled) per frame of each labelled per-frame.tsv (the first is the job;
     the rest e.g. its baselines), the input's as a dashed floor; and the schedule's style weights, stacked."""
-    from artify.figures import pyplot, save_figure
+    from artify.figures import pyplot, save_figure  # here: matplotlib only for the plot
 
     plt = pyplot()
 

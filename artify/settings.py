@@ -7,6 +7,7 @@ them from one `Settings` object (every group below, frozen, checked once when bu
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, fields
 
 
@@ -355,8 +356,6 @@ class Settings(FrameRange, ChunkSettings, ExtractSettings, SceneSettings, CutSet
 
 def _out_of_bounds(value, metadata: dict) -> str | None:
     """What is wrong with `value` by its setting's choices and bounds (`_f`), or None."""
-    import re
-
     choices = metadata["choices"]
     if choices and value not in choices:
         return f"is not one of {', '.join(choices)}"
@@ -417,3 +416,66 @@ def _boolean(text: str) -> bool:
 def from_args(stage: str, ns) -> Settings:
     """The Settings of a stage's command line: its own options, every other field at its default."""
     return Settings(**{f.name: getattr(ns, f.name) for f in _fields(stage)})
+
+
+# ------------------------------------------------------------------------------------- config/README.md
+
+# A field's line in config/README.md: "- `name` (what it takes; default ...): prose". The part in brackets is
+# written from the field above (`readme_values`), so the README states each type, default, choice and bound
+# exactly as declared here; tests/test_config.py fails when it does not (`python -m artify.settings --readme
+# config/README.md` rewrites those parts in place, the prose is left as it is).
+_README_FIELD = re.compile(r"^- `(\w+)`(?: \((.*?)\))?: ", re.M)
+
+
+def readme_values(f) -> str:
+    """What a setting takes and its default, as config/README.md's line for it states them."""
+    meta, default = f.metadata, f.default
+    if meta["choices"]:
+        names = [f"`{c}`" for c in meta["choices"]]
+        return f"{', '.join(names[:-1])} or {names[-1]}; default `{default}`"
+    if isinstance(default, bool):
+        return f"`true` or `false`; default `{str(default).lower()}`"
+    if isinstance(default, str):
+        takes = f"text matching `{meta['pattern']}`" if "pattern" in meta else "text"
+        return f"{takes}; default {f'`{default}`' if default else 'empty'}"
+    low = ([f"at least {meta['minimum']!r}"] if "minimum" in meta else []) + \
+          ([f"over {meta['exclusiveMinimum']!r}"] if "exclusiveMinimum" in meta else [])
+    high = ([f"at most {meta['maximum']!r}"] if "maximum" in meta else []) + \
+           ([f"under {meta['exclusiveMaximum']!r}"] if "exclusiveMaximum" in meta else [])
+    kind = "integer" if isinstance(default, int) else "number"
+    if "minimum" in meta and "maximum" in meta:
+        low, high = [f"{meta['minimum']!r} to {meta['maximum']!r}"], []
+    return f"{', '.join([kind] + low + high)}; default {default!r}"
+
+
+def readme_with_values(text: str) -> str:
+    """config/README.md's text with every setting's line stating `readme_values` (other lines unchanged)."""
+    declared = {f.name: f for f in fields(Settings)}
+
+    def line(found):
+        name = found[1]
+        return f"- `{name}` ({readme_values(declared[name])}): " if name in declared else found[0]
+    return _README_FIELD.sub(line, text)
+
+
+def readme_fields(text: str) -> list[str]:
+    """The names config/README.md has a field line for, in order (a name twice is there twice)."""
+    return [found[1] for found in _README_FIELD.finditer(text)]
+
+
+def main(argv=None) -> None:
+    import argparse
+
+    from artify.atomic import atomic_write_text
+
+    parser = argparse.ArgumentParser(prog="python -m artify.settings", description="write what each setting "
+                                     "takes and its default into config/README.md's field lines")
+    parser.add_argument("--readme", required=True, help="the README to rewrite in place (config/README.md)")
+    path = parser.parse_args(argv).readme
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    atomic_write_text(path, readme_with_values(text))
+
+
+if __name__ == "__main__":
+    main()

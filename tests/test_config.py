@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from artify.config import ConfigError, load_jobs, load_schema, validate_config
-from artify.settings import Settings, add_options, defaults, from_args
+from artify.settings import Settings, add_options, defaults, from_args, readme_fields, readme_with_values
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_SCHEMA = load_schema(REPO / "workflow/schemas/config.schema.yaml")
@@ -94,10 +94,34 @@ def test_a_stage_command_line_gives_settings_with_every_other_field_at_its_defau
     assert "size" not in values and "scene_detector" not in values and "train_iterations" not in values
 
 
-def test_every_field_is_explained_in_config_readme():
+def test_config_readme_has_one_line_per_setting_stating_its_type_default_choices_and_bounds():
     readme = (REPO / "config/README.md").read_text()
-    missing = [k for k in config() if f"`{k}`" not in readme]
-    assert not missing, f"config/README.md does not explain {missing}"
+    named = readme_fields(readme)
+    settings = [f.name for f in dataclasses.fields(Settings)]
+    assert sorted(named) == sorted(settings + ["jobs"]), (
+        f"config/README.md: no line for {sorted(set(settings) - set(named))}, lines for what is no setting "
+        f"{sorted(set(named) - set(settings) - {'jobs'})}, twice: {sorted({n for n in named if named.count(n) > 1})}")
+    differ = [old for old, new in zip(readme.splitlines(), readme_with_values(readme).splitlines()) if old != new]
+    assert not differ, ("config/README.md states other values than artify/settings.py (run `python -m "
+                        f"artify.settings --readme config/README.md`): {differ}")
+
+
+@pytest.mark.parametrize("change,line", [
+    ({"default": 19}, "- `crf` (integer, 0 to 51; default 19): "),
+    ({"metadata": {"maximum": 50}}, "- `crf` (integer, 0 to 50; default 18): "),
+    ({"metadata": {"minimum": None, "maximum": None, "exclusiveMinimum": 0}}, "- `crf` (integer, over 0; default 18): "),
+    ({"metadata": {"choices": ["x", "y"]}}, "- `crf` (`x` or `y`; default `18`): "),
+])
+def test_a_readme_line_changes_with_the_setting_it_states(monkeypatch, change, line):
+    import artify.settings as settings
+
+    crf = next(f for f in dataclasses.fields(Settings) if f.name == "crf")
+    metadata = {k: v for k, v in {**crf.metadata, **change.get("metadata", {})}.items() if v is not None or k == "choices"}
+    changed = dataclasses.field(default=change.get("default", crf.default), metadata=metadata)
+    changed.name = "crf"
+    monkeypatch.setattr(settings, "fields", lambda _: [changed])
+    readme = (REPO / "config/README.md").read_text()
+    assert line in settings.readme_with_values(readme) and line not in readme
 
 
 def test_schema_covers_every_default():

@@ -7,6 +7,7 @@ them from one `Settings` object (every group below, frozen, checked once when bu
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field, fields
 
@@ -343,6 +344,8 @@ class Settings(FrameRange, ChunkSettings, ExtractSettings, SceneSettings, CutSet
                 object.__setattr__(self, f.name, value := float(value))  # 0 for 0.0 in a YAML file or a test
             if type(value) is not kind:
                 raise ConfigError(f"setting '{f.name}': {value!r} is not a {kind.__name__}")
+            if kind is float and not math.isfinite(value):  # nan passes every bound, inf every lower one
+                raise ConfigError(f"setting '{f.name}': {value!r} is not a finite number")
             problem = _out_of_bounds(value, f.metadata)
             if problem:
                 raise ConfigError(f"setting '{f.name}': {value!r} {problem}")

@@ -128,6 +128,12 @@ def test_schema_covers_every_default():
     assert set(CONFIG_SCHEMA["properties"]) == set(defaults()) | {"jobs"}
 
 
+def test_the_jobs_schema_declares_the_jobs_own_columns_only():
+    """A settings column of jobs.tsv is checked by the config schema after merging: declared once, not again
+    (the jobs schema once typed `method`'s choices a second time)."""
+    assert set(JOBS_SCHEMA["properties"]) == {"job", "content", "style"}
+
+
 @pytest.mark.parametrize("field,value,message", [
     ("size", -3, "field 'size'"),
     ("method", "picasso", "field 'method'"),
@@ -185,3 +191,80 @@ def test_settings_that_cannot_go_together_fail_when_the_config_or_jobs_table_is_
 def test_missing_jobs_table_names_it(tmp_path):
     with pytest.raises(ConfigError, match="nope.tsv: jobs table not found"):
         load_jobs(tmp_path / "nope.tsv", config(), JOBS_SCHEMA, CONFIG_SCHEMA)
+
+
+# ------------------------------------------------------------------- bounds, whichever way settings come in
+
+def _from_config_file(tmp_path, name, value):
+    cfg = config()
+    cfg[name] = value
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    validate_config(yaml.safe_load((tmp_path / "config.yaml").read_text()), CONFIG_SCHEMA, "config.yaml")
+
+
+def _from_jobs_row(tmp_path, name, value):
+    path = write_jobs(tmp_path, f"job\tcontent\tstyle\t{name}\nx\ta.mp4\tb.jpg\t{value}\n")
+    load_jobs(path, config(), JOBS_SCHEMA, CONFIG_SCHEMA)
+
+
+def _from_command_line(tmp_path, name, value):
+    import argparse
+
+    from artify.settings import STAGES
+
+    stage = next(s for s, groups in STAGES.items() if any(f.name == name for g in groups for f in dataclasses.fields(g)))
+    parser = argparse.ArgumentParser(prog=f"artify {stage}", exit_on_error=False)
+    add_options(parser, stage)
+    try:
+        args = parser.parse_args([f"--{name.replace('_', '-')}", str(value)])
+    except argparse.ArgumentError as e:  # a value not among the choices: the parser refuses it, naming the option
+        raise ConfigError(f"setting '{name}': {e}") from None
+    from_args(stage, args)
+
+
+SOURCES = {"config file": _from_config_file, "jobs row": _from_jobs_row, "command line": _from_command_line,
+           "code": lambda _, name, value: Settings(**{name: value}),
+           "dataclasses.replace": lambda _, name, value: dataclasses.replace(Settings(), **{name: value})}
+
+
+@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("name,value", [("size", 8), ("chunk_overlap", 300), ("stats_momentum", 1.0),
+                                        ("raft_scale", 0.0), ("flow_blend", float("nan")),
+                                        ("temporal_weight", float("inf")), ("method", "picasso"),
+                                        ("long_term", "2;4")])
+def test_settings_are_checked_whichever_way_they_come_in(tmp_path, source, name, value):
+    with pytest.raises(ConfigError, match=f"'{name}'|--{name.replace('_', '-')}"):
+        SOURCES[source](tmp_path, name, value)
+
+
+def test_every_bounded_setting_is_checked_on_the_command_line_of_each_stage_that_reads_it():
+    import argparse
+
+    from artify.settings import STAGES
+
+    def outside(f):  # a value just outside the setting's bounds, or None where it takes any value of its type
+        m, kind = f.metadata, type(f.default)
+        for key, step in (("minimum", -1), ("exclusiveMinimum", 0), ("maximum", 1), ("exclusiveMaximum", 0)):
+            if key in m:
+                return kind(m[key] + step)
+        return "x;y" if "pattern" in m else None
+
+    checked = set()
+    for stage, groups in STAGES.items():
+        parser = argparse.ArgumentParser()
+        add_options(parser, stage)
+        for f in (f for g in groups for f in dataclasses.fields(g) if outside(f) is not None):
+            args = parser.parse_args([f"--{f.name.replace('_', '-')}", str(outside(f))])
+            with pytest.raises(ConfigError, match=f"setting '{f.name}'"):
+                from_args(stage, args)
+            checked.add(f.name)
+    assert checked == {f.name for f in dataclasses.fields(Settings) if outside(f) is not None}
+
+
+def test_a_stage_refuses_a_setting_out_of_bounds_before_reading_its_files(tmp_path, capsys):
+    from artify.cli import main
+
+    assert main(["plan-chunks", "--meta", str(tmp_path / "gone.json"), "-o", str(tmp_path / "c.tsv"),
+                 "--size", "8"]) == 2
+    assert capsys.readouterr().err.strip() == ("artify plan-chunks: error: setting 'size': 8 is less than 32 (long "
+                                               "side of the processing resolution in pixels (rounded to even sizes))")

@@ -73,3 +73,18 @@ def test_rule_helpers_that_several_rule_files_use_live_in_common_smk():
             if users:
                 shared[f"{name}: {helper}"] = users
     assert not shared, f"move these to workflow/rules/common.smk: {shared}"
+
+
+def test_every_file_of_the_package_that_is_not_python_ships_as_package_data():
+    """setuptools puts only .py files into the wheel unless pyproject.toml names the others (the A/B page's
+    assess.js and assess.css: an installed artify without them could not build the page)."""
+    import fnmatch
+    import tomllib
+
+    declared = tomllib.loads((ARTIFY.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    data = [p for p in ARTIFY.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc")]
+    assert any(p.name == "assess.js" for p in data)
+    missing = [str(p.relative_to(ARTIFY)) for p in data
+               if not any(fnmatch.fnmatch(p.name, pattern) for pattern in
+                          declared.get(".".join(p.parent.relative_to(ARTIFY.parent).parts), []))]
+    assert not missing, f"pyproject.toml [tool.setuptools.package-data] does not ship {missing}"

@@ -81,7 +81,8 @@ def test_every_file_of_the_package_that_is_not_python_ships_as_package_data():
     import fnmatch
     import tomllib
 
-    declared = tomllib.loads((ARTIFY.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    setuptools = tomllib.loads((ARTIFY.parent / "pyproject.toml").read_text())["tool"]["setuptools"]
+    declared = setuptools.get("package-data", {})
     data = [p for p in ARTIFY.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc")]
     assert any(p.name == "assess.js" for p in data)
     missing = [str(p.relative_to(ARTIFY)) for p in data

@@ -109,14 +109,16 @@ def test_config_readme_has_one_line_per_setting_stating_its_type_default_choices
 @pytest.mark.parametrize("change,line", [
     ({"default": 19}, "- `crf` (integer, 0 to 51; default 19): "),
     ({"metadata": {"maximum": 50}}, "- `crf` (integer, 0 to 50; default 18): "),
-    ({"metadata": {"minimum": None, "maximum": None, "exclusiveMinimum": 0}}, "- `crf` (integer, over 0; default 18): "),
+    ({"metadata": {"minimum": None, "maximum": None, "exclusiveMinimum": 0}},
+     "- `crf` (integer, over 0; default 18): "),
     ({"metadata": {"choices": ["x", "y"]}}, "- `crf` (`x` or `y`; default `18`): "),
 ])
 def test_a_readme_line_changes_with_the_setting_it_states(monkeypatch, change, line):
     import artify.settings as settings
 
     crf = next(f for f in dataclasses.fields(Settings) if f.name == "crf")
-    metadata = {k: v for k, v in {**crf.metadata, **change.get("metadata", {})}.items() if v is not None or k == "choices"}
+    metadata = {k: v for k, v in (crf.metadata | change.get("metadata", {})).items()
+                if v is not None or k == "choices"}
     changed = dataclasses.field(default=change.get("default", crf.default), metadata=metadata)
     changed.name = "crf"
     monkeypatch.setattr(settings, "fields", lambda _: [changed])
@@ -212,7 +214,8 @@ def _from_command_line(tmp_path, name, value):
 
     from artify.settings import STAGES
 
-    stage = next(s for s, groups in STAGES.items() if any(f.name == name for g in groups for f in dataclasses.fields(g)))
+    stage = next(s for s, groups in STAGES.items()
+                 if any(f.name == name for g in groups for f in dataclasses.fields(g)))
     parser = argparse.ArgumentParser(prog=f"artify {stage}", exit_on_error=False)
     add_options(parser, stage)
     try:

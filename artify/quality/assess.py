@@ -39,6 +39,7 @@ QUESTIONS = [
 CHOICES = ("left", "same", "right")
 CSV_COLUMNS = ["sheet", "session", "trial", "question", "left", "right", "choice"]
 Z95 = 1.959963984540054
+CLIP_CRF = 18  # H.264 quality of the page's clips: visually lossless, every page alike (not a job's `crf`)
 
 
 class AnswersError(ValueError):
@@ -53,29 +54,28 @@ def clip_starts(n: int, clip_frames: int, clips: int) -> list[int]:
     return sorted({round(last * i / (clips - 1)) if clips > 1 else last // 2 for i in range(clips)})
 
 
-def _clip_data(frames, fps: Fraction, tmp_dir: Path, crf: int) -> str:
+def _clip_data(frames, fps: Fraction, tmp_dir: Path) -> str:
     """Frames as an H.264 mp4 (no audio), base64."""
     from artify.media.video import write_frames_h264
 
     path = tmp_dir / "clip.mp4"
-    write_frames_h264(path, frames, fps, crf=crf)
+    write_frames_h264(path, frames, fps, crf=CLIP_CRF)
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     path.unlink()
     return data
 
 
-def build_assessment(content, videos: dict, meta_json, out_html, out_key, key_archive=None, clips: int = 3,
-                     seconds: float = 2.0, width: int = 480, crf: int = 18, title: str | None = None) -> dict:
+def build_assessment(content, videos: dict, meta_json, out_html, out_key, *, clips: int, seconds: float,
+                     key_archive=None, width: int = 480, title: str | None = None) -> dict:
     """The blind A/B page of `videos` ({job: stylized.mp4}, at least two) on `content` -> out_html, and its key
     -> out_key (and key_archive/{sheet}.json when given, so answers to an earlier page stay readable after
-    the page is rebuilt). `clips` stretches of `seconds` each, at most `width` pixels wide. Returns the key."""
+    the page is rebuilt). `clips` stretches of `seconds` each (the settings assess_clips and assess_seconds),
+    at most `width` pixels wide. Returns the key."""
     from artify.quality.compare import thumbnail_size
     from artify.media.video import VideoMeta, probe, read_frames
 
     if len(videos) < 2:
         raise ValueError(f"{content}: a pairwise assessment needs at least two jobs, got {len(videos)}")
-    if clips < 1 or seconds <= 0:
-        raise ValueError(f"clips ({clips}) and seconds ({seconds}) must be positive")
     meta = VideoMeta.load(meta_json)  # the content's: its frames as the pipeline numbers them
     fps = Fraction(meta.fps)
     metas = {job: probe(path) for job, path in videos.items()}
@@ -103,10 +103,10 @@ def build_assessment(content, videos: dict, meta_json, out_html, out_key, key_ar
                 while clip in key["clips"]:
                     clip = secrets.token_hex(4)
                 key["clips"][clip] = {"job": job, "start": start, "frames": clip_frames}
-                clip_data[clip] = _clip_data(frames, fps, tmp, crf)
+                clip_data[clip] = _clip_data(frames, fps, tmp)
                 ids.append(clip)
             rng.shuffle(ids)  # the order of the jobs must not show through the order of the ids
-            segments.append({"reference": _clip_data(reference, fps, tmp, crf), "clips": ids,
+            segments.append({"reference": _clip_data(reference, fps, tmp), "clips": ids,
                              "seconds": [round(float(start / fps), 2), round(float((start + clip_frames) / fps), 2)]})
             key["segments"].append({"start": start, "frames": clip_frames, "clips": ids})
     title = title or f"Which is better? {Path(content).stem}"

@@ -12,6 +12,11 @@ from artify.style.cuts import detect_content_cuts, load_cuts, shot_starts, shots
 from artify.flow import backward_flows, save_flows
 from artify.style.schedule import StyleSchedule, plan_schedule, plot_schedule, sync_boundaries
 from artify.settings import Settings
+
+_S = Settings()
+# The detect_cuts stage's settings at their defaults, as detect_content_cuts takes them
+CUTS = {"detector": _S.cut_detector, "threshold": _S.cut_threshold, "min_shot_frames": _S.min_shot_frames,
+        "min_change": _S.cut_min_change, "max_frames": _S.max_frames}
 from artify.methods.stylize import stylize_chunk
 from artify.media.video import MediaError, probe, read_frames, save_frames
 from tests.conftest import require_shared
@@ -22,13 +27,15 @@ def test_the_content_cuts_are_found_in_the_pipelines_frame_numbers(tmp_path, bun
     meta = probe(bunny_clip)
     meta.save(tmp_path / "meta.json")
     # frame 235 (from 0) is the new shot's first: the frames of 234 and 235 differ by 76 grey levels on average
-    assert detect_content_cuts(bunny_clip, tmp_path / "meta.json", tmp_path / "cuts.tsv") == [235]
+    assert detect_content_cuts(bunny_clip, tmp_path / "meta.json", tmp_path / "cuts.tsv", **CUTS) == [235]
     assert load_cuts(tmp_path / "cuts.tsv") == [235]
     table = pd.read_csv(tmp_path / "cuts.tsv", sep="\t")
     assert table.time.tolist() == [round(235 / 24, 6)]
     # the first max_frames frames only; detector none: one shot
-    assert detect_content_cuts(bunny_clip, tmp_path / "meta.json", tmp_path / "c2.tsv", max_frames=200) == []
-    assert detect_content_cuts(bunny_clip, tmp_path / "meta.json", tmp_path / "c3.tsv", detector="none") == []
+    assert detect_content_cuts(bunny_clip, tmp_path / "meta.json", tmp_path / "c2.tsv",
+                               **CUTS | {"max_frames": 200}) == []
+    assert detect_content_cuts(bunny_clip, tmp_path / "meta.json", tmp_path / "c3.tsv",
+                               **CUTS | {"detector": "none"}) == []
     assert load_cuts(tmp_path / "c3.tsv") == []
 
 

@@ -13,7 +13,7 @@ from artify.style.keyframes import (DEFAULT_MERGE_THRESHOLD, KEYFRAME_COLUMNS, C
                               select_keyframes, usable_mask)
 from artify.style.scenes import detect_scenes, frames_to_scenes, write_scenes
 from tests.conftest import require_shared
-from tests.test_scenes import FPS, TINTS, scene_frames, write_scene_video
+from tests.test_scenes import DETECTION, FPS, TINTS, scene_frames, write_scene_video
 
 SIZE = 128  # Gram signatures at 128 px keep the tests fast; the relative distances barely change with size
 FAST = {"samples_per_scene": 3, "size": SIZE}
@@ -23,7 +23,7 @@ def run(source, tmp_path, scenes=None, **kwargs) -> pd.DataFrame:
     """detect_scenes (unless a scenes table is given) then select_keyframes into tmp_path."""
     scenes_tsv = tmp_path / "scenes.tsv"
     if scenes is None:
-        detect_scenes(source, scenes_tsv)
+        detect_scenes(source, scenes_tsv, **DETECTION)
     else:
         write_scenes(frames_to_scenes([s for s, _ in scenes], [e for _, e in scenes], FPS), scenes_tsv)
     return select_keyframes(source, scenes_tsv, tmp_path / "keyframes", tmp_path / "keyframes.tsv",

@@ -85,6 +85,13 @@ class KeyframeSettings:
     keyframe_samples: int = _f(8, "frames sampled per scene when choosing its keyframe", minimum=1)
     blur_threshold: float = _f(0.2, "drop samples less sharp than this fraction of the scene's sharpest (Laplacian variance)",
                                minimum=0, maximum=1)
+    # The default: the relative Gram distance (candidate_style_distance, default style layers, 256 px) under which
+    # two neighbouring keyframes count as one style. Measured on Big Buck Bunny's first 30 s: the keyframes either
+    # side of its three cuts are 0.68, 0.79 and 0.79 apart (the closest samples across a cut 0.49), the two meadow
+    # shots that are not neighbours 0.28-0.31, while samples within one shot have a median distance from 0.003
+    # (a static shot) to 0.2 (a slow pan from sky to meadow). Synthetic scenes: the same texture statistics
+    # (another seed, marker or noise) are under 0.03 apart, distinct tints 0.72-0.84. 0.25 merges what differs no
+    # more than frames of one shot and keeps every cut of the clip with a margin of about 2.7.
     merge_threshold: float = _f(0.25, "merge neighbouring keyframes whose relative Gram distance (0-2) is below this; 0 = keep all",
                                 minimum=0)
     max_keyframes: int = _f(8, "at most this many keyframes (closest neighbours merged first)", minimum=1)

@@ -313,19 +313,22 @@ def merge_check(clips: list[LabelledClip], detector: str, threshold: float, work
     """Per clip the detector splits: true shots, scenes found, keyframes left after keyframe merging (at the
     default samples and max_keyframes). A clip left whole is not run: one scene is one style by definition
     here (keyframe selection cuts a video without cuts into max_keyframes parts, another matter)."""
-    from artify.style.keyframes import DEFAULT_MERGE_THRESHOLD, select_keyframes
+    from artify.style.keyframes import select_keyframes
     from artify.style.scenes import detect_scenes
 
-    merge_threshold = DEFAULT_MERGE_THRESHOLD if merge_threshold is None else merge_threshold
+    defaults = Settings()
+    merge_threshold = defaults.merge_threshold if merge_threshold is None else merge_threshold
     rows = []
     for i, clip in enumerate(clips):
         folder = Path(work) / f"merge{i:02d}"
         scenes = detect_scenes(clip.path, folder / "scenes.tsv", detector=detector, threshold=threshold,
-                               min_scene_frames=Settings().min_scene_frames, min_change=min_change)
+                               min_scene_frames=defaults.min_scene_frames, min_change=min_change)
         if len(scenes) == 1:
             continue
         keyframes = select_keyframes(clip.path, folder / "scenes.tsv", folder / "keyframes", folder / "keyframes.tsv",
-                                     merge_threshold=merge_threshold, device=device)
+                                     samples_per_scene=defaults.keyframe_samples,
+                                     blur_threshold=defaults.blur_threshold, merge_threshold=merge_threshold,
+                                     max_keyframes=defaults.max_keyframes, device=device)
         rows.append({"clip": clip.name, "shots": clip.shots, "scenes": len(scenes), "keyframes": len(keyframes)})
     return pd.DataFrame(rows)
 

@@ -20,7 +20,7 @@ CUTS = {"detector": _S.cut_detector, "threshold": _S.cut_threshold, "min_shot_fr
 from artify.methods.stylize import stylize_chunk
 from artify.media.video import MediaError, probe, read_frames, save_frames
 from tests.conftest import require_shared
-from tests.test_schedule import keyframes_tsv
+from tests.test_schedule import SCHEDULE, keyframes_tsv
 
 
 def test_the_content_cuts_are_found_in_the_pipelines_frame_numbers(tmp_path, bunny_clip):
@@ -164,13 +164,14 @@ def test_style_boundaries_move_onto_nearby_cuts_and_switch_hard_there(tmp_path):
     assert sync_boundaries(np.array([0, 10, 12, 30]), [11], 5)[0].tolist() == [0, 11, 12, 30]
 
     keyframes = keyframes_tsv(tmp_path / "k.tsv", [1, 1, 1])
-    plan_schedule(keyframes, 240, 24, tmp_path / "s.tsv", transition_seconds=1.0, cuts=[90, 200], sync_seconds=1.0)
+    plan_schedule(keyframes, 240, 24, tmp_path / "s.tsv", **SCHEDULE | {"transition_seconds": 1.0, "sync_seconds": 1.0},
+                  cuts=[90, 200])
     w = StyleSchedule.load(tmp_path / "s.tsv").table
     assert np.array_equal(w[89], [1, 0, 0]) and np.array_equal(w[90], [0, 1, 0])  # 80 -> the cut at 90: hard
     # 160 has no cut within a second: a cross-fade of a second, as before
     assert np.array_equal(w[147], [0, 1, 0]) and np.array_equal(w[172], [0, 0, 1])
     assert 0 < w[160, 2] < 1 and np.all(np.diff(w[148:172, 2]) > 0)
-    unsynced = plan_schedule(keyframes, 240, 24, tmp_path / "u.tsv", transition_seconds=1.0)
+    unsynced = plan_schedule(keyframes, 240, 24, tmp_path / "u.tsv", **SCHEDULE | {"transition_seconds": 1.0})
     assert 0 < unsynced.loc[80, "w1"] < 1  # without cuts the first boundary fades at 80
     plot_schedule(tmp_path / "s.tsv", tmp_path / "s.png", 24, cuts=[90, 200])
     picture = cv2.imread(str(tmp_path / "s.png"))

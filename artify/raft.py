@@ -49,9 +49,7 @@ MAX_BATCH = 16
 # ----------------------------------------------------------------------------------------------- weights
 
 def checkpoint_file(model: str) -> Path:
-    """The installed RAFT checkpoint of `model` (small, large), its SHA-256 checked."""
-    if model not in CHECKPOINTS:
-        raise ValueError(f"unknown RAFT model {model!r} ({', '.join(MODELS)})")
+    """The installed RAFT checkpoint of `model` (small, large: the settings' raft_model), its SHA-256 checked."""
     path, sha = CHECKPOINTS[model]
     return installed_file(DISTRIBUTION, path, sha, f"RAFT's pretrained {model} network")
 
@@ -111,9 +109,7 @@ def torchvision_state(original: dict[str, torch.Tensor], model: str) -> dict[str
 def build_raft(model: str) -> torch.nn.Module:
     from torchvision.models.optical_flow import raft_large, raft_small
 
-    if model not in CHECKPOINTS:
-        raise ValueError(f"unknown RAFT model {model!r} ({', '.join(MODELS)})")
-    return (raft_small if model == "small" else raft_large)(weights=None, progress=False)
+    return {"small": raft_small, "large": raft_large}[model](weights=None, progress=False)
 
 
 def converted_path(model: str, cache_dir=DEFAULT_DIR) -> Path:
@@ -140,7 +136,7 @@ def raft_state(model: str, weights: str = "", cache_dir=DEFAULT_DIR) -> dict[str
 _NETWORKS: dict = {}
 
 
-def load_raft(model: str = "large", device="cpu", weights: str = "", cache_dir=DEFAULT_DIR) -> torch.nn.Module:
+def load_raft(model: str, device="cpu", weights: str = "", cache_dir=DEFAULT_DIR) -> torch.nn.Module:
     """torchvision RAFT-`model` with pretrained weights (`raft_state`), in eval mode, kept for the process."""
     key = (model, str(device), str(weights), str(cache_dir))
     if key not in _NETWORKS:
@@ -175,10 +171,11 @@ def pairs_per_batch(padded: tuple[int, int]) -> int:
     return int(max(1, min(MAX_BATCH, CORRELATION_BYTES // (cells * cells * 4))))
 
 
-def raft_flows(firsts, seconds, model: str = "large", iterations: int = 12, scale: float = 1.0, device="cpu",
-               precision: str = "float32", weights: str = "") -> np.ndarray:
+def raft_flows(firsts, seconds, model: str, iterations: int, scale: float, device, precision: str,
+               weights: str = "") -> np.ndarray:
     """Flows firsts[i] -> seconds[i] (uint8 RGB (H, W, 3), all one size), (N, H, W, 2) float32, in the
-    convention of `artify.flow` (a(x) ≈ b(x + flow(x)), pixels of the frames as given)."""
+    convention of `artify.flow` (a(x) ≈ b(x + flow(x)), pixels of the frames as given). The model, iterations,
+    scale and precision are the settings' (raft_*, checked there) or the metrics' fixed ones."""
     firsts, seconds = list(firsts), list(seconds)
     if len(firsts) != len(seconds):
         raise ValueError(f"{len(firsts)} first frames for {len(seconds)} second frames")
@@ -188,10 +185,6 @@ def raft_flows(firsts, seconds, model: str = "large", iterations: int = 12, scal
     for f in firsts + seconds:
         if f.dtype != np.uint8 or f.shape != (h, w, 3):
             raise ValueError(f"RAFT needs uint8 RGB frames of one size, got {f.dtype} {f.shape} next to {(h, w, 3)}")
-    if iterations < 1:
-        raise ValueError(f"RAFT needs at least one iteration, got {iterations}")
-    if scale <= 0:
-        raise ValueError(f"RAFT's scale must be positive, got {scale}")
     sh, sw = (max(1, round(h * scale)), max(1, round(w * scale))) if scale != 1 else (h, w)
     padded = (max(MIN_SIDE, sh + (-sh) % 8), max(MIN_SIDE, sw + (-sw) % 8))
     net = load_raft(model, device, weights)

@@ -102,7 +102,8 @@ def main(argv=None) -> int:
     out = Path(a.out)
     meta = probe(a.clip)
     base = Settings(device="cpu", style_size=a.size)
-    cuts = video_cuts(a.clip, meta=meta)
+    cuts = video_cuts(a.clip, base.cut_detector, base.cut_threshold or None, base.min_shot_frames,
+                      base.cut_min_change, meta=meta)
     inside = [c - a.first for c in cuts if a.first < c < a.first + a.frames]
     if len(inside) != 1:
         raise SystemExit(f"{a.clip}: cuts {cuts}; frames [{a.first}, {a.first + a.frames}) must hold exactly one")

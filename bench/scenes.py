@@ -35,7 +35,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from artify.style.scenes import DEFAULT_MIN_CHANGE, DEFAULT_THRESHOLDS, confirm_cuts, detect_cuts, detection_frames
+from artify.settings import Settings
+from artify.style.scenes import DEFAULT_THRESHOLDS, confirm_cuts, detect_cuts, detection_frames
 from artify.media.video import load_image, probe, read_frames, write_frames_h264
 
 DATA = Path(os.environ.get("ARTIFY_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
@@ -307,23 +308,27 @@ def hash_changes(clips: list[LabelledClip], detector: str, threshold: float, min
     return changes
 
 
-def merge_check(clips: list[LabelledClip], detector: str, threshold: float, work, merge_threshold=None,
-                min_change: float = DEFAULT_MIN_CHANGE, device: str = "cpu") -> pd.DataFrame:
+def merge_check(clips: list[LabelledClip], detector: str, threshold: float, work, *, min_change: float,
+                merge_threshold=None, device: str = "cpu") -> pd.DataFrame:
     """Per clip the detector splits: true shots, scenes found, keyframes left after keyframe merging (at the
     default samples and max_keyframes). A clip left whole is not run: one scene is one style by definition
     here (keyframe selection cuts a video without cuts into max_keyframes parts, another matter)."""
-    from artify.style.keyframes import DEFAULT_MERGE_THRESHOLD, select_keyframes
+    from artify.style.keyframes import select_keyframes
     from artify.style.scenes import detect_scenes
 
-    merge_threshold = DEFAULT_MERGE_THRESHOLD if merge_threshold is None else merge_threshold
+    defaults = Settings()
+    merge_threshold = defaults.merge_threshold if merge_threshold is None else merge_threshold
     rows = []
     for i, clip in enumerate(clips):
         folder = Path(work) / f"merge{i:02d}"
-        scenes = detect_scenes(clip.path, folder / "scenes.tsv", detector, threshold, min_change=min_change)
+        scenes = detect_scenes(clip.path, folder / "scenes.tsv", detector=detector, threshold=threshold,
+                               min_scene_frames=defaults.min_scene_frames, min_change=min_change)
         if len(scenes) == 1:
             continue
         keyframes = select_keyframes(clip.path, folder / "scenes.tsv", folder / "keyframes", folder / "keyframes.tsv",
-                                     merge_threshold=merge_threshold, device=device)
+                                     samples_per_scene=defaults.keyframe_samples,
+                                     blur_threshold=defaults.blur_threshold, merge_threshold=merge_threshold,
+                                     max_keyframes=defaults.max_keyframes, device=device)
         rows.append({"clip": clip.name, "shots": clip.shots, "scenes": len(scenes), "keyframes": len(keyframes)})
     return pd.DataFrame(rows)
 
@@ -364,14 +369,14 @@ def main(argv=None) -> None:
         table.to_csv(out / "sweep.tsv", sep="\t", index=False)
         print(table.to_string(index=False))
         print()
-        print(markdown(table, len(clips), DEFAULT_THRESHOLDS, DEFAULT_MIN_CHANGE))
+        print(markdown(table, len(clips), DEFAULT_THRESHOLDS, Settings().scene_min_change))
         changes = hash_changes(clips, a.detector, DEFAULT_THRESHOLDS[a.detector])
         print(f"\nhash change across the cuts {a.detector} {DEFAULT_THRESHOLDS[a.detector]:g} finds: true cuts and "
               f"dissolves {min(changes['true']):.3f}-{max(changes['true']):.3f} ({len(changes['true'])}), "
               f"spurious {min(changes['spurious'], default=0):.3f}-{max(changes['spurious'], default=0):.3f} "
               f"({len(changes['spurious'])})")
         if a.merge:
-            for min_change in (0.0, DEFAULT_MIN_CHANGE):
+            for min_change in (0.0, Settings().scene_min_change):
                 found = merge_check(clips, a.detector, DEFAULT_THRESHOLDS[a.detector], out / f"merge{min_change:g}",
                                     min_change=min_change)
                 print(f"\nkeyframes after merging, {a.detector} {DEFAULT_THRESHOLDS[a.detector]:g}, min_change "

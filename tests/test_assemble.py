@@ -7,7 +7,10 @@ import pytest
 from artify.media.assemble import assemble
 from artify.media.chunks import plan_chunks, write_chunks
 from artify.media.video import MediaError, VideoMeta, probe, read_frames
+from artify.settings import Settings
 from tests.conftest import require_shared
+
+ASSEMBLE = Settings().stage_values("assemble")  # crf and audio at their defaults
 
 
 def chunk_files(d, meta: VideoMeta, frames: int, size=(64, 36)):
@@ -28,7 +31,8 @@ def test_output_carries_the_contents_audio_cut_to_the_frames(tmp_path, clip, cod
     content = require_shared("videos", clip)
     meta = probe(content)
     paths = chunk_files(tmp_path, meta, 30)
-    assert assemble(tmp_path / "meta.json", tmp_path / "chunks.tsv", paths, tmp_path / "out.mp4", content=content) == 30
+    assert assemble(tmp_path / "meta.json", tmp_path / "chunks.tsv", paths, tmp_path / "out.mp4", content=content,
+                    **ASSEMBLE) == 30
     out = probe(tmp_path / "out.mp4")
     assert (out.frames, out.width, out.height, out.fps) == (30, 64, 36, meta.fps)
     assert out.audio and out.audio_codec == codec
@@ -41,13 +45,13 @@ def test_audio_none_and_required(tmp_path, bunny_clip):
     meta = probe(bunny_clip)
     paths = chunk_files(tmp_path, meta, 16)
     assemble(tmp_path / "meta.json", tmp_path / "chunks.tsv", paths, tmp_path / "out.mp4", content=bunny_clip,
-             audio="none")
+             **ASSEMBLE | {"audio": "none"})
     assert not probe(tmp_path / "out.mp4").audio
     silent = VideoMeta(**{**meta.__dict__, "audio": False, "audio_codec": None})
     paths = chunk_files(tmp_path, silent, 16)
     with pytest.raises(MediaError, match="has no audio stream, and the config says audio: required"):
         assemble(tmp_path / "meta.json", tmp_path / "chunks.tsv", paths, tmp_path / "req.mp4", content=bunny_clip,
-                 audio="required")
+                 **ASSEMBLE | {"audio": "required"})
     assert not (tmp_path / "req.mp4").exists()
 
 
@@ -65,5 +69,6 @@ def test_assemble_probes_what_it_wrote_and_refuses_a_short_video(tmp_path, bunny
 
     monkeypatch.setattr("artify.media.assemble.write_frames_h264", dropping)
     with pytest.raises(MediaError, match=r"out.mp4: 13 frames written, 16 planned; the file was removed"):
-        assemble(tmp_path / "meta.json", tmp_path / "chunks.tsv", paths, tmp_path / "out.mp4", content=bunny_clip)
+        assemble(tmp_path / "meta.json", tmp_path / "chunks.tsv", paths, tmp_path / "out.mp4", content=bunny_clip,
+                 **ASSEMBLE)
     assert not (tmp_path / "out.mp4").exists()

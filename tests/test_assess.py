@@ -164,7 +164,7 @@ def test_ab_page_needs_two_jobs(tinted_jobs, tmp_path):
     root, entries = tinted_jobs
     with pytest.raises(ValueError, match="at least two jobs"):
         build_assessment(root / "content clip.mp4", {"alpha": entries[0]["video"]}, root / "meta.json",
-                         tmp_path / "p.html", tmp_path / "k.json")
+                         tmp_path / "p.html", tmp_path / "k.json", clips=1, seconds=1.0)
     assert not (tmp_path / "p.html").exists()
 
 

@@ -28,7 +28,7 @@ def span_ranges(plan):
 
 
 @pytest.mark.parametrize("keyframes", [None, [0], list(range(0, 5000, 250)), list(range(5000)), [0, 37, 700, 1900]])
-@pytest.mark.parametrize("span_frames", [0, 100, 480])
+@pytest.mark.parametrize("span_frames", [None, 100, 480])
 def test_spans_are_bounded_consecutive_and_start_near_keyframes(keyframes, span_frames):
     plan = plan_chunks(5000, 24, 4, span_frames=span_frames, keyframes=keyframes)
     spans = span_ranges(plan)
@@ -36,7 +36,7 @@ def test_spans_are_bounded_consecutive_and_start_near_keyframes(keyframes, span_
     assert list(spans) == list(range(len(spans)))
     for first, stop in spans.values():
         assert stop - first <= (span_frames or 5000)
-    if span_frames == 0:
+    if span_frames is None:
         assert len(spans) == 1
     if keyframes == list(range(0, 5000, 250)) and span_frames == 480:
         # every span but the first starts less than a chunk after a keyframe: little decoding thrown away
@@ -58,6 +58,14 @@ def test_bad_plans_are_refused():
         plan_chunks(100, 4, 4)
     with pytest.raises(ValueError, match="no frames"):
         plan_chunks(0, 4, 1)
+
+
+def test_a_span_size_of_zero_is_refused_not_read_as_one_span():
+    """The setting's `span_frames: 0` means "sized for the method"; the planner takes the size that came of
+    it, so a 0 that reached it unresolved is an error, not a video in one span (its meaning here once)."""
+    with pytest.raises(ValueError, match="span_frames 0: a span needs a number of frames"):
+        plan_chunks(5000, 24, 4, span_frames=0)
+    assert {c.span for c in plan_chunks(5000, 24, 4)} == {0}  # no size: one span
 
 
 def test_blend_is_a_monotone_cross_fade():

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from artify.config import ConfigError, load_jobs, load_schema, validate_config
-from artify.settings import Settings, add_options, defaults, from_args
+from artify.settings import Settings, add_options, defaults, from_args, readme_fields, readme_with_values
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_SCHEMA = load_schema(REPO / "workflow/schemas/config.schema.yaml")
@@ -94,14 +94,46 @@ def test_a_stage_command_line_gives_settings_with_every_other_field_at_its_defau
     assert "size" not in values and "scene_detector" not in values and "train_iterations" not in values
 
 
-def test_every_field_is_explained_in_config_readme():
+def test_config_readme_has_one_line_per_setting_stating_its_type_default_choices_and_bounds():
     readme = (REPO / "config/README.md").read_text()
-    missing = [k for k in config() if f"`{k}`" not in readme]
-    assert not missing, f"config/README.md does not explain {missing}"
+    named = readme_fields(readme)
+    settings = [f.name for f in dataclasses.fields(Settings)]
+    assert sorted(named) == sorted(settings + ["jobs"]), (
+        f"config/README.md: no line for {sorted(set(settings) - set(named))}, lines for what is no setting "
+        f"{sorted(set(named) - set(settings) - {'jobs'})}, twice: {sorted({n for n in named if named.count(n) > 1})}")
+    differ = [old for old, new in zip(readme.splitlines(), readme_with_values(readme).splitlines()) if old != new]
+    assert not differ, ("config/README.md states other values than artify/settings.py (run `python -m "
+                        f"artify.settings --readme config/README.md`): {differ}")
+
+
+@pytest.mark.parametrize("change,line", [
+    ({"default": 19}, "- `crf` (integer, 0 to 51; default 19): "),
+    ({"metadata": {"maximum": 50}}, "- `crf` (integer, 0 to 50; default 18): "),
+    ({"metadata": {"minimum": None, "maximum": None, "exclusiveMinimum": 0}},
+     "- `crf` (integer, over 0; default 18): "),
+    ({"metadata": {"choices": ["x", "y"]}}, "- `crf` (`x` or `y`; default `18`): "),
+])
+def test_a_readme_line_changes_with_the_setting_it_states(monkeypatch, change, line):
+    import artify.settings as settings
+
+    crf = next(f for f in dataclasses.fields(Settings) if f.name == "crf")
+    metadata = {k: v for k, v in (crf.metadata | change.get("metadata", {})).items()
+                if v is not None or k == "choices"}
+    changed = dataclasses.field(default=change.get("default", crf.default), metadata=metadata)
+    changed.name = "crf"
+    monkeypatch.setattr(settings, "fields", lambda _: [changed])
+    readme = (REPO / "config/README.md").read_text()
+    assert line in settings.readme_with_values(readme) and line not in readme
 
 
 def test_schema_covers_every_default():
     assert set(CONFIG_SCHEMA["properties"]) == set(defaults()) | {"jobs"}
+
+
+def test_the_jobs_schema_declares_the_jobs_own_columns_only():
+    """A settings column of jobs.tsv is checked by the config schema after merging: declared once, not again
+    (the jobs schema once typed `method`'s choices a second time)."""
+    assert set(JOBS_SCHEMA["properties"]) == {"job", "content", "style"}
 
 
 @pytest.mark.parametrize("field,value,message", [
@@ -161,3 +193,81 @@ def test_settings_that_cannot_go_together_fail_when_the_config_or_jobs_table_is_
 def test_missing_jobs_table_names_it(tmp_path):
     with pytest.raises(ConfigError, match="nope.tsv: jobs table not found"):
         load_jobs(tmp_path / "nope.tsv", config(), JOBS_SCHEMA, CONFIG_SCHEMA)
+
+
+# ------------------------------------------------------------------- bounds, whichever way settings come in
+
+def _from_config_file(tmp_path, name, value):
+    cfg = config()
+    cfg[name] = value
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    validate_config(yaml.safe_load((tmp_path / "config.yaml").read_text()), CONFIG_SCHEMA, "config.yaml")
+
+
+def _from_jobs_row(tmp_path, name, value):
+    path = write_jobs(tmp_path, f"job\tcontent\tstyle\t{name}\nx\ta.mp4\tb.jpg\t{value}\n")
+    load_jobs(path, config(), JOBS_SCHEMA, CONFIG_SCHEMA)
+
+
+def _from_command_line(tmp_path, name, value):
+    import argparse
+
+    from artify.settings import STAGES
+
+    stage = next(s for s, groups in STAGES.items()
+                 if any(f.name == name for g in groups for f in dataclasses.fields(g)))
+    parser = argparse.ArgumentParser(prog=f"artify {stage}", exit_on_error=False)
+    add_options(parser, stage)
+    try:
+        args = parser.parse_args([f"--{name.replace('_', '-')}", str(value)])
+    except argparse.ArgumentError as e:  # a value not among the choices: the parser refuses it, naming the option
+        raise ConfigError(f"setting '{name}': {e}") from None
+    from_args(stage, args)
+
+
+SOURCES = {"config file": _from_config_file, "jobs row": _from_jobs_row, "command line": _from_command_line,
+           "code": lambda _, name, value: Settings(**{name: value}),
+           "dataclasses.replace": lambda _, name, value: dataclasses.replace(Settings(), **{name: value})}
+
+
+@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("name,value", [("size", 8), ("chunk_overlap", 300), ("stats_momentum", 1.0),
+                                        ("raft_scale", 0.0), ("flow_blend", float("nan")),
+                                        ("temporal_weight", float("inf")), ("method", "picasso"),
+                                        ("long_term", "2;4")])
+def test_settings_are_checked_whichever_way_they_come_in(tmp_path, source, name, value):
+    with pytest.raises(ConfigError, match=f"'{name}'|--{name.replace('_', '-')}"):
+        SOURCES[source](tmp_path, name, value)
+
+
+def test_every_bounded_setting_is_checked_on_the_command_line_of_each_stage_that_reads_it():
+    import argparse
+
+    from artify.settings import STAGES
+
+    def outside(f):  # a value just outside the setting's bounds, or None where it takes any value of its type
+        m, kind = f.metadata, type(f.default)
+        for key, step in (("minimum", -1), ("exclusiveMinimum", 0), ("maximum", 1), ("exclusiveMaximum", 0)):
+            if key in m:
+                return kind(m[key] + step)
+        return "x;y" if "pattern" in m else None
+
+    checked = set()
+    for stage, groups in STAGES.items():
+        parser = argparse.ArgumentParser()
+        add_options(parser, stage)
+        for f in (f for g in groups for f in dataclasses.fields(g) if outside(f) is not None):
+            args = parser.parse_args([f"--{f.name.replace('_', '-')}", str(outside(f))])
+            with pytest.raises(ConfigError, match=f"setting '{f.name}'"):
+                from_args(stage, args)
+            checked.add(f.name)
+    assert checked == {f.name for f in dataclasses.fields(Settings) if outside(f) is not None}
+
+
+def test_a_stage_refuses_a_setting_out_of_bounds_before_reading_its_files(tmp_path, capsys):
+    from artify.cli import main
+
+    assert main(["plan-chunks", "--meta", str(tmp_path / "gone.json"), "-o", str(tmp_path / "c.tsv"),
+                 "--size", "8"]) == 2
+    assert capsys.readouterr().err.strip() == ("artify plan-chunks: error: setting 'size': 8 is less than 32 (long "
+                                               "side of the processing resolution in pixels (rounded to even sizes))")

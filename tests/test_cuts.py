@@ -12,23 +12,30 @@ from artify.style.cuts import detect_content_cuts, load_cuts, shot_starts, shots
 from artify.flow import backward_flows, save_flows
 from artify.style.schedule import StyleSchedule, plan_schedule, plot_schedule, sync_boundaries
 from artify.settings import Settings
+
+_S = Settings()
+# The detect_cuts stage's settings at their defaults, as detect_content_cuts takes them
+CUTS = {"detector": _S.cut_detector, "threshold": _S.cut_threshold, "min_shot_frames": _S.min_shot_frames,
+        "min_change": _S.cut_min_change, "max_frames": _S.max_frames}
 from artify.stages.stylize import stylize_chunk
 from artify.media.video import MediaError, probe, read_frames, save_frames
 from tests.conftest import require_shared
-from tests.test_schedule import keyframes_tsv
+from tests.test_schedule import SCHEDULE, keyframes_tsv
 
 
 def test_the_content_cuts_are_found_in_the_pipelines_frame_numbers(tmp_path, bunny_clip):
     meta = probe(bunny_clip)
     meta.save(tmp_path / "meta.json")
     # frame 235 (from 0) is the new shot's first: the frames of 234 and 235 differ by 76 grey levels on average
-    assert detect_content_cuts(bunny_clip, tmp_path / "meta.json", tmp_path / "cuts.tsv") == [235]
+    assert detect_content_cuts(bunny_clip, tmp_path / "meta.json", tmp_path / "cuts.tsv", **CUTS) == [235]
     assert load_cuts(tmp_path / "cuts.tsv") == [235]
     table = pd.read_csv(tmp_path / "cuts.tsv", sep="\t")
     assert table.time.tolist() == [round(235 / 24, 6)]
     # the first max_frames frames only; detector none: one shot
-    assert detect_content_cuts(bunny_clip, tmp_path / "meta.json", tmp_path / "c2.tsv", max_frames=200) == []
-    assert detect_content_cuts(bunny_clip, tmp_path / "meta.json", tmp_path / "c3.tsv", detector="none") == []
+    assert detect_content_cuts(bunny_clip, tmp_path / "meta.json", tmp_path / "c2.tsv",
+                               **CUTS | {"max_frames": 200}) == []
+    assert detect_content_cuts(bunny_clip, tmp_path / "meta.json", tmp_path / "c3.tsv",
+                               **CUTS | {"detector": "none"}) == []
     assert load_cuts(tmp_path / "c3.tsv") == []
 
 
@@ -157,13 +164,14 @@ def test_style_boundaries_move_onto_nearby_cuts_and_switch_hard_there(tmp_path):
     assert sync_boundaries(np.array([0, 10, 12, 30]), [11], 5)[0].tolist() == [0, 11, 12, 30]
 
     keyframes = keyframes_tsv(tmp_path / "k.tsv", [1, 1, 1])
-    plan_schedule(keyframes, 240, 24, tmp_path / "s.tsv", transition_seconds=1.0, cuts=[90, 200], sync_seconds=1.0)
+    plan_schedule(keyframes, 240, 24, tmp_path / "s.tsv", **SCHEDULE | {"transition_seconds": 1.0, "sync_seconds": 1.0},
+                  cuts=[90, 200])
     w = StyleSchedule.load(tmp_path / "s.tsv").table
     assert np.array_equal(w[89], [1, 0, 0]) and np.array_equal(w[90], [0, 1, 0])  # 80 -> the cut at 90: hard
     # 160 has no cut within a second: a cross-fade of a second, as before
     assert np.array_equal(w[147], [0, 1, 0]) and np.array_equal(w[172], [0, 0, 1])
     assert 0 < w[160, 2] < 1 and np.all(np.diff(w[148:172, 2]) > 0)
-    unsynced = plan_schedule(keyframes, 240, 24, tmp_path / "u.tsv", transition_seconds=1.0)
+    unsynced = plan_schedule(keyframes, 240, 24, tmp_path / "u.tsv", **SCHEDULE | {"transition_seconds": 1.0})
     assert 0 < unsynced.loc[80, "w1"] < 1  # without cuts the first boundary fades at 80
     plot_schedule(tmp_path / "s.tsv", tmp_path / "s.png", 24, cuts=[90, 200])
     picture = cv2.imread(str(tmp_path / "s.png"))

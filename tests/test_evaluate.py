@@ -336,6 +336,7 @@ def test_a_job_with_blank_frames_fails_and_says_which(tmp_path):
     import pandas as pd
 
     from artify.quality.evaluate import BlankFramesError, evaluate_job
+    from artify.settings import Settings
     from artify.media.video import probe, write_frames_h264
 
     inp = translating_video(n=12, h=48, w=64)
@@ -351,7 +352,7 @@ def test_a_job_with_blank_frames_fails_and_says_which(tmp_path):
     with pytest.raises(BlankFramesError, match=r"3 of 12 frames are blank .* frames 4-6") as e:
         evaluate_job(tmp_path / "content.mp4", tmp_path / "stylized.mp4", tmp_path / "meta.json",
                      tmp_path / "schedule.tsv", tmp_path / "keyframes.tsv", tmp_path / "kf", tmp_path / "metrics.json",
-                     tmp_path / "per-frame.tsv", size=64, device="cpu")
+                     tmp_path / "per-frame.tsv", size=64, device="cpu", settings=Settings())
     assert e.value.frames == [4, 5, 6]
     assert not (tmp_path / "metrics.json").exists() and not (tmp_path / "per-frame.tsv").exists()
 

@@ -12,6 +12,7 @@ import pytest
 from artify.media.assemble import assemble, assembled_frames
 from artify.media.chunks import chunk_frames_path, extract_frames, plan_chunks, write_chunks
 from artify.media.video import ffmpeg_exe, probe, processing_size, read_frames
+from artify.settings import Settings
 from tests.conftest import require_shared
 
 VARIANTS = {  # name: (ffmpeg arguments after the clip's -i, file suffix)
@@ -49,7 +50,8 @@ def through_pipeline(video, work, size: int = 96):
     for span in sorted({c.span for c in chunks}):
         extract_frames(video, work / "chunks.tsv", span, frame_size, meta, work / f"span{span}")
         files += [chunk_frames_path(work / f"span{span}", c.chunk) for c in chunks if c.span == span]
-    assemble(work / "meta.json", work / "chunks.tsv", files, work / "out.mp4", content=video)
+    assemble(work / "meta.json", work / "chunks.tsv", files, work / "out.mp4",
+             content=video, **Settings().stage_values("assemble"))
     extracted = np.stack(list(assembled_frames(work / "chunks.tsv", files)))
     return meta, frame_size, extracted, work / "out.mp4"
 

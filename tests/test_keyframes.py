@@ -8,22 +8,27 @@ import torch
 from PIL import Image
 
 from artify.atomic import OWNER_FILE, claim_folder
-from artify.style.keyframes import (DEFAULT_MERGE_THRESHOLD, KEYFRAME_COLUMNS, Candidate, StyleGroup, contact_sheet,
+from artify.style.keyframes import (KEYFRAME_COLUMNS, Candidate, StyleGroup, contact_sheet,
                               laplacian_variance, read_keyframe_table, luminance, merge_groups, sample_frames,
                               select_keyframes, usable_mask)
+from artify.settings import Settings
 from artify.style.scenes import detect_scenes, frames_to_scenes, write_scenes
 from tests.conftest import require_shared
-from tests.test_scenes import FPS, TINTS, scene_frames, write_scene_video
+from tests.test_scenes import DETECTION, FPS, TINTS, scene_frames, write_scene_video
 
 SIZE = 128  # Gram signatures at 128 px keep the tests fast; the relative distances barely change with size
-FAST = {"samples_per_scene": 3, "size": SIZE}
+_S = Settings()
+# The select_keyframes stage's settings at their defaults, as select_keyframes takes them
+KEYFRAMES = {"samples_per_scene": _S.keyframe_samples, "blur_threshold": _S.blur_threshold,
+             "merge_threshold": _S.merge_threshold, "max_keyframes": _S.max_keyframes}
+FAST = KEYFRAMES | {"samples_per_scene": 3, "size": SIZE}
 
 
 def run(source, tmp_path, scenes=None, **kwargs) -> pd.DataFrame:
     """detect_scenes (unless a scenes table is given) then select_keyframes into tmp_path."""
     scenes_tsv = tmp_path / "scenes.tsv"
     if scenes is None:
-        detect_scenes(source, scenes_tsv)
+        detect_scenes(source, scenes_tsv, **DETECTION)
     else:
         write_scenes(frames_to_scenes([s for s, _ in scenes], [e for _, e in scenes], FPS), scenes_tsv)
     return select_keyframes(source, scenes_tsv, tmp_path / "keyframes", tmp_path / "keyframes.tsv",
@@ -47,7 +52,7 @@ def test_distinct_scenes_each_keep_a_keyframe(tmp_path):
     for row, (start, end) in zip(table.itertuples(), [(0, 30), (30, 66), (66, 96)]):
         assert start <= row.source_frame < end
         assert row.time == pytest.approx(row.source_frame / 24)
-    assert (table.distance_to_next.iloc[:-1] > DEFAULT_MERGE_THRESHOLD).all()
+    assert (table.distance_to_next.iloc[:-1] > _S.merge_threshold).all()
     assert np.isnan(table.distance_to_next.iloc[-1])
     image = png(tmp_path / "keyframes" / table.file[1])
     assert image.shape == (96, 128, 3)
@@ -185,15 +190,15 @@ def test_bad_inputs_name_the_file(tmp_path):
     Image.fromarray(scene_frames(1, 1)[0]).save(tmp_path / "style.png")
     write_scenes(frames_to_scenes([0, 1], [1, 2], FPS), tmp_path / "two.tsv")
     with pytest.raises(ValueError, match="two.tsv"):
-        select_keyframes(tmp_path / "style.png", tmp_path / "two.tsv", tmp_path / "k", tmp_path / "k.tsv")
+        select_keyframes(tmp_path / "style.png", tmp_path / "two.tsv", tmp_path / "k", tmp_path / "k.tsv", **FAST)
     with pytest.raises(ValueError, match="missing.tsv"):
-        select_keyframes(tmp_path / "style.png", tmp_path / "missing.tsv", tmp_path / "k", tmp_path / "k.tsv")
+        select_keyframes(tmp_path / "style.png", tmp_path / "missing.tsv", tmp_path / "k", tmp_path / "k.tsv", **FAST)
     (tmp_path / "broken.png").write_bytes(b"not a png")
     write_scenes(frames_to_scenes([0], [1], FPS), tmp_path / "one.tsv")
     from artify.media.video import MediaError
 
     with pytest.raises(MediaError, match="broken.png"):
-        select_keyframes(tmp_path / "broken.png", tmp_path / "one.tsv", tmp_path / "k", tmp_path / "k.tsv")
+        select_keyframes(tmp_path / "broken.png", tmp_path / "one.tsv", tmp_path / "k", tmp_path / "k.tsv", **FAST)
     black = write_scene_video(tmp_path / "black.mp4", [np.zeros((20, 96, 128, 3), np.uint8)])
     write_scenes(frames_to_scenes([0], [20], FPS), tmp_path / "black.tsv")
     with pytest.raises(ValueError, match="black.mp4.*no usable keyframe"):
@@ -221,4 +226,4 @@ def test_big_buck_bunny_keeps_one_keyframe_per_shot(tmp_path):
     for k, row in enumerate(table.itertuples()):
         assert bounds[k] - 2 <= row.source_frame < bounds[k + 1] + 2
     assert table.source_frame[0] > 40  # past the fade-in
-    assert (table.distance_to_next.iloc[:-1] > 2 * DEFAULT_MERGE_THRESHOLD).all()
+    assert (table.distance_to_next.iloc[:-1] > 2 * _S.merge_threshold).all()

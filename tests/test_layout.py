@@ -59,3 +59,38 @@ def test_the_developer_map_names_every_module_and_subcommand():
     assert [c for c in sub.choices if f"`artify {c}`" not in text and f"`{c}`" not in text] == []
     tests = sorted(p.stem for p in (ARTIFY.parent / "tests").glob("test_*.py"))
     assert [t for t in tests if t not in text] == []
+
+
+def test_rule_helpers_that_several_rule_files_use_live_in_common_smk():
+    """A function or constant one .smk file defines and another uses would make the order of the Snakefile's
+    includes matter (evaluate.smk once defined helpers report.smk read): such helpers belong in common.smk."""
+    import re
+
+    rules = {p.name: p.read_text() for p in sorted((ARTIFY.parent / "workflow/rules").glob("*.smk"))}
+    assert "common.smk" in rules and "report.smk" in rules
+    shared = {}
+    for name, text in rules.items():
+        if name == "common.smk":
+            continue
+        for helper in re.findall(r"^def (\w+)|^([A-Za-z_]\w*) = ", text, re.M):
+            helper = "".join(helper)
+            users = [other for other, t in rules.items() if other != name and re.search(rf"\b{helper}\b", t)]
+            if users:
+                shared[f"{name}: {helper}"] = users
+    assert not shared, f"move these to workflow/rules/common.smk: {shared}"
+
+
+def test_every_file_of_the_package_that_is_not_python_ships_as_package_data():
+    """setuptools puts only .py files into the wheel unless pyproject.toml names the others (the A/B page's
+    assess.js and assess.css: an installed artify without them could not build the page)."""
+    import fnmatch
+    import tomllib
+
+    setuptools = tomllib.loads((ARTIFY.parent / "pyproject.toml").read_text())["tool"]["setuptools"]
+    declared = setuptools.get("package-data", {})
+    data = [p for p in ARTIFY.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc")]
+    assert any(p.name == "assess.js" for p in data)
+    missing = [str(p.relative_to(ARTIFY)) for p in data
+               if not any(fnmatch.fnmatch(p.name, pattern) for pattern in
+                          declared.get(".".join(p.parent.relative_to(ARTIFY.parent).parts), []))]
+    assert not missing, f"pyproject.toml [tool.setuptools.package-data] does not ship {missing}"

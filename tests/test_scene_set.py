@@ -7,9 +7,10 @@ from __future__ import annotations
 import pytest
 
 from bench.scenes import FPS, LabelledClip, build_scene_set, merge_check, score
-from artify.style.scenes import (DEFAULT_MIN_CHANGE, DEFAULT_THRESHOLDS, confirm_cuts, detect_cuts, detection_frames,
+from artify.style.scenes import (DEFAULT_THRESHOLDS, confirm_cuts, detect_cuts, detection_frames,
                            video_cuts)
 from tests.conftest import SHARED_DATA, require_shared
+from tests.test_scenes import DETECTION
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,8 @@ def scene_set(tmp_path_factory):
 @pytest.fixture(scope="module")
 def detections(scene_set):
     """Per clip, the default detector's own cuts and the frames' hashes (what video_cuts confirms)."""
-    return {c.name: detect_cuts(detection_frames(c.path), FPS) for c in scene_set}
+    return {c.name: detect_cuts(detection_frames(c.path), FPS, DETECTION["detector"], None,
+                                DETECTION["min_scene_frames"]) for c in scene_set}
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +34,13 @@ def found_alone(detections):
 
 @pytest.fixture(scope="module")
 def found_by_default(detections):
-    return {name: confirm_cuts(cuts, hashes, 15, DEFAULT_MIN_CHANGE) for name, (cuts, hashes) in detections.items()}
+    return {name: confirm_cuts(cuts, hashes, DETECTION["min_scene_frames"], DETECTION["min_change"])
+            for name, (cuts, hashes) in detections.items()}
 
 
 def test_video_cuts_is_the_confirmed_detection(scene_set, found_by_default):
     clip = next(c for c in scene_set if c.name == "flashes")
-    assert video_cuts(clip.path) == found_by_default[clip.name] == []
+    assert video_cuts(clip.path, **DETECTION) == found_by_default[clip.name] == []
 
 
 def test_the_set_has_cuts_dissolves_and_negatives(scene_set):
@@ -52,7 +55,7 @@ def test_the_set_has_cuts_dissolves_and_negatives(scene_set):
 
 
 def test_defaults_find_every_hard_cut_and_split_no_negative(scene_set, found_by_default):
-    assert (DEFAULT_THRESHOLDS["adaptive"], DEFAULT_MIN_CHANGE) == (2.0, 0.3)
+    assert (DETECTION["detector"], DEFAULT_THRESHOLDS["adaptive"], DETECTION["min_change"]) == ("adaptive", 2.0, 0.3)
     result = score(scene_set, found_by_default)
     assert result["recall_cuts"] == 1.0
     assert result["recall_dissolves"] >= 2 / 3
@@ -67,7 +70,7 @@ def test_confirmation_drops_only_spurious_cuts(scene_set, found_alone, found_by_
 
 
 def test_the_old_one_clip_default_misses_cuts_in_motion(scene_set):
-    found = {c.name: video_cuts(c.path, "adaptive", 8.0, min_change=0) for c in scene_set}
+    found = {c.name: video_cuts(c.path, "adaptive", 8.0, DETECTION["min_scene_frames"], 0) for c in scene_set}
     result = score(scene_set, found)
     assert result["recall_cuts"] < 0.9 and result["recall_dissolves"] == 0
     missed = [c.name for c in scene_set if any(all(abs(f - x) > 2 for f in found[c.name]) for x in c.cuts)]

@@ -10,9 +10,14 @@ from PIL import Image
 
 from artify.style.scenes import SCENE_COLUMNS, detect_scenes, load_scenes, style_images, video_cuts
 from artify.media.video import MediaError, probe, write_frames_h264
+from artify.settings import Settings
 from tests.conftest import require_shared
 
 FPS = Fraction(24)
+_S = Settings()
+# The detect_scenes stage's settings at their defaults, as detect_scenes and video_cuts take them
+DETECTION = {"detector": _S.scene_detector, "threshold": _S.scene_threshold, "min_scene_frames": _S.min_scene_frames,
+             "min_change": _S.scene_min_change}
 TINTS = {"red": (1.0, 0.35, 0.25), "blue": (0.25, 0.45, 1.0), "green": (0.35, 1.0, 0.4)}
 
 
@@ -47,7 +52,7 @@ def three_scene_video(tmp_path):
 
 def test_hard_cuts_are_found_exactly(three_scene_video, tmp_path):
     out = tmp_path / "scenes.tsv"
-    scenes = detect_scenes(three_scene_video, out)
+    scenes = detect_scenes(three_scene_video, out, **DETECTION)
     assert scenes.start_frame.tolist() == [0, 30, 66]
     assert scenes.end_frame.tolist() == [30, 66, 96]
     assert scenes.start_time.tolist() == pytest.approx([0, 30 / 24, 66 / 24])
@@ -60,20 +65,20 @@ def test_hard_cuts_are_found_exactly(three_scene_video, tmp_path):
 
 @pytest.mark.parametrize("detector", ["content", "adaptive"])
 def test_detectors_agree_on_hard_cuts(three_scene_video, tmp_path, detector):
-    scenes = detect_scenes(three_scene_video, tmp_path / "s.tsv", detector=detector)
+    scenes = detect_scenes(three_scene_video, tmp_path / "s.tsv", **DETECTION | {"detector": detector})
     assert scenes.start_frame.tolist() == [0, 30, 66]
 
 
 def test_video_without_cuts_is_one_scene(tmp_path):
     video = write_scene_video(tmp_path / "one shot.mp4", [scene_frames(60, 5, TINTS["red"])])
-    scenes = detect_scenes(video, tmp_path / "s.tsv")
+    scenes = detect_scenes(video, tmp_path / "s.tsv", **DETECTION)
     assert scenes[["start_frame", "end_frame"]].values.tolist() == [[0, 60]]
 
 
 def test_fade_to_black_is_not_a_cut(tmp_path):
     video = write_scene_video(tmp_path / "fade.mp4", [scene_frames(30, 1, TINTS["red"]),
                                                       scene_frames(48, 2, TINTS["blue"], fade_out=24)])
-    scenes = detect_scenes(video, tmp_path / "s.tsv")
+    scenes = detect_scenes(video, tmp_path / "s.tsv", **DETECTION)
     assert scenes.start_frame.tolist() == [0, 30]
 
 
@@ -84,40 +89,36 @@ def test_image_and_folder_sources_are_one_frame_scenes(tmp_path):
         Image.fromarray(scene_frames(1, seed)[0]).save(folder / name)
     (folder / "notes.md").write_text("not an image")
     assert [p.name for p in style_images(folder)] == ["a.jpg", "b.png", "c.png"]
-    scenes = detect_scenes(folder, tmp_path / "folder.tsv")
+    scenes = detect_scenes(folder, tmp_path / "folder.tsv", **DETECTION)
     assert scenes[["start_frame", "end_frame"]].values.tolist() == [[0, 1], [1, 2], [2, 3]]
     assert (scenes.start_time == 0).all() and (scenes.end_time == 0).all()
-    single = detect_scenes(folder / "b.png", tmp_path / "image.tsv")
+    single = detect_scenes(folder / "b.png", tmp_path / "image.tsv", **DETECTION)
     assert single[["start_frame", "end_frame"]].values.tolist() == [[0, 1]]
     listing = tmp_path / "order.txt"
     listing.write_text("# my order\nstyles/c.png\nstyles/a.jpg\n")
     assert [p.name for p in style_images(listing)] == ["c.png", "a.jpg"]
-    assert len(detect_scenes(listing, tmp_path / "list.tsv")) == 2
+    assert len(detect_scenes(listing, tmp_path / "list.tsv", **DETECTION)) == 2
 
 
 def test_bad_sources_raise_media_error_naming_the_file(tmp_path):
     with pytest.raises(MediaError, match="missing.mp4"):
-        detect_scenes(tmp_path / "missing.mp4", tmp_path / "s.tsv")
+        detect_scenes(tmp_path / "missing.mp4", tmp_path / "s.tsv", **DETECTION)
     garbage = tmp_path / "garbage.mp4"
     garbage.write_bytes(np.random.default_rng(0).bytes(4096))
     with pytest.raises(MediaError, match="garbage.mp4"):
-        detect_scenes(garbage, tmp_path / "s.tsv")
+        detect_scenes(garbage, tmp_path / "s.tsv", **DETECTION)
     empty = tmp_path / "empty folder"
     empty.mkdir()
     with pytest.raises(MediaError, match="empty folder"):
-        detect_scenes(empty, tmp_path / "s.tsv")
+        detect_scenes(empty, tmp_path / "s.tsv", **DETECTION)
     listing = tmp_path / "list.txt"
     listing.write_text("nowhere.png\n")
     with pytest.raises(MediaError, match="nowhere.png"):
-        detect_scenes(listing, tmp_path / "s.tsv")
+        detect_scenes(listing, tmp_path / "s.tsv", **DETECTION)
     assert not (tmp_path / "s.tsv").exists()
 
 
-def test_bad_arguments_raise_value_error(three_scene_video, tmp_path):
-    with pytest.raises(ValueError, match="detector"):
-        detect_scenes(three_scene_video, tmp_path / "s.tsv", detector="magic")
-    with pytest.raises(ValueError, match="min_change"):
-        detect_scenes(three_scene_video, tmp_path / "s.tsv", min_change=1.5)
+def test_a_bad_scenes_table_names_the_file(tmp_path):
     (tmp_path / "bad.tsv").write_text("start\tend\n0\t1\n")
     with pytest.raises(ValueError, match="bad.tsv"):
         load_scenes(tmp_path / "bad.tsv")
@@ -127,10 +128,10 @@ def test_big_buck_bunny_scene_boundaries(tmp_path):
     """The clip's three real cuts, and no cut in its fade-in or its slow pan: the default adaptive threshold
     (2.0, chosen on the labelled set) finds cuts there too, which the hash confirmation drops."""
     video = require_shared("videos", "moviepy_big_buck_bunny_0_30.webm")
-    scenes = detect_scenes(video, tmp_path / "s.tsv")
+    scenes = detect_scenes(video, tmp_path / "s.tsv", **DETECTION)
     assert scenes.start_frame.tolist() == [0, 283, 376, 551]
     assert scenes.end_frame.iloc[-1] == 720
-    unconfirmed = video_cuts(video, min_change=0)
+    unconfirmed = video_cuts(video, **DETECTION | {"min_change": 0})
     assert {283, 376, 551} < set(unconfirmed) and min(unconfirmed) < 46  # a cut in the fade-in (frames 0-45)
 
 
@@ -146,6 +147,6 @@ def test_cuts_of_a_variable_rate_video_are_in_the_pipelines_frames(tmp_path):
     meta = probe(video)
     assert meta.timing == "variable" and meta.fps == "30/1"
     cut = int(starts[50] * 30 + Fraction(1, 2))  # frame 70 of the pipeline's frames
-    scenes = detect_scenes(video, tmp_path / "s.tsv")
+    scenes = detect_scenes(video, tmp_path / "s.tsv", **DETECTION)
     assert scenes.start_frame.tolist() == [0, cut] and scenes.end_frame.iloc[-1] == meta.frames
     assert scenes.start_time.iloc[1] == pytest.approx(float(starts[50]), abs=1 / 60)

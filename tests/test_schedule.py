@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from artify.settings import Settings
 from artify.style.schedule import StyleSchedule, plan_schedule, plot_schedule
 
 
@@ -21,9 +22,15 @@ def keyframes_tsv(path, durations: list[int]):
     return path
 
 
+_S = Settings()
+# The plan_schedule stage's settings at their defaults, as plan_schedule takes them
+SCHEDULE = {"spread": _S.schedule_spread, "transition_seconds": _S.transition_seconds, "curve": _S.transition_curve,
+            "sync_seconds": _S.sync_seconds}
+
+
 def weights_of(tmp_path, durations, n_frames, fps=24, **kwargs) -> np.ndarray:
     table = plan_schedule(keyframes_tsv(tmp_path / "k.tsv", durations), n_frames, fps, tmp_path / "s.tsv",
-                          **kwargs)
+                          **SCHEDULE | kwargs)
     assert table.columns.tolist() == ["frame"] + [f"w{i}" for i in range(len(durations))]
     assert table.frame.tolist() == list(range(n_frames))
     return table.iloc[:, 1:].to_numpy()
@@ -97,14 +104,10 @@ def test_style_schedule_contract(tmp_path):
 
 def test_bad_inputs_raise_clear_errors(tmp_path):
     keyframes = keyframes_tsv(tmp_path / "k.tsv", [1, 1])
-    with pytest.raises(ValueError, match="spread"):
-        plan_schedule(keyframes, 10, 24, tmp_path / "s.tsv", spread="random")
-    with pytest.raises(ValueError, match="curve"):
-        plan_schedule(keyframes, 10, 24, tmp_path / "s.tsv", curve="cubic")
     with pytest.raises(ValueError, match="n_frames"):
-        plan_schedule(keyframes, 0, 24, tmp_path / "s.tsv")
+        plan_schedule(keyframes, 0, 24, tmp_path / "s.tsv", **SCHEDULE)
     with pytest.raises(ValueError, match="nowhere.tsv"):
-        plan_schedule(tmp_path / "nowhere.tsv", 10, 24, tmp_path / "s.tsv")
+        plan_schedule(tmp_path / "nowhere.tsv", 10, 24, tmp_path / "s.tsv", **SCHEDULE)
     (tmp_path / "gaps.tsv").write_text("frame\tw0\n0\t1\n2\t1\n")
     with pytest.raises(ValueError, match="gaps.tsv"):
         StyleSchedule.load(tmp_path / "gaps.tsv")

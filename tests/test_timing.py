@@ -20,6 +20,7 @@ import pytest
 from artify.media.assemble import assemble, assembled_frames
 from artify.media.chunks import chunk_frames_path, extract_frames, plan_chunks, write_chunks
 from artify.media.video import constant_rate, ffmpeg_exe, filter_text, frame_selection, option_args, probe, read_frames
+from artify.settings import Settings
 
 W, H = 160, 96
 BITS = 8
@@ -86,7 +87,8 @@ def run_through_pipeline(video: Path, work: Path):
         extract_frames(video, work / "chunks.tsv", span, (meta.width, meta.height), meta, work / f"span{span}")
         files += [chunk_frames_path(work / f"span{span}", c.chunk) for c in chunks if c.span == span]
     out = work / "out.mp4"
-    assemble(work / "meta.json", work / "chunks.tsv", files, out, content=video)
+    assemble(work / "meta.json", work / "chunks.tsv", files, out,
+             content=video, **Settings().stage_values("assemble"))
     # every reader gives the same frames: read_frames (evaluate, reports, keyframes) whole and from the middle
     extracted = np.stack(list(assembled_frames(work / "chunks.tsv", files)))
     assert np.array_equal(read_frames(video, meta=meta), extracted)

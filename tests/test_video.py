@@ -88,7 +88,7 @@ def test_chunks_concatenate_to_the_full_decode(tmp_path, clip, monkeypatch):
         got = read_frames(chunk_frames_path(out, row.chunk))
         assert np.array_equal(got, full[row.read_start: row.stop]), f"chunk {row.chunk}"
     # one span for all three: the overlapping frames are written to both chunks
-    chunks = plan_chunks(meta.frames, chunk_frames=16, chunk_overlap=3, max_frames=45, span_frames=0)
+    chunks = plan_chunks(meta.frames, chunk_frames=16, chunk_overlap=3, max_frames=45)
     write_chunks(chunks, tmp_path / "chunks.tsv")
     assert extract_frames(bunny_clip, tmp_path / "chunks.tsv", 0, size, meta, tmp_path / "all") == 45
     for row in chunks:
@@ -133,7 +133,7 @@ def test_probe_counts_frames_and_keyframes_without_decoding(tmp_path):
 def test_extraction_failure_leaves_no_folder(tmp_path, bunny_clip):
     meta = probe(bunny_clip)
     # a plan that claims more frames than the clip has: the count check fails
-    write_chunks(plan_chunks(meta.frames + 10, 300, 3, span_frames=0), tmp_path / "chunks.tsv")
+    write_chunks(plan_chunks(meta.frames + 10, 300, 3), tmp_path / "chunks.tsv")
     with pytest.raises(MediaError, match="adain_cutBunny.mp4: span 0 should have 250 frames from frame 0, got 240"):
         extract_frames(bunny_clip, tmp_path / "chunks.tsv", 0, (64, 36), meta, tmp_path / "span")
     assert list(tmp_path.iterdir()) == [tmp_path / "chunks.tsv"]

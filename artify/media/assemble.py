@@ -69,11 +69,11 @@ def _chunk_frames(path, c):
     return frames
 
 
-def assemble(meta_json, chunks_tsv, chunk_files: list, out, content=None, crf: int = 18,
-             audio: str = "auto") -> int:
-    """Write the final H.264 video with the content video's audio (copied from `content` straight into the
-    output: no intermediate audio file), in its place against the picture (frame 0 is at the probe's
-    `start`); returns the number of frames written."""
+def assemble(meta_json, chunks_tsv, chunk_files: list, out, content=None, *, crf: int, audio: str) -> int:
+    """Write the final H.264 video at quality `crf` with the content video's audio as `audio` says (the
+    assemble stage's settings): copied from `content` straight into the output (no intermediate audio file),
+    in its place against the picture (frame 0 is at the probe's `start`); returns the number of frames
+    written."""
     meta = VideoMeta.load(meta_json)
     chunks = read_chunks(chunks_tsv)
     n_frames = chunks[-1].stop

@@ -35,11 +35,13 @@ class Chunk(NamedTuple):
     span: int  # the extraction span holding this chunk's frames
 
 
-def plan_chunks(n_frames: int, chunk_frames: int = 24, chunk_overlap: int = 4, max_frames: int = 0,
-                span_frames: int = 480, keyframes: list[int] | None = None) -> list[Chunk]:
+def plan_chunks(n_frames: int, chunk_frames: int, chunk_overlap: int, max_frames: int = 0,
+                span_frames: int | None = None, keyframes: list[int] | None = None) -> list[Chunk]:
     """Frame ranges of every chunk, and the span of each (in time linear in the number of chunks).
 
-    A span holds at most `span_frames` frames (0 = the whole video in one). Where it must end is chosen
+    A span holds at most `span_frames` frames (None = the whole video in one). That is a number of frames
+    already decided: the setting's 0 ("sized for the method") is resolved by the caller (the plan_chunks
+    stage, with `auto_span_frames`) and refused here, so that 0 has one meaning. Where it must end is chosen
     to start the next one just after a keyframe: among the chunk boundaries that leave it between half and
     all of `span_frames` long, the last whose read_start has a keyframe less than a chunk before it;
     failing that, the last boundary that fits. (Without keyframes, spans are simply full.)
@@ -48,13 +50,14 @@ def plan_chunks(n_frames: int, chunk_frames: int = 24, chunk_overlap: int = 4, m
         raise ValueError(f"chunk_frames must be at least 2, got {chunk_frames}")
     if not 0 <= chunk_overlap < chunk_frames:
         raise ValueError(f"chunk_overlap must be in [0, chunk_frames), got {chunk_overlap}")
-    if span_frames < 0:
-        raise ValueError(f"span_frames must be 0 or more, got {span_frames}")
+    if span_frames is not None and span_frames < 1:
+        raise ValueError(f"span_frames {span_frames}: a span needs a number of frames (the setting's 0, sized for "
+                         f"the method, is resolved before planning; None = one span)")
     total = min(n_frames, max_frames) if max_frames > 0 else n_frames
     if total <= 0:
         raise ValueError("the content video has no frames to process")
     ranges = chunk_ranges(total, chunk_frames, chunk_overlap)
-    spans = span_numbers(ranges, span_frames or total, sorted(keyframes or []), chunk_frames)
+    spans = span_numbers(ranges, total if span_frames is None else span_frames, sorted(keyframes or []), chunk_frames)
     return [Chunk(i, *r, span) for i, (r, span) in enumerate(zip(ranges, spans))]
 
 
@@ -146,7 +149,8 @@ def chunk_files(span_dir, suffix: str = ".npy") -> list[Path]:
 
 
 # Most chunks one ffmpeg process writes: each is an open file and a `trim` that sees every frame, so a span
-# of thousands of chunks (`span_frames: 0` on a long video) is cut into groups, each decoded from its own seek.
+# of thousands of chunks (a long video planned as one span, or a large `span_frames`) is cut into groups,
+# each decoded from its own seek.
 GROUP_CHUNKS = 64
 
 

@@ -24,6 +24,7 @@ import secrets
 import tempfile
 import time
 from fractions import Fraction
+from importlib import resources
 from pathlib import Path
 
 from artify.atomic import atomic_write_text
@@ -38,6 +39,7 @@ QUESTIONS = [
 CHOICES = ("left", "same", "right")
 CSV_COLUMNS = ["sheet", "session", "trial", "question", "left", "right", "choice"]
 Z95 = 1.959963984540054
+CLIP_CRF = 18  # H.264 quality of the page's clips: visually lossless, every page alike (not a job's `crf`)
 
 
 class AnswersError(ValueError):
@@ -52,29 +54,28 @@ def clip_starts(n: int, clip_frames: int, clips: int) -> list[int]:
     return sorted({round(last * i / (clips - 1)) if clips > 1 else last // 2 for i in range(clips)})
 
 
-def _clip_data(frames, fps: Fraction, tmp_dir: Path, crf: int) -> str:
+def _clip_data(frames, fps: Fraction, tmp_dir: Path) -> str:
     """Frames as an H.264 mp4 (no audio), base64."""
     from artify.media.video import write_frames_h264
 
     path = tmp_dir / "clip.mp4"
-    write_frames_h264(path, frames, fps, crf=crf)
+    write_frames_h264(path, frames, fps, crf=CLIP_CRF)
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     path.unlink()
     return data
 
 
-def build_assessment(content, videos: dict, meta_json, out_html, out_key, key_archive=None, clips: int = 3,
-                     seconds: float = 2.0, width: int = 480, crf: int = 18, title: str | None = None) -> dict:
+def build_assessment(content, videos: dict, meta_json, out_html, out_key, *, clips: int, seconds: float,
+                     key_archive=None, width: int = 480, title: str | None = None) -> dict:
     """The blind A/B page of `videos` ({job: stylized.mp4}, at least two) on `content` -> out_html, and its key
     -> out_key (and key_archive/{sheet}.json when given, so answers to an earlier page stay readable after
-    the page is rebuilt). `clips` stretches of `seconds` each, at most `width` pixels wide. Returns the key."""
+    the page is rebuilt). `clips` stretches of `seconds` each (the settings assess_clips and assess_seconds),
+    at most `width` pixels wide. Returns the key."""
     from artify.quality.compare import thumbnail_size
     from artify.media.video import VideoMeta, probe, read_frames
 
     if len(videos) < 2:
         raise ValueError(f"{content}: a pairwise assessment needs at least two jobs, got {len(videos)}")
-    if clips < 1 or seconds <= 0:
-        raise ValueError(f"clips ({clips}) and seconds ({seconds}) must be positive")
     meta = VideoMeta.load(meta_json)  # the content's: its frames as the pipeline numbers them
     fps = Fraction(meta.fps)
     metas = {job: probe(path) for job, path in videos.items()}
@@ -102,10 +103,10 @@ def build_assessment(content, videos: dict, meta_json, out_html, out_key, key_ar
                 while clip in key["clips"]:
                     clip = secrets.token_hex(4)
                 key["clips"][clip] = {"job": job, "start": start, "frames": clip_frames}
-                clip_data[clip] = _clip_data(frames, fps, tmp, crf)
+                clip_data[clip] = _clip_data(frames, fps, tmp)
                 ids.append(clip)
             rng.shuffle(ids)  # the order of the jobs must not show through the order of the ids
-            segments.append({"reference": _clip_data(reference, fps, tmp, crf), "clips": ids,
+            segments.append({"reference": _clip_data(reference, fps, tmp), "clips": ids,
                              "seconds": [round(float(start / fps), 2), round(float((start + clip_frames) / fps), 2)]})
             key["segments"].append({"start": start, "frames": clip_frames, "clips": ids})
     title = title or f"Which is better? {Path(content).stem}"
@@ -117,95 +118,10 @@ def build_assessment(content, videos: dict, meta_json, out_html, out_key, key_ar
     return key
 
 
-_STYLE = """
-body{font-family:sans-serif;margin:1em auto;max-width:1100px;padding:0 1em}
-.reference{text-align:center}.reference video{max-width:50%}
-.pair{display:flex;gap:1em;justify-content:center}.pair figure{margin:0;flex:1;text-align:center}
-video{width:100%;height:auto;background:#000}figcaption{font-weight:bold;margin:.3em}
-.question{margin:1em 0;padding:.5em;border:1px solid #ddd;border-radius:6px}
-.question p{margin:.2em 0 .5em}
-button{font-size:1em;padding:.4em 1em;margin-right:.5em;cursor:pointer}
-button.choice.chosen{background:#2a6;color:#fff;border-color:#185}
-nav{display:flex;gap:1em;align-items:center;margin:1em 0}#progress{flex:1}
-"""
-
-_SCRIPT = r"""
-const CHOICE_TEXT = {left: "Left is better", same: "About the same", right: "Right is better"};
-const session = Array.from(crypto.getRandomValues(new Uint8Array(6)), b => b.toString(16).padStart(2, "0")).join("");
-function shuffle(a) { for (let i = a.length - 1; i > 0; i--) { const j = Math.floor(Math.random() * (i + 1)); [a[i], a[j]] = [a[j], a[i]]; } return a; }
-function blobUrl(b64) {
-  const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
-  return URL.createObjectURL(new Blob([bytes], {type: "video/mp4"}));
-}
-const urls = {};
-for (const [id, b64] of Object.entries(CLIPS)) urls[id] = blobUrl(b64);
-const trials = [];
-SEGMENTS.forEach((seg, s) => {
-  seg.url = blobUrl(seg.reference);
-  for (let i = 0; i < seg.clips.length; i++)
-    for (let j = i + 1; j < seg.clips.length; j++)
-      trials.push(Object.assign({segment: s}, Math.random() < 0.5 ? {left: seg.clips[i], right: seg.clips[j]}
-                                                                : {left: seg.clips[j], right: seg.clips[i]}));
-});
-shuffle(trials);
-const answers = trials.map(() => ({}));
-let current = 0;
-
-function csvText() {
-  const rows = [["sheet", "session", "trial", "question", "left", "right", "choice"].join(",")];
-  trials.forEach((t, i) => QUESTIONS.forEach(q => {
-    if (answers[i][q.name]) rows.push([SHEET, session, i + 1, q.name, t.left, t.right, answers[i][q.name]].join(","));
-  }));
-  return rows.join("\n") + "\n";
-}
-function answered() { return answers.reduce((n, a) => n + Object.keys(a).length, 0); }
-function render() {
-  const t = trials[current], seg = SEGMENTS[t.segment];
-  document.getElementById("reference").src = seg.url;
-  const left = document.getElementById("left"), right = document.getElementById("right");
-  left.src = urls[t.left]; right.src = urls[t.right];
-  left.dataset.clip = t.left; right.dataset.clip = t.right;
-  for (const v of document.querySelectorAll("video")) { v.currentTime = 0; v.play().catch(() => {}); }
-  document.getElementById("stretch").textContent = `${seg.seconds[0]}–${seg.seconds[1]} s of the video`;
-  for (const b of document.querySelectorAll("button.choice"))
-    b.classList.toggle("chosen", answers[current][b.dataset.question] === b.dataset.choice);
-  const total = trials.length * QUESTIONS.length;
-  document.getElementById("progress").textContent =
-    `Pair ${current + 1} of ${trials.length} · ${answered()} of ${total} answers given`;
-  document.getElementById("previous").disabled = current === 0;
-  document.getElementById("next").disabled = current === trials.length - 1;
-  document.getElementById("done").hidden = answered() < total;
-  document.getElementById("download").disabled = answered() === 0;
-}
-function download() {
-  const a = document.createElement("a");
-  a.href = URL.createObjectURL(new Blob([csvText()], {type: "text/csv"}));
-  const stamp = new Date().toISOString().slice(0, 19).replace(/[:T]/g, "-");
-  a.download = `answers-${SHEET}-${stamp}.csv`;
-  document.body.appendChild(a); a.click(); a.remove();
-  document.getElementById("saved").textContent = `Saved ${answered()} answers as ${a.download}.`;
-}
-function build() {
-  const box = document.getElementById("questions");
-  for (const q of QUESTIONS) {
-    const div = document.createElement("div"); div.className = "question";
-    div.innerHTML = `<p><b>${q.title}.</b> ${q.text}</p>`;
-    for (const c of ["left", "same", "right"]) {
-      const b = document.createElement("button");
-      b.className = "choice"; b.dataset.question = q.name; b.dataset.choice = c; b.textContent = CHOICE_TEXT[c];
-      b.id = `${q.name}-${c}`;
-      b.onclick = () => { answers[current][q.name] = c; render(); };
-      div.appendChild(b);
-    }
-    box.appendChild(div);
-  }
-  document.getElementById("previous").onclick = () => { current--; render(); };
-  document.getElementById("next").onclick = () => { current++; render(); };
-  document.getElementById("download").onclick = download;
-  render();
-}
-build();
-"""
+def _page_file(name: str) -> str:
+    """The A/B page's style (assess.css) or script (assess.js), files of their own beside this module (package
+    data): the page inlines them, so that it stays one file a viewer can open from anywhere."""
+    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
 
 
 def _page(title: str, sheet: str, segments: list[dict], clip_data: dict, size: tuple[int, int]) -> str:
@@ -216,7 +132,7 @@ def _page(title: str, sheet: str, segments: list[dict], clip_data: dict, size: t
     esc = html.escape
     w, h = size
     return f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>{esc(title)}</title><style>{_STYLE}</style></head><body>
+<html><head><meta charset="utf-8"><title>{esc(title)}</title><style>{_page_file("assess.css")}</style></head><body>
 <h1>{esc(title)}</h1>
 <p>Each pair shows the same stretch of a video styled in two ways, left and right, with the original above
 them. Watch both (they loop), then answer the three questions. The pairs come in random order and the two
@@ -234,7 +150,7 @@ CSV file back.</p>
 <button id="next">Next pair &rarr;</button></nav>
 <p id="done" hidden><b>All answered, thank you.</b></p>
 <p><button id="download">Download answers (CSV)</button> <span id="saved"></span></p>
-<script>{data}{_SCRIPT}</script>
+<script>{data}{_page_file("assess.js")}</script>
 </body></html>
 """
 

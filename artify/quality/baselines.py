@@ -9,16 +9,10 @@ from artify.atomic import atomic_path
 from artify.media.video import MediaError, probe, run_ffmpeg
 from artify.settings import ConfigError
 
-DEFLICKER_MODES = ("am", "gm", "hm", "qm", "cm", "pm", "median")
-
-
-def deflicker_video(video, out, size: int = 5, mode: str = "am", crf: int = 18) -> int:
-    """`video` through ffmpeg's deflicker filter (brightness averaged over `size` frames) -> H.264 `out`, the
-    audio copied, every frame kept. Returns the number of frames."""
-    if not 2 <= size <= 129:
-        raise ValueError(f"deflicker size must be 2-129, got {size}")
-    if mode not in DEFLICKER_MODES:
-        raise ValueError(f"deflicker mode must be one of {DEFLICKER_MODES}, got {mode!r}")
+def deflicker_video(video, out, *, size: int, mode: str, crf: int) -> int:
+    """`video` through ffmpeg's deflicker filter (brightness averaged over `size` frames, `mode` its mean: the
+    settings deflicker_size and deflicker_mode, checked there) -> H.264 `out` at quality `crf`, the audio
+    copied, every frame kept. Returns the number of frames."""
     meta = probe(video)
     args = ["-hide_banner", "-nostdin", "-y", "-i", str(video), "-map", "0:v:0"]
     if meta.audio:

@@ -62,14 +62,13 @@ _PAIRS = 16  # frame pairs per flow call (RAFT batches them)
 
 
 def eval_flow_method(name: str, device="cpu") -> FlowMethod:
-    """The flow of the metrics: dis, raft_small or raft_large (EVAL_RAFT_ITERATIONS at EVAL_RAFT_SCALE), or
-    auto: raft_large on CUDA, dis on the CPU (where RAFT would cost more than the stylization it measures)."""
+    """The flow of the metrics (the setting eval_flow, checked there): dis, raft_small or raft_large
+    (EVAL_RAFT_ITERATIONS at EVAL_RAFT_SCALE), or auto: raft_large on CUDA, dis on the CPU (where RAFT would
+    cost more than the stylization it measures)."""
     if name == "auto":
         name = "raft_large" if torch.device(device).type == "cuda" else "dis"
     if name == "dis":
         return DIS
-    if name not in ("raft_small", "raft_large"):
-        raise ValueError(f"unknown evaluation flow {name!r} (auto, dis, raft_small, raft_large)")
     return FlowMethod("raft", name.removeprefix("raft_"), EVAL_RAFT_ITERATIONS, EVAL_RAFT_SCALE, "auto", str(device))
 
 
@@ -565,15 +564,16 @@ def measurement_size(width: int, height: int, eval_size: int) -> tuple[int, int]
 
 
 def evaluate_job(content, stylized, meta_json, schedule_tsv, keyframes_tsv, keyframe_dir, out_json, per_frame_tsv,
-                 size: int = 256, device: str = "auto", stage_times_tsv=None, window: int = 240,
-                 foreground_tsvs=(), settings=None) -> dict:
+                 *, size: int, device: str, settings, stage_times_tsv=None, window: int = 240,
+                 foreground_tsvs=()) -> dict:
     """Evaluate a job's stylized video against its content -> metrics.json + per-frame TSV.
 
     Measured at the output's size with the long side capped at settings.eval_size, style and content distance
-    on settings.eval_frames evenly spaced frames (`artify.settings.EvaluateSettings`; None = the defaults);
+    on settings.eval_frames evenly spaced frames (`artify.settings.EvaluateSettings`);
     metrics.json says so in `measured_on`; the warping error's and flicker's flow is settings.eval_flow
     (`eval_flow_method`), named in metrics.json's `flow` so that figures measured with different flows are
-    not compared unawares. size: the processing size the keyframes are read at.
+    not compared unawares. size: the job's processing size (the keyframes are read at it); device: the
+    job's device setting (auto, cpu, cuda).
     stage_times_tsv (from `stage_times`) adds the cost: seconds_per_frame (all stages), peak_memory_mb and
     stages (each stage's seconds per frame, seconds, jobs and peak memory). foreground_tsvs (method
     segmented: the spans' foreground tables) add `foreground_metrics`.
@@ -581,7 +581,6 @@ def evaluate_job(content, stylized, meta_json, schedule_tsv, keyframes_tsv, keyf
     import json
     from fractions import Fraction
 
-    from artify.settings import Settings
     from artify.style.schedule import StyleSchedule
     from artify.style.keyframes import load_keyframe_images
     from artify.devices import pick_device
@@ -589,7 +588,6 @@ def evaluate_job(content, stylized, meta_json, schedule_tsv, keyframes_tsv, keyf
     from artify.media.video import VideoMeta, probe, read_frames
 
     device = pick_device(device)  # device: cuda where there is none fails first
-    settings = settings or Settings()
     flow = eval_flow_method(settings.eval_flow, device)
     meta = VideoMeta.load(meta_json)
     fps = Fraction(meta.fps)

@@ -19,19 +19,16 @@ import pandas as pd
 
 from artify.atomic import atomic_write_text
 from artify.media.video import MediaError, VideoMeta
-from artify.settings import DETECTORS
 from artify.style.scenes import video_cuts
 
 CUT_COLUMNS = ["frame", "time"]
-CUT_DETECTORS = (*DETECTORS, "none")
 
 
-def detect_content_cuts(video, meta_json, out_tsv, detector: str = "adaptive", threshold: float = 0.0,
-                        min_shot_frames: int = 15, min_change: float = 0.3, max_frames: int = 0) -> list[int]:
+def detect_content_cuts(video, meta_json, out_tsv, *, detector: str, threshold: float, min_shot_frames: int,
+                        min_change: float, max_frames: int) -> list[int]:
     """Write and return the cuts of a content video (frames where a shot starts, in the pipeline's frame numbers:
-    those of meta.json, the first max_frames of them; 0 = all). detector `none`: no cuts (one shot)."""
-    if detector not in CUT_DETECTORS:
-        raise ValueError(f"unknown cut detector {detector!r} ({', '.join(CUT_DETECTORS)})")
+    those of meta.json, the first max_frames of them; 0 = all), with the detect_cuts stage's settings (checked
+    there). detector `none`: no cuts (one shot)."""
     meta = VideoMeta.load(meta_json)
     cuts = [] if detector == "none" else video_cuts(video, detector, threshold or None, min_shot_frames,
                                                     min_change, meta, max_frames)

@@ -18,7 +18,8 @@ of its longer part. A video without cuts (one scene) is cut into `max_keyframes`
 treated as scenes, so the same merge decides how many styles it really has. Images (an image, a folder, a
 list) are each a keyframe candidate as they are (chosen by hand, so never filtered); the merge still applies.
 
-DEFAULT_MERGE_THRESHOLD (see its comment) was measured on Big Buck Bunny's first 30 s and synthetic scenes.
+The default merge_threshold (see its comment in artify/settings.py) was measured on Big Buck Bunny's first 30 s
+and synthetic scenes.
 """
 from __future__ import annotations
 
@@ -46,15 +47,6 @@ MAX_KEYFRAME_SIDE = 1024  # keyframes keep their resolution up to this long side
 NEAR_BLACK_MEAN = 20.0
 NEAR_WHITE_MEAN = 235.0
 FLAT_STD = 10.0
-DEFAULT_BLUR_THRESHOLD = 0.2
-# Relative Gram distance (candidate_style_distance, default style layers, 256 px) under which two neighbouring
-# keyframes count as one style. Measured on Big Buck Bunny's first 30 s: the keyframes either side of its
-# three cuts are 0.68, 0.79 and 0.79 apart (the closest samples across a cut 0.49), the two meadow shots
-# that are not neighbours 0.28-0.31, while samples within one shot have a median distance from 0.003 (a
-# static shot) to 0.2 (a slow pan from sky to meadow). Synthetic scenes: the same texture statistics (another
-# seed, marker or noise) are under 0.03 apart, distinct tints 0.72-0.84. 0.25 merges what differs no more
-# than frames of one shot and keeps every cut of the clip with a margin of about 2.7.
-DEFAULT_MERGE_THRESHOLD = 0.25
 _KEYFRAME_FILE = re.compile(r"keyframe_\d{3,}\.png")
 
 
@@ -77,21 +69,18 @@ class StyleGroup:
     keyframe_duration: int  # frames of the part the keyframe came from: decides which keyframe a merge keeps
 
 
-def select_keyframes(source, scenes_tsv, out_dir, out_tsv, samples_per_scene: int = 8,
-                     blur_threshold: float = DEFAULT_BLUR_THRESHOLD,
-                     merge_threshold: float = DEFAULT_MERGE_THRESHOLD, max_keyframes: int = 8, size: int = 256,
+def select_keyframes(source, scenes_tsv, out_dir, out_tsv, *, samples_per_scene: int, blur_threshold: float,
+                     merge_threshold: float, max_keyframes: int, size: int = 256,
                      device: str = "cpu") -> pd.DataFrame:
-    """Choose, write (out_dir/keyframe_000.png ...) and tabulate (out_tsv) the keyframes of a style source.
+    """Choose, write (out_dir/keyframe_000.png ...) and tabulate (out_tsv) the keyframes of a style source,
+    with the select_keyframes stage's settings (keyframe_samples, blur_threshold, merge_threshold,
+    max_keyframes: checked there).
 
     `size` is the long side at which sharpness and Gram signatures are measured: the style size stylize
     uses, so merge distances mean what the style loss will see.
     """
-    if samples_per_scene < 1 or max_keyframes < 1 or size < 32:
-        raise ValueError(f"need samples_per_scene >= 1, max_keyframes >= 1, size >= 32; got "
-                         f"{samples_per_scene}, {max_keyframes}, {size}")
-    if not 0 <= blur_threshold <= 1 or merge_threshold < 0:
-        raise ValueError(f"blur_threshold must be in [0, 1] and merge_threshold >= 0, got {blur_threshold}, "
-                         f"{merge_threshold}")
+    if size < 32:
+        raise ValueError(f"need size >= 32, got {size}")
     kind = source_kind(source)  # a missing source fails before the model loads
     check_replaceable(out_dir, "select-keyframes")  # its stale keyframes are removed: only in a folder it made
     scenes = load_scenes(scenes_tsv)
@@ -241,7 +230,8 @@ def candidate_style_distance(a: Candidate, b: Candidate) -> float:
     The raw distance scales with the VGG weights' input convention (0-255 Caffe features give ~1e8, [0, 1]
     ones ~1e-2) and is dominated by whichever layer has the largest Grams; the per-layer ratio does neither,
     so one merge_threshold means the same for any weights, layers and video (Gram entries are >= 0, which
-    bounds each ratio by 2). Measured separation is better too: see DEFAULT_MERGE_THRESHOLD.
+    bounds each ratio by 2). Measured separation is better too: see merge_threshold's comment in
+    artify/settings.py.
     """
     from artify.features import gram_distance
 

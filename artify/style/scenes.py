@@ -24,7 +24,6 @@ import pandas as pd
 
 from artify.atomic import atomic_write_text
 from artify.media.video import MediaError, VideoMeta, probe, processing_size, read_frames
-from artify.settings import DETECTORS
 
 SCENE_COLUMNS = ["start_frame", "end_frame", "start_time", "end_time"]
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
@@ -34,7 +33,6 @@ LIST_SUFFIXES = {".txt", ".lst"}
 DEFAULT_THRESHOLDS = {"adaptive": 2.0, "content": 35.0, "histogram": 0.2, "hash": 0.35, "threshold": 12.0}
 DETECTION_SIZE = 256  # long side of the frames the detectors see
 HASH_SIZE = 8  # perceptual hash of HASH_SIZE^2 bits (PySceneDetect's HashDetector default)
-DEFAULT_MIN_CHANGE = 0.3  # see confirm_cuts
 DETECTION_BATCH = 480  # frames read at a time
 
 
@@ -78,16 +76,14 @@ def style_images(source) -> list[Path]:
     return images
 
 
-def detect_scenes(source, out_tsv, detector: str = "adaptive", threshold: float | None = None,
-                  min_scene_frames: int = 15, min_change: float = DEFAULT_MIN_CHANGE) -> pd.DataFrame:
-    """Write and return the scenes table of a style source (see the module docstring).
+def detect_scenes(source, out_tsv, *, detector: str, threshold: float | None, min_scene_frames: int,
+                  min_change: float) -> pd.DataFrame:
+    """Write and return the scenes table of a style source (see the module docstring), with the detect_scenes
+    stage's settings (scene_detector, scene_threshold, min_scene_frames, scene_min_change: checked there).
 
     threshold None (or 0) takes the detector's measured default (DEFAULT_THRESHOLDS); min_change: see
     `confirm_cuts`. A video without cuts is one scene covering all its frames.
     """
-    make_detector(detector, threshold, min_scene_frames)  # checks the arguments before any work
-    if not 0 <= min_change <= 1:
-        raise ValueError(f"min_change must be in [0, 1], got {min_change}")
     if source_kind(source) == "video":
         scenes = _video_scenes(Path(source), detector, threshold, min_scene_frames, min_change)
     else:
@@ -117,9 +113,8 @@ def frames_to_scenes(starts: list[int], ends: list[int], fps: Fraction) -> pd.Da
                          "end_time": [round(float(e / fps), 6) for e in ends]})[SCENE_COLUMNS]
 
 
-def video_cuts(path, detector: str = "adaptive", threshold: float | None = None, min_scene_frames: int = 15,
-               min_change: float = DEFAULT_MIN_CHANGE, meta: VideoMeta | None = None,
-               max_frames: int = 0) -> list[int]:
+def video_cuts(path, detector: str, threshold: float | None, min_scene_frames: int, min_change: float,
+               meta: VideoMeta | None = None, max_frames: int = 0) -> list[int]:
     """The frames of any video (a style source or a content video) where a new shot starts, in the
     pipeline's frame numbers (a variable-rate video's frames at its constant rate, as every stage reads them):
     `find_cuts` on its `detection_frames` (the first max_frames of them; 0 = all)."""
@@ -141,17 +136,17 @@ def detection_frames(path, meta: VideoMeta | None = None, frames: int | None = N
         yield from read_frames(path, start, min(DETECTION_BATCH, total - start), size=size, meta=meta)
 
 
-def find_cuts(frames, fps: Fraction, detector: str = "adaptive", threshold: float | None = None,
-              min_scene_frames: int = 15, min_change: float = DEFAULT_MIN_CHANGE) -> list[int]:
+def find_cuts(frames, fps: Fraction, detector: str, threshold: float | None, min_scene_frames: int,
+              min_change: float) -> list[int]:
     """Frame numbers where a new scene starts, from an iterable of uint8 RGB frames: the cuts one of
-    PySceneDetect's detectors finds (`DETECTORS`; threshold None = its measured default, DEFAULT_THRESHOLDS)
-    that `confirm_cuts` keeps."""
+    PySceneDetect's detectors finds (`artify.settings.DETECTORS`; threshold None = its measured default,
+    DEFAULT_THRESHOLDS) that `confirm_cuts` keeps."""
     cuts, hashes = detect_cuts(frames, fps, detector, threshold, min_scene_frames)
     return confirm_cuts(cuts, hashes, min_scene_frames, min_change)
 
 
-def detect_cuts(frames, fps: Fraction, detector: str = "adaptive", threshold: float | None = None,
-                min_scene_frames: int = 15) -> tuple[list[int], np.ndarray]:
+def detect_cuts(frames, fps: Fraction, detector: str, threshold: float | None,
+                min_scene_frames: int) -> tuple[list[int], np.ndarray]:
     """The cuts the detector finds, and every frame's perceptual hash (for `confirm_cuts`)."""
     from scenedetect import FrameTimecode, HashDetector
 
@@ -188,16 +183,12 @@ def confirm_cuts(cuts: list[int], hashes: np.ndarray, min_scene_frames: int, min
 
 
 def make_detector(detector: str, threshold: float | None, min_scene_frames: int):
-    """A PySceneDetect detector by name with its threshold (None = DEFAULT_THRESHOLDS) and shortest scene."""
+    """A PySceneDetect detector by name (`artify.settings.DETECTORS`) with its threshold (None or 0 =
+    DEFAULT_THRESHOLDS) and shortest scene; the settings that give them are checked when they are built."""
     from scenedetect import AdaptiveDetector, ContentDetector, HashDetector, HistogramDetector, ThresholdDetector
 
-    if detector not in DETECTORS:
-        raise ValueError(f"unknown scene detector {detector!r} ({', '.join(DETECTORS)})")
     if threshold is None or threshold == 0:
         threshold = DEFAULT_THRESHOLDS[detector]
-    if threshold < 0 or min_scene_frames < 1:
-        raise ValueError(f"scene threshold must be >= 0 and min_scene_frames >= 1, got {threshold}, "
-                         f"{min_scene_frames}")
     if detector == "adaptive":
         return AdaptiveDetector(adaptive_threshold=threshold, min_scene_len=min_scene_frames)
     if detector == "content":

@@ -25,29 +25,23 @@ import pandas as pd
 from artify.style.keyframes import read_keyframe_table
 from artify.atomic import atomic_write_text
 
-SPREADS = ("proportional", "equal")
-CURVES = ("cosine", "linear")
 
 
-def plan_schedule(keyframes_tsv, n_frames: int, fps: Fraction | float | str, out_tsv,
-                  spread: str = "proportional", transition_seconds: float = 1.0,
-                  curve: str = "cosine", cuts: list[int] | None = None, sync_seconds: float = 0.0) -> pd.DataFrame:
-    """Write and return the schedule (frame, w0..w{K-1}) of a target with n_frames frames at fps.
-    cuts: the content's cut frames; style boundaries within sync_seconds of one move onto it and switch hard."""
-    if spread not in SPREADS:
-        raise ValueError(f"unknown schedule spread {spread!r} ({', '.join(SPREADS)})")
-    if curve not in CURVES:
-        raise ValueError(f"unknown transition curve {curve!r} ({', '.join(CURVES)})")
-    if n_frames < 1 or transition_seconds < 0:
-        raise ValueError(f"need n_frames >= 1 and transition_seconds >= 0, got {n_frames}, {transition_seconds}")
+def plan_schedule(keyframes_tsv, n_frames: int, fps: Fraction | float | str, out_tsv, *, spread: str,
+                  transition_seconds: float, curve: str, sync_seconds: float,
+                  cuts: list[int] | None = None) -> pd.DataFrame:
+    """Write and return the schedule (frame, w0..w{K-1}) of a target with n_frames frames at fps, with the
+    plan_schedule stage's settings (schedule_spread, transition_seconds, transition_curve, sync_seconds:
+    checked there). cuts: the content's cut frames; style boundaries within sync_seconds of one move onto it
+    and switch hard."""
+    if n_frames < 1:
+        raise ValueError(f"need n_frames >= 1, got {n_frames}")
     fps = float(Fraction(fps)) if isinstance(fps, str) else float(fps)
     if not fps > 0:
         raise ValueError(f"fps must be > 0, got {fps}")
     keyframes = read_keyframe_table(keyframes_tsv)
     durations = keyframes.duration_frames.to_numpy(float) if spread == "proportional" \
         else np.ones(len(keyframes))
-    if sync_seconds < 0:
-        raise ValueError(f"sync_seconds must be >= 0, got {sync_seconds}")
     bounds, hard = sync_boundaries(span_boundaries(durations, n_frames), cuts or [], sync_seconds * fps)
     weights = schedule_weights(bounds, n_frames, transition_seconds * fps, curve, hard)
     table = weights_table(weights)

@@ -42,6 +42,17 @@ def described_by(job):
     return DEFLICKERED.get(job, job)
 
 
+def described(name):
+    """Input function: results/{J}/name of the job J that describes the evaluated job (itself, or for a
+    deflicker baseline the per-frame job it filters)."""
+    return lambda wildcards: f"results/{described_by(wildcards.job)}/{name}"
+
+
+def evaluated_content(wildcards):
+    """The content video of an evaluated job (for a deflicker baseline, that of the job it filters)."""
+    return JOBS[described_by(wildcards.job)]["content"]
+
+
 _PERFRAME_OF = {b["perframe"]: j for j, b in BASELINES.items() if b["perframe"] != j}
 
 

@@ -6,16 +6,6 @@ from types import SimpleNamespace
 from artify.quality.stage_files import benchmark_files
 
 
-def described(name):
-    """Input function: results/{J}/name of the job J that describes the evaluated job (itself, or for a
-    deflicker baseline the per-frame job it filters)."""
-    return lambda wildcards: f"results/{described_by(wildcards.job)}/{name}"
-
-
-def evaluated_content(wildcards):
-    return JOBS[described_by(wildcards.job)]["content"]
-
-
 def plan_spans(job):
     """The span numbers of a job's plan (after the plan_chunks checkpoint)."""
     return span_ids(SimpleNamespace(job=job))

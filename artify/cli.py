@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from fractions import Fraction
 from pathlib import Path
 
 from artify import settings as S
@@ -24,6 +23,9 @@ def _stage_parser(sub, name: str, help: str, stage: str | None = None):
     return p
 
 
+# Each command imports its stage's module when it runs: a light command (probe, plan-chunks, extract-frames,
+# assemble) must not pay the imports of a heavy one (torch: about 2 s of CPU).
+
 def cmd_demo(a):
     from artify.demo import make_demo
 
@@ -31,124 +33,70 @@ def cmd_demo(a):
 
 
 def cmd_probe(a):
-    from artify.media.video import probe
+    from artify.stages.video import run_probe
 
-    meta = probe(a.video)
-    meta.save(a.output)
-    print(json.dumps({**meta.__dict__, "keyframes": len(meta.keyframes), "seeks": len(meta.seeks)}))
+    run_probe(a.video, a.output)
 
 
 def cmd_plan_chunks(a):
-    from artify.media.chunks import plan_chunks, write_chunks
-    from artify.media.video import VideoMeta
+    from artify.stages.video import run_plan_chunks
 
-    o = S.from_args("plan_chunks", a)
-    meta = VideoMeta.load(a.meta)
-    span_frames = o.span_frames or _auto_span_frames(meta, o)
-    chunks = plan_chunks(meta.frames, o.chunk_frames, o.chunk_overlap, o.max_frames, span_frames,
-                         meta.keyframes)
-    write_chunks(chunks, a.output)
-    print(f"{len(chunks)} chunks over {chunks[-1].stop} frames, in {chunks[-1].span + 1} spans of at most "
-          f"{span_frames} frames")
-
-
-def _auto_span_frames(meta, o) -> int:
-    """span_frames: 0: spans sized for the method on the device the stylization will run on (auto: this
-    machine's, as pick_device decides)."""
-    from artify.quality.cost import auto_span_frames
-    from artify.devices import auto_device
-
-    device = auto_device(o.device)
-    total = min(meta.frames, o.max_frames) if o.max_frames else meta.frames
-    span = auto_span_frames(total, o.chunk_frames, o.method, device, *_size(meta, o.size))
-    print(f"span_frames 0: {span} frames a span for method {o.method} on {device}")
-    return span
-
-
-def _size(meta, size: int):
-    from artify.media.video import processing_size
-
-    return processing_size(meta.width, meta.height, size)
+    run_plan_chunks(a.meta, a.output, S.from_args("plan_chunks", a))
 
 
 def cmd_extract_frames(a):
-    from artify.media.chunks import extract_frames
-    from artify.media.video import VideoMeta
+    from artify.stages.video import run_extract_frames
 
-    meta = VideoMeta.load(a.meta)
-    n = extract_frames(a.video, a.chunks, a.span, _size(meta, a.size), meta, a.output)
-    print(f"span {a.span}: {n} frames decoded")
+    run_extract_frames(a.video, a.meta, a.chunks, a.span, a.output, S.from_args("extract_frames", a))
 
 
 def cmd_detect_scenes(a):
-    from artify.style.scenes import detect_scenes
+    from artify.stages.style import run_detect_scenes
 
-    o = S.from_args("detect_scenes", a)
-    scenes = detect_scenes(a.style, a.output, detector=o.scene_detector, threshold=o.scene_threshold,
-                           min_scene_frames=o.min_scene_frames, min_change=o.scene_min_change)
-    print(f"{len(scenes)} scenes")
+    run_detect_scenes(a.style, a.output, S.from_args("detect_scenes", a))
 
 
 def cmd_detect_cuts(a):
-    from artify.style.cuts import detect_content_cuts
+    from artify.stages.style import run_detect_cuts
 
-    o = S.from_args("detect_cuts", a)
-    cuts = detect_content_cuts(a.video, a.meta, a.output, detector=o.cut_detector, threshold=o.cut_threshold,
-                               min_shot_frames=o.min_shot_frames, min_change=o.cut_min_change,
-                               max_frames=o.max_frames)
-    print(f"{len(cuts)} cuts: {cuts}")
+    run_detect_cuts(a.video, a.meta, a.output, S.from_args("detect_cuts", a))
 
 
 def cmd_select_keyframes(a):
-    from artify.style.keyframes import contact_sheet, select_keyframes
+    from artify.stages.style import run_select_keyframes
 
-    o = S.from_args("select_keyframes", a)
-    keyframes = select_keyframes(a.style, a.scenes, a.out_dir, a.output, samples_per_scene=o.keyframe_samples,
-                                 blur_threshold=o.blur_threshold, merge_threshold=o.merge_threshold,
-                                 max_keyframes=o.max_keyframes)
-    if a.contact_sheet:
-        contact_sheet(a.output, a.out_dir, a.contact_sheet)
-    print(f"{len(keyframes)} keyframes")
+    run_select_keyframes(a.style, a.scenes, a.out_dir, a.output, S.from_args("select_keyframes", a),
+                         sheet=a.contact_sheet)
 
 
 def cmd_plan_schedule(a):
-    from artify.style.cuts import load_cuts
-    from artify.style.schedule import plan_schedule, plot_schedule
-    from artify.media.video import VideoMeta
+    from artify.stages.style import run_plan_schedule
 
-    o = S.from_args("plan_schedule", a)
-    meta = VideoMeta.load(a.meta)
-    n = min(meta.frames, o.max_frames) if o.max_frames else meta.frames
-    cuts = load_cuts(a.cuts) if a.cuts else []
-    plan_schedule(a.keyframes, n, float(Fraction(meta.fps)), a.output, spread=o.schedule_spread,
-                  transition_seconds=o.transition_seconds, curve=o.transition_curve,
-                  cuts=cuts if o.sync_cuts else [], sync_seconds=o.sync_seconds)
-    if a.plot:
-        plot_schedule(a.output, a.plot, float(Fraction(meta.fps)), [c for c in cuts if c < n])
+    run_plan_schedule(a.keyframes, a.meta, a.output, S.from_args("plan_schedule", a), cuts_tsv=a.cuts, plot=a.plot)
 
 
 def cmd_flow_chunk(a):
-    from artify.flow import flow_chunk
+    from artify.stages.flow import flow_chunk
 
     flow_chunk(a.frames, a.output, S.from_args("flow_chunk", a), threads=a.threads)
 
 
 def cmd_flow_span(a):
-    from artify.media.spans import flow_span
+    from artify.stages.flow import flow_span
 
     flow_span(a.frames, a.chunks, a.span, a.output, S.from_args("flow_chunk", a), threads=a.threads)
 
 
 def cmd_segment_span(a):
-    from artify.media.spans import segment_span
-    from artify.methods.stylize import pick_device
+    from artify.devices import pick_device
+    from artify.stages.segment import segment_span
 
     segment_span(a.frames, a.chunks, a.span, a.output, S.from_args("segment_chunk", a), pick_device(a.device),
                  threads=a.threads, cuts=a.cuts, foreground=a.foreground)
 
 
 def cmd_stylize_span(a):
-    from artify.media.spans import stylize_span
+    from artify.stages.stylize import stylize_span
 
     stylize_span(a.frames, a.chunks, a.span, a.schedule, a.keyframes, a.keyframe_dir, a.output,
                  S.from_args("stylize_chunk", a), threads=a.threads, flows_dir=a.flows, previous_dir=a.previous,
@@ -156,7 +104,7 @@ def cmd_stylize_span(a):
 
 
 def cmd_stylize_chunk(a):
-    from artify.methods.stylize import stylize_chunk
+    from artify.stages.stylize import stylize_chunk
 
     stylize_chunk(a.frames, a.chunks, a.chunk, a.schedule, a.keyframes, a.keyframe_dir, a.output,
                   S.from_args("stylize_chunk", a), threads=a.threads, flows=a.flows,
@@ -164,95 +112,78 @@ def cmd_stylize_chunk(a):
 
 
 def cmd_segment_chunk(a):
-    from artify.masks.segment import foreground_share, say_foreground, segment_chunk
-    from artify.methods.stylize import pick_device
+    from artify.devices import pick_device
+    from artify.stages.segment import run_segment_chunk
 
-    o = S.from_args("segment_chunk", a)
-    masks = segment_chunk(a.frames, a.output, o, device=pick_device(a.device), threads=a.threads)
-    say_foreground(a.frames, foreground_share(masks))
+    run_segment_chunk(a.frames, a.output, S.from_args("segment_chunk", a), device=pick_device(a.device),
+                      threads=a.threads)
 
 
 def cmd_train_arbitrary(a):
-    from artify.methods.train_arbitrary import train_arbitrary
+    from artify.stages.arbitrary import run_train_arbitrary
 
-    result = train_arbitrary(a.content, a.keyframes, a.keyframe_dir, a.output, S.from_args("train_arbitrary", a),
-                             device=a.device, seed=a.seed, threads=a.threads)
-    print(f"{result['step']} iterations, last loss {result['history'][-1][1]:.4g} -> {a.output}")
+    run_train_arbitrary(a.content, a.keyframes, a.keyframe_dir, a.output, S.from_args("train_arbitrary", a),
+                        device=a.device, seed=a.seed, threads=a.threads)
 
 
 def cmd_assemble(a):
-    from artify.media.assemble import assemble
-    from artify.media.chunks import chunk_files
+    from artify.stages.video import run_assemble
 
-    o = S.from_args("assemble", a)
-    # span folders (rule stylize_chunk's outputs) stand for their chunk files, in order: a feature film's
-    # thousands of chunk paths would not fit in one shell command
-    files = [f for p in map(Path, a.stylized) for f in (chunk_files(p) if p.is_dir() else [p])]
-    n = assemble(a.meta, a.chunks, files, a.output, content=a.content, crf=o.crf, audio=o.audio)
-    print(f"{n} frames -> {a.output}")
+    run_assemble(a.meta, a.chunks, a.stylized, a.output, S.from_args("assemble", a), content=a.content)
 
 
 def cmd_evaluate(a):
-    from artify.quality.evaluate import evaluate_job
+    from artify.stages.evaluate import run_evaluate
 
-    metrics = evaluate_job(a.content, a.stylized, a.meta, a.schedule, a.keyframes, a.keyframe_dir, a.output,
-                           a.per_frame, size=a.size, device=a.device, stage_times_tsv=a.stage_times,
-                           foreground_tsvs=a.foreground, settings=S.from_args("evaluate", a))
-    print(json.dumps(metrics, indent=2))
+    run_evaluate(a.stylized, a.content, a.meta, a.schedule, a.keyframes, a.keyframe_dir, a.output, a.per_frame,
+                 S.from_args("evaluate", a), size=a.size, device=a.device, stage_times_tsv=a.stage_times,
+                 foreground_tsvs=a.foreground)
 
 
 def cmd_stage_times(a):
-    from artify.media.chunks import read_chunks
-    from artify.quality.cost import stage_times
+    from artify.stages.evaluate import run_stage_times
 
-    frames = read_chunks(a.chunks)[-1].stop
-    print(stage_times(a.benchmarks, frames, a.output).to_string(index=False))
+    run_stage_times(a.benchmarks, a.chunks, a.output)
 
 
 def cmd_deflicker(a):
-    from artify.quality.baselines import deflicker_video
+    from artify.stages.evaluate import run_deflicker
 
-    o = S.from_args("deflicker", a)
-    n = deflicker_video(a.video, a.output, size=o.deflicker_size, mode=o.deflicker_mode, crf=a.crf)
-    print(f"{n} frames -> {a.output}")
+    run_deflicker(a.video, a.output, S.from_args("deflicker", a), crf=a.crf)
 
 
 def cmd_side_by_side(a):
-    from artify.quality.report import side_by_side
+    from artify.stages.report import run_side_by_side
 
-    n = side_by_side(a.content, a.stylized, a.meta, a.schedule, a.keyframes, a.keyframe_dir, a.output)
-    print(f"{n} frames -> {a.output}")
+    run_side_by_side(a.content, a.stylized, a.meta, a.schedule, a.keyframes, a.keyframe_dir, a.output)
 
 
 def cmd_contact_sheet(a):
-    from artify.quality.report import video_contact_sheet
+    from artify.stages.report import run_contact_sheet
 
-    o = S.from_args("contact_sheet", a)
-    size = video_contact_sheet(a.content, a.stylized, a.meta, a.output, frames=o.contact_frames)
-    print(f"{size[0]}x{size[1]} -> {a.output}")
+    run_contact_sheet(a.content, a.stylized, a.meta, a.output, S.from_args("contact_sheet", a))
+
+
+def _labelled(items: list[str]) -> dict[str, str]:
+    """[LABEL=]PATH arguments -> {label: path}; a path without a label is named by its folder (results/{job}/...)."""
+    return dict(item.split("=", 1) if "=" in item else (Path(item).parent.name, item) for item in items)
 
 
 def cmd_plot_per_frame(a):
-    from artify.quality.report import plot_per_frame
-    from artify.media.video import VideoMeta
+    from artify.stages.report import run_plot_per_frame
 
-    tables = dict(item.split("=", 1) if "=" in item else (Path(item).parent.name, item) for item in a.per_frame)
-    plot_per_frame(tables, a.schedule, VideoMeta.load(a.meta).fps, a.output)
+    run_plot_per_frame(_labelled(a.per_frame), a.schedule, a.meta, a.output)
 
 
 def cmd_compare(a):
-    from artify.quality.compare import compare
+    from artify.stages.report import run_compare
 
     try:
         entries = json.loads(a.entries)
     except ValueError as e:
         raise S.ConfigError(f"--entries: not a JSON list of jobs ({e})") from None
-    for e in entries:
-        e["metrics"] = e.pop("path", e.get("metrics"))
-    o = S.from_args("compare", a)
-    compare(entries, a.markdown, a.html, title=a.title, content=a.content, meta_json=a.meta,
-            frames=o.compare_frames, tally_json=a.tally, assess_page=a.assess_page, answers_dir=a.answers_dir)
-    print(Path(a.markdown).read_text())
+    run_compare(entries, a.markdown, a.html, S.from_args("compare", a), title=a.title, content=a.content,
+                meta_json=a.meta, tally_json=a.tally, assess_page=a.assess_page, answers_dir=a.answers_dir)
 
 
 def _assess_usage(message: str):
@@ -261,22 +192,18 @@ def _assess_usage(message: str):
 
 
 def cmd_assess(a):
-    from artify.quality.assess import build_assessment, tally_text, write_tally
+    from artify.stages.report import run_assess, run_tally
 
     if a.tally:
         if a.videos or not a.key or not a.output:
             _assess_usage("--tally CSV... needs --key (key files or folders) and -o tally.json, and no videos")
-        print(tally_text(write_tally(a.tally, a.key, a.output)), end="")
+        run_tally(a.tally, a.key, a.output)
         return
     if len(a.videos) < 2 or not (a.content and a.meta and a.output and a.key and len(a.key) == 1):
         _assess_usage("JOB=VIDEO JOB=VIDEO... needs at least two videos, --content, --meta, -o page.html and one "
                "--key key.json")
-    videos = dict(item.split("=", 1) if "=" in item else (Path(item).parent.name, item) for item in a.videos)
-    o = S.from_args("assess", a)
-    key = build_assessment(a.content, videos, a.meta, a.output, a.key[0], key_archive=a.key_archive,
-                           clips=o.assess_clips, seconds=o.assess_seconds)
-    print(f"sheet {key['sheet']}: {len(key['segments'])} stretches x {len(videos)} jobs -> {a.output} "
-          f"(key: {a.key[0]})")
+    run_assess(a.content, _labelled(a.videos), a.meta, a.output, a.key[0], S.from_args("assess", a),
+               key_archive=a.key_archive)
 
 
 def cmd_image(a):
@@ -350,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _stage_parser(sub, "segment-chunk", "foreground masks of one chunk, stable in time (.npz)", "segment_chunk")
     p.add_argument("frames")
-    p.add_argument("--device", default="auto", choices=S.DEVICES, help="where SAM runs")
+    S.add_setting_options(p, "device")  # where SAM runs: the job's device
     p.add_argument("--threads", type=int, default=None, help="torch/OpenCV threads (the job's threads)")
     p.add_argument("-o", "--output", required=True)
 
@@ -361,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _stage_parser(sub, "segment-span", "segment-chunk for every chunk of a span, in one process: a folder of "
                       "NNNN.npz (resumable)", "segment_chunk")
     _span_arguments(p, "the span's folder of frames (extract-frames)")
-    p.add_argument("--device", default="auto", choices=S.DEVICES, help="where SAM runs")
+    S.add_setting_options(p, "device")  # where SAM runs: the job's device
     p.add_argument("--cuts", help="the content's cuts.tsv (detect-cuts): masks are not carried across a cut")
     p.add_argument("--foreground", help="write each chunk's foreground share here (TSV), for evaluate")
 
@@ -398,8 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--content", required=True, help="the job's content video")
     p.add_argument("--keyframes", required=True)
     p.add_argument("--keyframe-dir", required=True)
-    p.add_argument("--device", default="auto", choices=S.DEVICES)
-    p.add_argument("--seed", type=int, default=0)
+    S.add_setting_options(p, "device", "seed")  # the job's
     p.add_argument("--threads", type=int, default=None, help="torch threads (the job's threads)")
     p.add_argument("-o", "--output", required=True)
 
@@ -414,8 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("stylized")
     for name in ("content", "meta", "schedule", "keyframes", "keyframe-dir", "per-frame"):
         p.add_argument(f"--{name}", required=True)
-    p.add_argument("--size", type=int, default=256)
-    p.add_argument("--device", default="auto", choices=S.DEVICES)
+    S.add_setting_options(p, "size", "device")  # the job's: the keyframes are read at its processing size
     p.add_argument("--stage-times", help="the job's stage-times TSV: adds seconds per frame and peak memory")
     p.add_argument("--foreground", nargs="*", default=[], help="method segmented: the spans' foreground tables "
                                                               "(segment-span --foreground): adds the foreground share")
@@ -430,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _stage_parser(sub, "deflicker", "a video through ffmpeg's deflicker filter (the deflicker baseline)",
                       "deflicker")
     p.add_argument("video")
-    p.add_argument("--crf", type=int, default=18)
+    S.add_setting_options(p, "crf")  # the job's: the baseline is encoded as its output is
     p.add_argument("-o", "--output", required=True)
 
     p = _stage_parser(sub, "side-by-side", "input | output | current style, with the schedule's weights as a bar")
@@ -506,7 +431,7 @@ def main(argv=None) -> int:
     from artify.devices import DeviceError
     from artify.quality.assess import AnswersError
     from artify.media.pixels import NonFiniteError
-    from artify.methods.weights import WeightsError
+    from artify.weights import WeightsError
     from artify.settings import ConfigError
     from artify.media.video import MediaError
 

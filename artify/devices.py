@@ -48,6 +48,24 @@ def _auto() -> str:
     return chosen
 
 
+def pick_device(device: str = "auto"):
+    """The torch.device of `device` (auto: `auto_device`); cuda where torch sees none fails here, first."""
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("device: cuda was asked for, but torch sees no CUDA device here (device: auto runs on "
+                          "the CPU where there is none)")
+    return torch.device(auto_device(device))
+
+
+def set_threads(threads: int | None) -> None:
+    """Torch threads follow the job's `threads`, so parallel jobs don't fight over cores."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bfloat16 in hardware (x86: AVX512-BF16 or AMX), as torch's own kernels
     decide; elsewhere, or with a torch that cannot say, no (bfloat16 would be emulated: slower, not faster)."""

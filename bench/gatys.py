@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from artify.quality.evaluate import compute_flows, scaled_keyframe_grams, style_distance_per_frame, warping_error
-from artify.methods.features import mix_grams, vgg19
+from artify.features import mix_grams, vgg19
 from artify.flow import backward_flows
 from artify.methods.gatys import stylize_frames
 from artify.settings import Settings

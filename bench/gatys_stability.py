@@ -107,12 +107,12 @@ def settings_object(values: dict):
 
 
 def run_case(case: dict, demo_dir: Path, model, settings: dict) -> list[dict]:
-    from artify.methods.features import mix_grams, to_tensor
+    from artify.features import mix_grams, to_tensor
     from artify.flow import backward_flows
     from artify.methods import gatys
 
     try:
-        from artify.methods.features import keyframe_grams
+        from artify.features import keyframe_grams
     except ImportError:  # an artify from before issue 20 (the script measures old code too) had it in gatys
         keyframe_grams = gatys.keyframe_grams
 
@@ -208,7 +208,7 @@ def main(argv=None) -> int:
         print(compare(Path(a.compare[0]), Path(a.compare[1])).to_markdown(index=False, floatfmt=".4g"))
         return 0
     import artify
-    from artify.methods.features import vgg19
+    from artify.features import vgg19
     from artify.settings import defaults
 
     torch.set_num_threads(a.threads)

@@ -112,10 +112,10 @@ def fixed_cost_span(root: Path, clip: Path, style: Path, method: str, chunks: in
 
     from artify.media.chunks import Chunk, write_chunks
     from artify.methods.arbitrary import adain_decoder
-    from artify.masks.segment import segment_chunk
+    from artify.stages.segment import segment_chunk
     from artify.settings import Settings
     from artify.media.spans import chunk_path
-    from artify.flow import flow_chunk
+    from artify.stages.flow import flow_chunk
     from artify.media.video import load_image, probe, processing_size, read_frames, save_frames
 
     d = root / f"{method}_{chunks}"
@@ -172,7 +172,7 @@ STARTUP = """
 import sys, time
 import torch
 torch.set_num_threads(1)
-import artify.cli, artify.media.spans, artify.methods.stylize  # what `artify stylize-span` imports before its first chunk
+import artify.cli, artify.stages.stylize  # what `artify stylize-span` imports before its first chunk
 method, decoder, h, w = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 x = torch.rand(8 if method == "arbitrary" else 1, 3, h, w)
 if method == "arbitrary":
@@ -189,7 +189,7 @@ else:
     import artify.methods.gatys
     if method == "segmented":
         import artify.methods.segmented, artify.masks.segment
-    from artify.methods.features import vgg19
+    from artify.features import vgg19
     model = vgg19("cpu")
     x.requires_grad_(True)
     def step():  # one optimiser evaluation: features forward and backward

@@ -40,7 +40,7 @@ import torch
 from bench.arbitrary import SHARED, bench_data, timed, train
 from artify.quality.evaluate import (compute_flows, content_distance, scaled_keyframe_grams, style_distance_per_frame,
                              warping_error)
-from artify.methods.features import mix_grams, to_tensor, vgg19
+from artify.features import mix_grams, to_tensor, vgg19
 from artify.flow import backward_flows
 from artify.methods.arbitrary import (PasticheEncoder, load_network, network_for, style_vector,
                                       stylize_frames)

@@ -124,7 +124,7 @@ def measure_stylize(name: str, frames: np.ndarray, truth: np.ndarray, iterations
     import torch
 
     from artify.quality.evaluate import compute_flows, warping_error
-    from artify.methods.features import vgg19
+    from artify.features import vgg19
     from artify.flow import backward_flows
     from artify.methods import gatys, segmented
     from artify.masks.segment import segment_frames

@@ -16,7 +16,7 @@ def assert_real_pictures(output, inputs, keyframes, weights, what: str = "output
     (Gram distance, measured as the evaluate stage does) to its scheduled target (`keyframes` mixed by the
     schedule rows `weights` (N, K)) than the input frame itself is."""
     from artify.quality.evaluate import blank_frames, frame_ranges, scaled_keyframe_grams, style_distance_per_frame
-    from artify.methods.features import mix_grams
+    from artify.features import mix_grams
 
     output, inputs = np.asarray(output), np.asarray(inputs)
     assert output.dtype == np.uint8 and output.ndim == 4 and output.shape[3] == 3, (what, output.dtype, output.shape)

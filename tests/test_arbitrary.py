@@ -108,7 +108,7 @@ def test_a_wrong_file_is_named_in_the_error(tmp_path):
 
 
 def test_checkpoints_load_from_urls_through_the_download_helper(tmp_path, monkeypatch):
-    pytest.importorskip("artify.methods.weights", reason="artify/methods/weights.py (the one download helper) not there yet")
+    pytest.importorskip("artify.weights", reason="artify/weights.py (the one download helper) not there yet")
     served = tmp_path / "served"
     served.mkdir()
     vgg, dec = _public_checkpoint(served, seed=1)
@@ -126,7 +126,7 @@ def test_checkpoints_load_from_urls_through_the_download_helper(tmp_path, monkey
     finally:
         server.shutdown()
         thread.join()
-    from artify.methods.weights import download_path
+    from artify.weights import download_path
 
     assert download_path(f"{base}/decoder.pth", tmp_path / "resources/models").is_file()
     content, style = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)

@@ -118,7 +118,7 @@ def test_assembly_names_a_missing_or_broken_chunk(tmp_path):
 def test_a_span_folder_gives_assemble_its_chunks_in_chunk_order_past_9999_and_99999(tmp_path, monkeypatch):
     """Chunk files are named by number, padded to four digits only: by name, 10000.npy would come before 9999.npy
     (a film of over 2 h at 30 fps) and the film would be assembled out of order."""
-    import artify.media.assemble
+    import artify.stages.video
     from artify.cli import main
     from artify.media.chunks import chunk_frames_path
 
@@ -130,7 +130,7 @@ def test_a_span_folder_gives_assemble_its_chunks_in_chunk_order_past_9999_and_99
     for other in (".tmp.0003.npy", "0003.npy.key", ".artify-stage", "notes.npy"):  # not chunk files
         (folder / other).write_bytes(b"")
     given = []
-    monkeypatch.setattr(artify.media.assemble, "assemble",
+    monkeypatch.setattr(artify.stages.video, "assemble",
                         lambda meta, chunks, files, *a, **k: given.extend(files) or 0)
     assert main(["assemble", str(folder), "--meta", "m.json", "--chunks", "c.tsv", "-o", str(tmp_path / "o.mp4")]) == 0
     assert [p.name for p in given] == [chunk_frames_path(folder, n).name for n in numbers]

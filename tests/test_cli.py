@@ -66,7 +66,7 @@ def test_image_command_uses_the_vgg19_it_is_given(tmp_path, painting, capsys):
     import torch
 
     from artify.cli import main
-    from artify.methods.features import VGG19Features
+    from artify.features import VGG19Features
 
     content = tmp_path / "content.png"
     cv2.imwrite(str(content), np.random.default_rng(0).integers(0, 255, (32, 48, 3), dtype=np.uint8))
@@ -217,3 +217,33 @@ def test_out_of_memory_is_one_line_saying_what_to_lower(mistakes, capsys, monkey
     image = ["image", mistakes / "in.png", mistakes / "in.png", "-o", mistakes / "o.png", "--size", 32]
     assert _one_line_error(image, capsys).endswith("out of memory (CUDA out of memory. Tried to allocate 2.00 GiB "
                                                    "(simulated)); lower --size")
+
+
+def test_a_rule_passes_settings_as_the_settings_declare_them():
+    """An option a rule fills from the job's settings (`--size {params.size}`) is that setting's own option,
+    its default, choices and help as artify.settings declares them, not a copy in cli.py (evaluate's --size
+    had its own default, train-arbitrary's --seed and deflicker's --crf theirs)."""
+    import re
+    from dataclasses import fields
+
+    from artify.cli import build_parser
+    from artify.settings import Settings
+    from tests.test_envs import rule_blocks, rule_subcommand
+
+    declared = {f.name: f for f in fields(Settings)}
+    commands = next(a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction").choices
+    checked, copies = [], []
+    for rule, (_, body) in rule_blocks().items():
+        for option, _ in re.findall(r"--([a-z-]+) \{params\.(\w+)\}", body):
+            name = option.replace("-", "_")
+            if name not in declared:
+                continue  # a path or the page's own text (--entries, --title, --key)
+            action = next(a for a in commands[rule_subcommand(body)]._actions if f"--{option}" in a.option_strings)
+            f = declared[name]
+            checked.append(f"{rule} --{option}")
+            if (action.default, action.choices, action.help) != (f.default, f.metadata["choices"],
+                                                                 f"{f.metadata['help']} (default: {f.default})"):
+                copies.append(f"{rule} --{option}")
+    assert {"evaluate --size", "evaluate --device", "train_arbitrary --seed", "deflicker --crf",
+            "segment_chunk --device"} <= set(checked)
+    assert copies == []

@@ -17,7 +17,7 @@ _S = Settings()
 # The detect_cuts stage's settings at their defaults, as detect_content_cuts takes them
 CUTS = {"detector": _S.cut_detector, "threshold": _S.cut_threshold, "min_shot_frames": _S.min_shot_frames,
         "min_change": _S.cut_min_change, "max_frames": _S.max_frames}
-from artify.methods.stylize import stylize_chunk
+from artify.stages.stylize import stylize_chunk
 from artify.media.video import MediaError, probe, read_frames, save_frames
 from tests.conftest import require_shared
 from tests.test_schedule import SCHEDULE, keyframes_tsv
@@ -184,7 +184,7 @@ def test_segmentation_masks_are_not_carried_across_a_cut(tmp_path):
     (alone: an empty mask)."""
     from artify.media.chunks import chunk_frames_path
     from artify.masks.segment import load_masks, segment_frames
-    from artify.media.spans import segment_span
+    from artify.stages.segment import segment_span
     from tests.test_segment import scene
 
     clip = np.concatenate([scene(5)[0], scene(5, pan=0, speed=(0, 0), seed=1)[0]])

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from artify.methods.features import gram, style_grams, to_tensor, vgg19
+from artify.features import gram, style_grams, to_tensor, vgg19
 from artify.methods.gatys import content_loss, optimise, style_loss, stylize_frames, tv_loss
 from artify.settings import Settings
 from tests.conftest import textured_video
@@ -182,7 +182,7 @@ def test_an_optimisation_that_stays_non_finite_is_refused_not_written():
 
 
 def test_to_uint8_refuses_non_finite_values():
-    from artify.methods.features import to_uint8
+    from artify.features import to_uint8
     from artify.media.pixels import NonFiniteError, round_to_uint8
 
     x = torch.rand(3, 3, 4, 4)

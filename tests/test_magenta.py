@@ -21,7 +21,7 @@ import torch
 
 from artify.methods import magenta
 from artify.methods.magenta import load_magenta, load_state, model_file, style_crops
-from artify.methods.weights import WeightsError, sha256_of
+from artify.weights import WeightsError, sha256_of
 from tests.conftest import require_shared
 
 ort = pytest.importorskip("onnxruntime")

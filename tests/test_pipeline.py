@@ -68,7 +68,7 @@ def run(tmp_path_factory):
 
 def test_output_has_the_inputs_frames_fps_audio_and_is_stylized(run):
     from artify.quality.evaluate import scaled_keyframe_grams, style_distance_per_frame
-    from artify.methods.features import mix_grams
+    from artify.features import mix_grams
     from artify.media.video import load_image
     from artify.media.video import probe, read_frames
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from artify.quality.cost import LONG_SPAN
+from artify.quality.sizing import LONG_SPAN
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.e2e
@@ -95,9 +95,10 @@ def read_spans(workdir: Path) -> int:
 
 # The per-video stages run once per job whatever its length; on a short input with a fast method their start-up
 # is most of the pipeline's cost, so the ones that need no network must not import torch (about 2 s of CPU).
-LIGHT_STAGES = {"probe": "artify.media.video", "plan-chunks": "artify.quality.cost", "extract-frames": "artify.media.chunks",
-                "detect-scenes / detect-cuts": "artify.style.cuts", "plan-schedule": "artify.style.schedule",
-                "flow-span (DIS)": "artify.flow", "assemble": "artify.media.assemble", "stage-times": "artify.quality.cost",
+LIGHT_STAGES = {"probe": "artify.stages.video", "plan-chunks": "artify.stages.video",
+                "extract-frames": "artify.stages.video", "detect-scenes / detect-cuts": "artify.stages.style",
+                "plan-schedule": "artify.stages.style", "flow-span (DIS)": "artify.stages.flow",
+                "assemble": "artify.stages.video", "stage-times / deflicker": "artify.stages.evaluate",
                 "spans": "artify.media.spans", "device auto": "artify.devices", "keyframe table": "artify.style.keyframes"}
 
 

@@ -16,7 +16,7 @@ import torch
 from artify import raft
 from artify.flow import FlowMethod, backward_flows, flow_method
 from artify.media.pixels import resize_long_side
-from artify.methods.weights import WeightsError
+from artify.weights import WeightsError
 from artify.settings import Settings
 from bench.flow import end_point_error, known_motions, moved, rgb
 from tests.conftest import require_shared

@@ -111,7 +111,8 @@ def test_the_job_flow_on_cuda_is_the_methods_choice():
 
 
 def test_span_sizing_and_cost_files_ask_the_registry(monkeypatch):
-    from artify.quality.cost import benchmark_files, job_cost
+    from artify.quality.cost import job_cost
+    from artify.quality.stage_files import benchmark_files
 
     assert job_cost("arbitrary", "cpu", 256 * 144) == METHODS["arbitrary"].costs["cpu"]
     jobs = {"j": vars(Settings(method="segmented"))}

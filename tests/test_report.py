@@ -225,7 +225,8 @@ def _run_benchmarks(root, jobs, spans, deflickered, trained):
 
 def test_a_jobs_benchmark_files_are_those_of_the_stages_that_made_its_video(tmp_path, monkeypatch):
     from artify.quality.baselines import add_baselines
-    from artify.quality.cost import benchmark_files, stage_times
+    from artify.quality.cost import stage_times
+    from artify.quality.stage_files import benchmark_files
     from artify.settings import defaults
 
     jobs = {"a": defaults() | {"job": "a", "content": "clip.mp4", "style": "s.mp4", "baselines": True},

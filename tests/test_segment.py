@@ -173,7 +173,7 @@ def test_make_segmenter_choice():
     assert isinstance(make_segmenter(Settings(segmenter="motion", sam_checkpoint="x.pth")), MotionSegmenter)
     with pytest.raises(ValueError, match="needs sam_checkpoint"):
         make_segmenter(Settings(segmenter="sam"))
-    from artify.methods.weights import WeightsError
+    from artify.weights import WeightsError
     with pytest.raises(WeightsError, match="missing.pth: weights file not found"):
         make_segmenter(Settings(sam_checkpoint="missing.pth"))
 
@@ -239,7 +239,7 @@ def test_a_span_logs_each_chunks_foreground_share_and_warns_where_no_subject_was
     """segmented with no subject styles the whole frame as background: the segment stage says so per chunk, and
     its table carries the shares into metrics.json."""
     from artify.media.chunks import chunk_frames_path, plan_chunks, write_chunks
-    from artify.media.spans import segment_span
+    from artify.stages.segment import segment_span
     from artify.media.video import save_frames
     from artify.quality.evaluate import foreground_metrics
 

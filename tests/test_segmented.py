@@ -148,7 +148,7 @@ def test_merge_is_exact_at_mask_values():
 def test_real_gatys_on_both_regions_tiny():
     import torch
 
-    from artify.methods.features import vgg19
+    from artify.features import vgg19
     settings = Settings(iterations=2, warm_iterations=2, temporal=False, coarse_to_fine=False, merge_mode="feather",
                         style_layers="relu1_1,relu2_1", content_layers="relu2_1", inpaint=True, foreground_strength=0.5)
     frames, masks = _frames(n=2, h=32, w=40)
@@ -199,7 +199,7 @@ def test_resize_mode_computes_its_crops_flows_by_the_jobs_flow_method(monkeypatc
         asked.append((len(frames), list(offsets), method.method, method.weights))
         return {"flow_1": np.zeros((*frames.shape[:3], 2), np.float16), "mask_1": np.zeros(frames.shape[:3], np.uint8)}
 
-    monkeypatch.setattr(flow, "backward_flows", backward_flows)
+    monkeypatch.setattr(segmented, "backward_flows", backward_flows)  # the flow function segmented calls
     frames, masks = _frames()
     chunk_flows = backward_flows(frames)
     asked.clear()

@@ -10,11 +10,13 @@ import pytest
 
 from artify.atomic import OWNER_FILE, NotOurFolderError, claim_folder
 from artify.media.chunks import plan_chunks, write_chunks
-from artify.quality.cost import LONG_SPAN, SPAN_BYTES, SPREAD_SPANS, auto_span_frames, job_cost
+from artify.quality.cost import job_cost
+from artify.quality.sizing import LONG_SPAN, SPAN_BYTES, SPREAD_SPANS, auto_span_frames
 from artify.settings import Settings
-from artify.media.spans import chunk_path, flow_span, run_span, stylize_span
-from artify.flow import flow_chunk
-from artify.methods.stylize import stylize_chunk
+from artify.media.spans import chunk_path, run_span
+from artify.stages.flow import flow_chunk, flow_span
+from artify.stages.stylize import stylize_span
+from artify.stages.stylize import stylize_chunk
 from artify.media.video import read_frames, save_frames
 from tests.conftest import textured_video
 
@@ -86,11 +88,11 @@ def test_a_span_in_one_process_equals_one_process_per_chunk(span_inputs, chain):
 
 
 def test_an_interrupted_span_reuses_its_finished_chunks_and_redoes_the_rest(span_inputs, monkeypatch):
-    import artify.methods.stylize
+    import artify.stages.stylize
 
     d = span_inputs
     settings = Settings(**TINY)
-    real, made = artify.methods.stylize.stylize_chunk, []
+    real, made = artify.stages.stylize.stylize_chunk, []
 
     def dies_on_chunk_1(*args, **kwargs):
         if args[2] == 1:
@@ -102,7 +104,7 @@ def test_an_interrupted_span_reuses_its_finished_chunks_and_redoes_the_rest(span
         made.append(args[2])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(artify.methods.stylize, "stylize_chunk", dies_on_chunk_1)
+    monkeypatch.setattr(artify.stages.stylize, "stylize_chunk", dies_on_chunk_1)
     with pytest.raises(KeyboardInterrupt):
         run_stylize_span(d, 0, settings)
     assert made == [0] and not (d / "stylized/0000").exists()  # nothing half-done looks finished
@@ -110,7 +112,7 @@ def test_an_interrupted_span_reuses_its_finished_chunks_and_redoes_the_rest(span
     mtime = chunk_path(partial, 0, ".npy").stat().st_mtime_ns
     (partial / ".tmp.0001.npy").write_bytes(b"half a chunk")  # what a kill inside save_frames leaves
 
-    monkeypatch.setattr(artify.methods.stylize, "stylize_chunk", counted)
+    monkeypatch.setattr(artify.stages.stylize, "stylize_chunk", counted)
     run_stylize_span(d, 0, settings)
     assert made == [0, 1]  # chunk 0 was not made again
     out = d / "stylized/0000"
@@ -118,12 +120,12 @@ def test_an_interrupted_span_reuses_its_finished_chunks_and_redoes_the_rest(span
     assert sorted(p.name for p in out.iterdir()) == [OWNER_FILE, "0000.npy", "0001.npy"]  # no keys, no temporary files
 
     # a setting changed while the job was down: the finished chunk's key no longer matches, so it is redone
-    monkeypatch.setattr(artify.methods.stylize, "stylize_chunk", dies_on_chunk_1)
+    monkeypatch.setattr(artify.stages.stylize, "stylize_chunk", dies_on_chunk_1)
     with pytest.raises(KeyboardInterrupt):
         run_stylize_span(d, 0, settings, out="again")
     before = read_frames(chunk_path(d / "again/.0000.partial", 0, ".npy"))
     made.clear()
-    monkeypatch.setattr(artify.methods.stylize, "stylize_chunk", counted)
+    monkeypatch.setattr(artify.stages.stylize, "stylize_chunk", counted)
     run_stylize_span(d, 0, replace(settings, style_weight=5000.0), out="again")
     assert made == [0, 1]
     assert not np.array_equal(read_frames(chunk_path(d / "again/0000", 0, ".npy")), before)
@@ -179,13 +181,13 @@ def test_resume_keys_cover_the_bytes_of_every_file_a_setting_names(tmp_path):
 
 
 def test_a_span_redoes_its_chunks_when_a_weights_file_was_replaced_in_place(span_inputs, monkeypatch):
-    import artify.flow
+    import artify.stages.flow
 
     d = span_inputs
     weights = d / "raft_small.pth"
     weights.write_bytes(b"the old weights")
     settings = Settings(raft_weights=str(weights))
-    real, made = artify.flow.flow_chunk, []
+    real, made = artify.stages.flow.flow_chunk, []
 
     def killed_on_chunk_1(frames, out, *args):
         if frames.name == "0001.npy":
@@ -193,11 +195,11 @@ def test_a_span_redoes_its_chunks_when_a_weights_file_was_replaced_in_place(span
         made.append(frames.name)
         return real(frames, out, *args)
 
-    monkeypatch.setattr(artify.flow, "flow_chunk", killed_on_chunk_1)
+    monkeypatch.setattr(artify.stages.flow, "flow_chunk", killed_on_chunk_1)
     with pytest.raises(KeyboardInterrupt):
         flow_span(d / "frames/0000", d / "chunks.tsv", 0, d / "again", settings, threads=1)
     weights.write_bytes(b"the new weights")
-    monkeypatch.setattr(artify.flow, "flow_chunk",
+    monkeypatch.setattr(artify.stages.flow, "flow_chunk",
                         lambda frames, out, *a: made.append(frames.name) or real(frames, out, *a))
     made.clear()
     flow_span(d / "frames/0000", d / "chunks.tsv", 0, d / "again", settings, threads=1)

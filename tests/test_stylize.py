@@ -8,7 +8,7 @@ import torch
 
 from artify.media.chunks import plan_chunks, write_chunks
 from artify.settings import Settings
-from artify.methods.stylize import stylize_chunk
+from artify.stages.stylize import stylize_chunk
 from artify.media.video import read_frames, save_frames
 
 

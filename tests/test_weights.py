@@ -9,7 +9,7 @@ import threading
 import pytest
 import torch
 
-from artify.methods.weights import WeightsError, download_path, fetch
+from artify.weights import WeightsError, download_path, fetch
 
 
 @pytest.fixture

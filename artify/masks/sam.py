@@ -10,6 +10,7 @@ import numpy as np
 
 from artify.masks.carry import flows_for, box_of, carry_subject, iou
 from artify.masks.motion import MotionSegmenter
+from artify.weights import fetch
 
 
 def parse_prompt(text, size: int) -> np.ndarray | None:
@@ -32,15 +33,13 @@ _SAMS: dict = {}
 
 
 def load_sam(model_type: str, checkpoint, device="cpu", sha256: str | None = None):
-    """A Segment Anything model from a checkpoint path or URL (fetched through artify.methods.weights).
+    """A Segment Anything model from a checkpoint path or URL (fetched through artify.weights).
 
     The model is built by segment_anything's registry *without* its own loader (which unpickles) and the
     state dict is read with torch.load(weights_only=True). Cached per (type, file, device).
     """
-    import torch
+    import torch  # here: segmenting with the motion segmenter (the default) needs neither torch nor SAM
     from segment_anything import sam_model_registry
-
-    from artify.methods.weights import fetch
 
     if model_type not in SAM_TYPES:
         raise ValueError(f"unknown SAM model type {model_type!r} ({', '.join(SAM_TYPES)})")

@@ -19,14 +19,13 @@ from __future__ import annotations
 import numpy as np
 
 from artify.atomic import atomic_path
+from artify.flow import flow_method
 from artify.media.pixels import round_to_uint8
 from artify.settings import Settings
 from artify.masks.carry import neighbour_flows, stabilise_masks
 from artify.masks.motion import MotionSegmenter
 from artify.masks.sam import SamSegmenter, load_sam, parse_prompt
-
-
-# ------------------------------------------------------------------------------------------- the stage
+from artify.style.cuts import shots
 
 
 def make_segmenter(settings: Settings, device="cpu"):
@@ -53,9 +52,6 @@ def segment_frames(frames: np.ndarray, settings: Settings, device="cpu", segment
                    shot_starts: list[int] | None = None) -> np.ndarray:
     """Stable foreground masks (N, H, W) float32 for a chunk: segment, then `stabilise_masks`; shot by shot
     where `shot_starts` (frames, from 0) say the content cuts, so no mask is carried across a cut."""
-    from artify.flow import flow_method
-    from artify.style.cuts import shots
-
     frames = np.asarray(frames)
     segmenter = segmenter or make_segmenter(settings, device)
     flow = flow_method(settings, device)  # masks are carried along the job's flow, as the stylization is
@@ -93,36 +89,3 @@ def say_foreground(what: str, share: float) -> None:
     if share < NO_SUBJECT:
         print(f"warning: {what}: no subject found (foreground under {100 * NO_SUBJECT:g} % of the pixels): method "
               f"segmented styles its whole frame as background", flush=True)
-
-
-def report_foreground(masks_dir, chunks, out=None) -> list[float]:
-    """Each chunk's foreground share from its mask file in `masks_dir` (a span's folder), logged and, given
-    `out`, written there (TSV: chunk, frames, foreground), which evaluate carries into metrics.json."""
-    from artify.atomic import atomic_write_text
-    from artify.media.spans import chunk_path
-
-    rows, shares = ["chunk\tframes\tforeground"], []
-    for c in chunks:
-        masks = load_masks(chunk_path(masks_dir, c.chunk, ".npz"))
-        shares.append(foreground_share(masks))
-        say_foreground(f"chunk {c.chunk}", shares[-1])
-        rows.append(f"{c.chunk}\t{len(masks)}\t{shares[-1]:.6f}")
-    if out is not None:
-        atomic_write_text(out, "\n".join(rows) + "\n")
-    return shares
-
-
-def segment_chunk(frames_video, out, settings: Settings, device="cpu", threads: int | None = None,
-                  segmenter=None, shot_starts: list[int] | None = None) -> None:
-    """The segment_chunk stage: a chunk's frames -> its stable foreground masks (.npz). segmenter: one made
-    by `make_segmenter` for these settings, shared by a span's chunks (default: a new one). shot_starts: where
-    the content's shots start among the chunk's frames (`artify.style.cuts.shot_starts`)."""
-    from artify.media.video import read_frames
-
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    masks = segment_frames(read_frames(frames_video), settings, device, segmenter, shot_starts)
-    save_masks(out, masks)
-    return masks

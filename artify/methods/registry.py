@@ -68,7 +68,7 @@ class Method:
     needs: Callable[[Mapping], frozenset[str]]  # of NEEDS, for a job's setting values
     # (fixed seconds, seconds a frame at 256x144) of one stylization job, by device: bench/gatys.py,
     # bench/magenta.py and bench/segment.py on the 2-core development VM and an H100; used to size spans
-    # and to ask a cluster for time (artify.quality.cost)
+    # and to ask a cluster for time (artify.quality.sizing, artify.quality.cost)
     costs: dict[str, tuple[float, float]] = field(default_factory=dict)
     images: bool = True  # `artify image` can run it on one picture (no flows, masks or trained network)
     batched: bool = False  # stylizes batch_frames at once: out of memory, it retries with half

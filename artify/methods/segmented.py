@@ -19,7 +19,11 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
+from artify.features import vgg19
+from artify.flow import backward_flows, flow_method
 from artify.media.pixels import round_to_uint8
+from artify.media.video import MediaError, load_image
+from artify.methods import gatys
 from artify.settings import Settings
 
 MERGE_MODES = ("hard", "feather", "blur", "resize")
@@ -127,7 +131,6 @@ def background_keyframes(settings: Settings, long_side: int | None = None) -> li
     path = settings.background_style
     if not path:
         return None
-    from artify.media.video import MediaError, load_image
 
     try:
         return [load_image(path, long_side)]
@@ -140,7 +143,6 @@ def _region_flows(inputs: np.ndarray, flows: dict | None, settings: Settings, de
     (computed as the flow stage computes the chunk's: by settings.flow_method)."""
     if flows is None:
         return None
-    from artify.flow import backward_flows, flow_method
 
     offsets = sorted(int(k[5:]) for k in flows if k.startswith("flow_"))
     return backward_flows(inputs, offsets or [1], flow_method(settings, device))
@@ -160,8 +162,7 @@ def stylize_frames(model, frames: np.ndarray, weights: np.ndarray, keyframes: li
     region stylizers (cropped like their inputs in resize mode) so each continues from them.
     stylizer: the per-region stylizer, gatys.stylize_frames's signature (default: gatys).
     """
-    if stylizer is None:
-        from artify.methods.gatys import stylize_frames as stylizer
+    stylizer = stylizer or gatys.stylize_frames
     s = settings
     mode = s.merge_mode
     masks = np.asarray(masks, np.float32)
@@ -203,7 +204,6 @@ def stylize_frames(model, frames: np.ndarray, weights: np.ndarray, keyframes: li
 def stylizer(settings: Settings, device, inputs: dict):
     """The method's entry point (artify.methods.registry): VGG19 and the background's own style loaded once,
     then one shot at a time with its masks."""
-    from artify.methods.features import vgg19
 
     model = vgg19(device, settings.vgg_source, settings.vgg_weights or None)
     background = background_keyframes(settings, settings.style_size)

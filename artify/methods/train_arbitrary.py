@@ -31,8 +31,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from artify.atomic import atomic_path, atomic_write_text
+from artify.devices import pick_device, set_threads
+from artify.media.video import load_image, probe, processing_size, read_frames
+from artify.progress import progress as progress_bar
+from artify.style.keyframes import load_keyframe_images
 from artify.media.pixels import NonFiniteError, resize_short_side
-from artify.settings import Settings
+from artify.settings import ConfigError, Settings
 from artify.flow import dis_flow, flow_to_torch, occlusion_mask, warp_torch
 from artify.methods.arbitrary import ENCODER_LAYERS, ArbitraryNet, PasticheEncoder, adain_decoder, mean_std
 
@@ -91,7 +95,6 @@ def make_pairs(frames: np.ndarray, size: int, step: int = 1) -> tuple[np.ndarray
 
 
 def load_images(folders, size: int, limit: int = 2000) -> list[np.ndarray]:
-    from artify.media.video import load_image
 
     out = []
     for folder in folders:
@@ -107,8 +110,6 @@ def load_images(folders, size: int, limit: int = 2000) -> list[np.ndarray]:
 def training_data(content_video, keyframes_tsv=None, keyframe_dir=None, image_folders=(), size: int = 256,
                   max_pairs: int = 48) -> TrainingData:
     """Frame pairs spread over the content video, plus the keyframes and image-folder images as styles."""
-    from artify.methods.stylize import load_keyframe_images
-    from artify.media.video import probe, processing_size, read_frames
 
     meta = probe(content_video)
     w, h = processing_size(meta.width, meta.height, 0)
@@ -270,7 +271,6 @@ def train_decoder(data: TrainingData, out, iterations: int = 2000, size: int = 2
                       "history": torch.tensor(history, dtype=torch.float64).reshape(-1, 5),
                       "made_from": json.dumps(record)}, state_file)
 
-    from artify.progress import progress as progress_bar
 
     bar = progress_bar(None, "train_arbitrary", iterations, unit="it", initial=step, enabled=progress)
     net.decoder.train()
@@ -315,7 +315,7 @@ def write_history(history, path: Path) -> None:
 
 
 def plot_history(history, out_png, title: str = "train_arbitrary") -> None:
-    from artify.figures import pyplot, save_figure
+    from artify.figures import pyplot, save_figure  # here: matplotlib only for the plot
 
     plt = pyplot()
 
@@ -402,8 +402,6 @@ def train_arbitrary(content_video, keyframes_tsv, keyframe_dir, out, settings: S
                     threads: int | None = None) -> dict:
     """The `train_arbitrary` stage: data from the job, hyper-parameters from `settings` (train_* keys).
     Prints the expected time first; on a CPU starts only with `train_on_cpu` (ConfigError otherwise)."""
-    from artify.settings import ConfigError
-    from artify.methods.stylize import pick_device, set_threads
 
     set_threads(threads)
     device = pick_device(device)

@@ -28,7 +28,8 @@ from importlib import resources
 from pathlib import Path
 
 from artify.atomic import atomic_write_text
-from artify.media.video import MediaError
+from artify.media.video import MediaError, VideoMeta, probe, read_frames, write_frames_h264
+from artify.quality.compare import fmt, thumbnail_size
 
 # (name in the CSV, title, the question as the viewer reads it)
 QUESTIONS = [
@@ -56,8 +57,6 @@ def clip_starts(n: int, clip_frames: int, clips: int) -> list[int]:
 
 def _clip_data(frames, fps: Fraction, tmp_dir: Path) -> str:
     """Frames as an H.264 mp4 (no audio), base64."""
-    from artify.media.video import write_frames_h264
-
     path = tmp_dir / "clip.mp4"
     write_frames_h264(path, frames, fps, crf=CLIP_CRF)
     data = base64.b64encode(path.read_bytes()).decode("ascii")
@@ -71,9 +70,6 @@ def build_assessment(content, videos: dict, meta_json, out_html, out_key, *, cli
     -> out_key (and key_archive/{sheet}.json when given, so answers to an earlier page stay readable after
     the page is rebuilt). `clips` stretches of `seconds` each (the settings assess_clips and assess_seconds),
     at most `width` pixels wide. Returns the key."""
-    from artify.quality.compare import thumbnail_size
-    from artify.media.video import VideoMeta, probe, read_frames
-
     if len(videos) < 2:
         raise ValueError(f"{content}: a pairwise assessment needs at least two jobs, got {len(videos)}")
     meta = VideoMeta.load(meta_json)  # the content's: its frames as the pipeline numbers them
@@ -261,8 +257,6 @@ def write_tally(csv_paths, key_paths, out_json) -> dict:
 
 def tally_text(result: dict) -> str:
     """The tally as plain text, one table per question."""
-    from artify.quality.compare import fmt
-
     lines = [f"{result['answers']} answers, {result['files']} file(s), sheet(s) {', '.join(result['sheets'])}"]
     for q in result["questions"]:
         lines += ["", q["title"], f"{'job':<24} {'win rate':>8}  {'95 % interval':<15} {'W':>3} {'=':>3} {'L':>3}"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from artify.atomic import atomic_path
 from artify.media.video import MediaError, probe, run_ffmpeg
+from artify.settings import ConfigError
 
 def deflicker_video(video, out, *, size: int, mode: str, crf: int) -> int:
     """`video` through ffmpeg's deflicker filter (brightness averaged over `size` frames, `mode` its mean: the
@@ -38,8 +39,6 @@ def add_baselines(jobs: dict[str, dict]) -> tuple[dict[str, dict], dict[str, dic
     from the per-frame output, not a stylization job) to that per-frame job. Names ending in .perframe or
     .deflicker are reserved: a jobs-table row using one is an error.
     """
-    from artify.config import ConfigError
-
     for name in jobs:
         if name.endswith(SUFFIXES):
             raise ConfigError(f"job '{name}': names ending in {' or '.join(SUFFIXES)} are reserved for baselines")

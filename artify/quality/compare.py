@@ -24,6 +24,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from artify.atomic import atomic_write_text
+from artify.media.video import MediaError, VideoMeta, probe, read_frames
 
 # (key in metrics.json, column title, "lower"/"higher" is better)
 COLUMNS = [
@@ -279,8 +280,6 @@ def frame_grid(content, videos: dict, meta, frames: list[dict], thumb_width: int
     """Thumbnails of the same frames of the input and of each job's video: {"input": [uri...], job: [uri...]}.
     All at the size of the first job's video scaled to thumb_width, so the cells line up. `meta`: the
     content's probe (its frames as the pipeline numbers them, variable timing included)."""
-    from artify.media.video import MediaError, probe, read_frames
-
     fps = Fraction(meta.fps)
     first = probe(next(iter(videos.values())))
     size = thumbnail_size(first.width, first.height, thumb_width)
@@ -396,8 +395,6 @@ def compare(entries: list[dict], out_md, out_html, title: str = "Comparison", co
     grid = picks = fps = None
     videos = {e["job"]: e["video"] for e in entries if e.get("video")}
     if content is not None and meta_json is not None and videos:
-        from artify.media.video import VideoMeta, probe
-
         meta = VideoMeta.load(meta_json)
         fps = meta.fps
         n = min(probe(v).frames for v in videos.values())

@@ -1,18 +1,19 @@
-"""The cost of a job from its Snakemake benchmark files: seconds per output frame and peak memory per stage.
+"""What a job costs: estimated before it runs, from the figures of the bench/ scripts (`job_cost`, a span job's
+time limit), and measured after, from its Snakemake benchmark files (seconds per output frame and peak memory
+per stage).
 
-Light on purpose (no torch): the stage_times rule and the benchmark script import only this.
+Light on purpose (no torch): the stage_times rule, span sizing and the benchmark scripts import it.
 """
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 from artify.atomic import atomic_write_text
-from artify.methods.registry import METHODS, needs
+from artify.methods.registry import METHODS
 
 
 def json_float(x) -> float | None:
@@ -75,7 +76,7 @@ def cost_metrics(stage_table: pd.DataFrame) -> dict:
             "stages": per_stage}
 
 
-# ---------------------------------------------------------------------------------------- sizing the spans
+# ----------------------------------------------------------------------- estimated from the bench/ figures
 
 # What one job of a per-span stage costs, at 256x144 (scaled by the pixels at other sizes): seconds before its
 # chunks' own work (process start, imports, model load, the network's first-call costs) and seconds per frame.
@@ -92,10 +93,6 @@ STAGE_COSTS = {
     "cpu": {"flow": (3.0, 0.02), "segment": (3.0, 0.1)},
     "cuda": {"flow": (3.0, 0.02), "segment": (8.0, 0.1)},
 }
-FIXED_SHARE = 0.05  # a span's fixed cost is meant to be at most this share of its work: half the 10 % limit
-SPREAD_SPANS = 16  # a short video is cut into this many spans (jobs that can run at once) where it can ...
-LONG_SPAN = 960  # ... up to spans of this many frames (40 s at 24 fps: a few hundred jobs for a feature film)
-SPAN_BYTES = 4 << 30  # most bytes of extracted frames one span holds on disk (spans of a fast method on a GPU)
 
 
 def job_cost(stage: str, device: str, pixels: int) -> tuple[float, float]:
@@ -105,50 +102,8 @@ def job_cost(stage: str, device: str, pixels: int) -> tuple[float, float]:
     return fixed, per_frame * pixels / (256 * 144)
 
 
-def auto_span_frames(total: int, chunk_frames: int, method: str, device: str, width: int, height: int) -> int:
-    """Frames per span for `span_frames: 0`: long enough that the stylization job's fixed cost stays under
-    FIXED_SHARE of its work; otherwise SPREAD_SPANS spans of a short video (parallel jobs), spans of
-    LONG_SPAN frames on a long one (jobs linear in the length, temporary frames flat); at most SPAN_BYTES of
-    frames (a fast method on a GPU may not quite amortise its fixed cost on very large frames then)."""
-    fixed, per_frame = job_cost(method, device, width * height)
-    amortised = math.ceil(fixed / (FIXED_SHARE * per_frame))
-    spread = min(math.ceil(total / SPREAD_SPANS), LONG_SPAN)
-    return max(chunk_frames, min(max(amortised, spread), SPAN_BYTES // (width * height * 3)))
-
-
 def span_runtime_minutes(stage: str, device: str, frames: int, size: int) -> int:
     """A generous time limit for one span job (cluster `runtime`): three times the estimate at `size` x `size`
     pixels (no frame of a `size` long side is larger), plus ten minutes."""
     fixed, per_frame = job_cost(stage, device, size * size)
     return math.ceil(3 * (fixed + frames * per_frame) / 60) + 10
-
-
-# ----------------------------------------------------------------------------- which benchmark files a job costs
-
-# The rules whose benchmark files make up a job's cost: once per job, and once per span.
-JOB_STAGES = ("probe", "detect_cuts", "plan_chunks", "detect_scenes", "select_keyframes", "plan_schedule", "assemble")
-SPAN_STAGES = ("extract_frames", "flow_chunk", "segment_chunk", "stylize_chunk")
-
-
-def benchmark_files(job: str, jobs: dict[str, dict], deflickered: dict[str, str], spans: Callable[[str], list[int]],
-                    trained_as: Callable[[str], str], root: str = "benchmarks") -> list[str]:
-    """The Snakemake benchmark files ({root}/{rule}/{job}[_{span}].tsv) of every stage that made
-    results/{job}/stylized.mp4, for `stage_times`.
-
-    jobs: the workflow's jobs ({job: settings}); deflickered: {deflicker baseline: the per-frame job it filters}
-    (a deflicker baseline costs that job's stages and its own deflicker run); spans(job): the span numbers of a
-    job's plan (chunks.tsv); trained_as(job): the job whose name a trained decoder is made under (a per-frame
-    baseline shares its job's). Flow and mask files count only for jobs whose method needs them.
-    """
-    if job in deflickered:
-        return benchmark_files(deflickered[job], jobs, deflickered, spans, trained_as, root) + [
-            f"{root}/deflicker/{job}.tsv"]
-    needed = needs(jobs[job])  # artify.methods.registry: what the job's method needs with its settings
-    files = [f"{root}/{rule}/{job}.tsv" for rule in JOB_STAGES]
-    if "decoder" in needed:
-        files.append(f"{root}/train_arbitrary/{trained_as(job)}.tsv")
-    skipped = {"flow_chunk": "flows" not in needed, "segment_chunk": "masks" not in needed}
-    for rule in SPAN_STAGES:
-        if not skipped.get(rule):
-            files += [f"{root}/{rule}/{job}_{s:04d}.tsv" for s in spans(job)]
-    return files

@@ -17,19 +17,26 @@ the cost and how far the cheaper figures lie from the full-size, every-frame one
 """
 from __future__ import annotations
 
+import json
+from fractions import Fraction
 
 import cv2
 import numpy as np
 import pandas as pd
 import torch
 
+from artify.atomic import atomic_write_text
+from artify.devices import pick_device
+from artify.masks.segment import NO_SUBJECT
 from artify.quality.cost import cost_metrics, json_float
-from artify.methods.features import (DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, gram, gram_distance, keyframe_grams,
+from artify.features import (DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, gram, gram_distance, keyframe_grams,
                        mix_grams, style_grams, to_tensor, vgg19)
 from artify.flow import DIS, FlowMethod, dis_flow, occlusion_mask, warp
 from artify.media.pixels import resize_long_side
 from artify.progress import progress
-from artify.media.video import MediaError
+from artify.media.video import MediaError, VideoMeta, probe, processing_size, read_frames
+from artify.style.keyframes import load_keyframe_images
+from artify.style.schedule import StyleSchedule
 
 # Batch size for VGG passes: small, so evaluation memory stays flat in the clip length.
 _BATCH = 8
@@ -542,8 +549,6 @@ def foreground_metrics(tables) -> dict:
     """metrics.json's `foreground` of a segmented job, from its spans' foreground tables (segment stage:
     `artify.masks.segment.report_foreground`): the share of foreground pixels over the video and per chunk,
     and the chunks where no subject was found (styled all as background), with a warning for them."""
-    from artify.masks.segment import NO_SUBJECT
-
     rows = pd.concat([pd.read_csv(t, sep="\t") for t in tables]).sort_values("chunk")
     missing = rows.loc[rows["foreground"] < NO_SUBJECT, "chunk"].astype(int).tolist()
     if missing:
@@ -557,8 +562,6 @@ def foreground_metrics(tables) -> dict:
 def measurement_size(width: int, height: int, eval_size: int) -> tuple[int, int]:
     """The (w, h) a video of width x height is measured at: its long side capped at eval_size (even sides,
     as `processing_size`); a smaller video, or eval_size 0, keeps its own size."""
-    from artify.media.video import processing_size
-
     return (width, height) if eval_size <= 0 or max(width, height) <= eval_size else \
         processing_size(width, height, eval_size)
 
@@ -578,14 +581,6 @@ def evaluate_job(content, stylized, meta_json, schedule_tsv, keyframes_tsv, keyf
     stages (each stage's seconds per frame, seconds, jobs and peak memory). foreground_tsvs (method
     segmented: the spans' foreground tables) add `foreground_metrics`.
     """
-    import json
-    from fractions import Fraction
-
-    from artify.style.schedule import StyleSchedule
-    from artify.methods.stylize import load_keyframe_images, pick_device
-    from artify.atomic import atomic_write_text
-    from artify.media.video import VideoMeta, probe, read_frames
-
     device = pick_device(device)  # device: cuda where there is none fails first
     flow = eval_flow_method(settings.eval_flow, device)
     meta = VideoMeta.load(meta_json)

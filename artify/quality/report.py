@@ -21,6 +21,8 @@ from artify.media.pixels import resize_scaled, round_to_uint8
 from artify.progress import progress
 from artify.atomic import atomic_path
 from artify.media.video import VideoMeta, probe, read_frames, write_frames_h264
+from artify.style.keyframes import load_keyframe_images
+from artify.style.schedule import StyleSchedule
 
 # matplotlib's default colour cycle (tab10), so the bar matches the stacked areas of schedule.png
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
@@ -82,9 +84,6 @@ def compose(inp: np.ndarray, out: np.ndarray, style: np.ndarray, weights: np.nda
 def side_by_side(content, stylized, meta_json, schedule_tsv, keyframes_tsv, keyframe_dir, out, crf: int = 20) -> int:
     """results/{job}/side_by_side.mp4: input | output | current style over the weight bar, with the output's
     audio. Size (3 W, H + bar) for an output of W x H. Returns the number of frames."""
-    from artify.style.schedule import StyleSchedule
-    from artify.methods.stylize import load_keyframe_images
-
     meta = VideoMeta.load(meta_json)
     fps = Fraction(meta.fps)
     result = probe(stylized)
@@ -164,11 +163,9 @@ def plot_per_frame(per_frame_tsvs: dict, schedule_tsv, fps, out_png) -> None:
     """Three panels over time: warping error (short range, every frame) and style distance (on the frames
     it was measured on: points when sampled) per frame of each labelled per-frame.tsv (the first is the job;
     the rest e.g. its baselines), the input's as a dashed floor; and the schedule's style weights, stacked."""
-    from artify.figures import pyplot, save_figure
+    from artify.figures import pyplot, save_figure  # here: matplotlib only for the plot
 
     plt = pyplot()
-
-    from artify.style.schedule import StyleSchedule
 
     fps = float(Fraction(fps))
     tables = {label: pd.read_csv(path, sep="\t") for label, path in per_frame_tsvs.items()}

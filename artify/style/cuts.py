@@ -19,6 +19,7 @@ import pandas as pd
 
 from artify.atomic import atomic_write_text
 from artify.media.video import MediaError, VideoMeta
+from artify.style.scenes import video_cuts
 
 CUT_COLUMNS = ["frame", "time"]
 
@@ -28,8 +29,6 @@ def detect_content_cuts(video, meta_json, out_tsv, *, detector: str, threshold: 
     """Write and return the cuts of a content video (frames where a shot starts, in the pipeline's frame numbers:
     those of meta.json, the first max_frames of them; 0 = all), with the detect_cuts stage's settings (checked
     there). detector `none`: no cuts (one shot)."""
-    from artify.style.scenes import video_cuts
-
     meta = VideoMeta.load(meta_json)
     cuts = [] if detector == "none" else video_cuts(video, detector, threshold or None, min_shot_frames,
                                                     min_change, meta, max_frames)

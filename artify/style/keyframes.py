@@ -84,7 +84,7 @@ def select_keyframes(source, scenes_tsv, out_dir, out_tsv, *, samples_per_scene:
     kind = source_kind(source)  # a missing source fails before the model loads
     check_replaceable(out_dir, "select-keyframes")  # its stale keyframes are removed: only in a folder it made
     scenes = load_scenes(scenes_tsv)
-    from artify.methods.features import vgg19
+    from artify.features import vgg19  # here, as below: the keyframe table's readers (schedule, report) need no torch
 
     model = vgg19(device)
     if kind == "video":
@@ -169,7 +169,7 @@ def _scene_candidate(scene: int, frames: list[int], images: np.ndarray, fps: flo
     keep = np.flatnonzero(usable_mask(analysis, blur_threshold))
     if keep.size == 0:
         return None
-    from artify.methods.features import gram_distance
+    from artify.features import gram_distance
 
     grams = _grams(analysis[keep], model, device)
     mean = {name: g.mean(0, keepdim=True).expand_as(g) for name, g in grams.items()}
@@ -217,7 +217,7 @@ def _image_groups(source: Path, scenes_tsv: Path, scenes: pd.DataFrame, size: in
 # --- shared ---------------------------------------------------------------------------------------------
 
 def _grams(analysis_images: np.ndarray, model, device) -> dict[str, torch.Tensor]:
-    from artify.methods.features import style_grams, to_tensor
+    from artify.features import style_grams, to_tensor
 
     grams = style_grams(model, to_tensor(analysis_images, device))
     return {name: g.float().cpu() for name, g in grams.items()}
@@ -233,7 +233,7 @@ def candidate_style_distance(a: Candidate, b: Candidate) -> float:
     bounds each ratio by 2). Measured separation is better too: see merge_threshold's comment in
     artify/settings.py.
     """
-    from artify.methods.features import gram_distance
+    from artify.features import gram_distance
 
     ratios = []
     for name, ga in a.grams.items():
@@ -305,6 +305,13 @@ def read_keyframe_table(path) -> pd.DataFrame:
 
 
 # --- contact sheet --------------------------------------------------------------------------------------
+
+def load_keyframe_images(keyframes_tsv, keyframe_dir, long_side: int) -> list[np.ndarray]:
+    """The keyframes' images in the table's order, each resized to `long_side` (the stylization's, the
+    metrics' and the report's style images)."""
+    table = pd.read_csv(keyframes_tsv, sep="\t")
+    return [load_image(Path(keyframe_dir) / name, long_side) for name in table["file"]]
+
 
 def contact_sheet(keyframes_tsv, keyframe_dir, out_png, thumb_width: int = 256, columns: int = 4) -> None:
     """A PNG grid of the keyframes, each captioned with its number, time and scenes: to check at a glance

@@ -160,7 +160,7 @@ class StyleSchedule:
 def plot_schedule(schedule_tsv, out_png, fps: Fraction | float | str, cuts: list[int] | None = None) -> None:
     """Stacked areas of the style weights over the target's time: shows spans and cross-fades at a glance; the
     content's cuts (frames) as dashed lines."""
-    from artify.figures import pyplot, save_figure
+    from artify.figures import pyplot, save_figure  # here: matplotlib only for the plot
 
     plt = pyplot()
 

@@ -3,7 +3,7 @@
 # frame, peak memory) from the benchmark files; the deflicker baseline.
 from types import SimpleNamespace
 
-from artify.quality.cost import benchmark_files
+from artify.quality.stage_files import benchmark_files
 
 
 def plan_spans(job):
@@ -12,7 +12,7 @@ def plan_spans(job):
 
 
 def stage_benchmarks(wildcards):
-    """The benchmark files of every stage that made results/{job}/stylized.mp4 (artify.quality.cost.benchmark_files)."""
+    """The benchmark files of every stage that made results/{job}/stylized.mp4 (artify.quality.stage_files.benchmark_files)."""
     return benchmark_files(wildcards.job, JOBS, DEFLICKERED, plan_spans, baseline_of)
 
 

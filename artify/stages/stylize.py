@@ -1,4 +1,6 @@
-"""The chunk driver: a chunk's frames x the schedule's weights -> the chosen method -> a lossless chunk file."""
+"""The stylize stage (rule stylize_chunk): a span's chunks of frames x the schedule's weights -> the job's method
+(`artify.methods.registry`) -> lossless stylized chunks (one .npy each), resumable chunk by chunk
+(`artify.media.spans`). `stylize_chunk` is the chunk driver; `stylize_span` runs it over a span in one process."""
 from __future__ import annotations
 
 import functools
@@ -6,41 +8,26 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import torch
 
+from artify.devices import DeviceError, pick_device, set_threads
+from artify.flow import load_flows
+from artify.masks.segment import load_masks
 from artify.media.chunks import read_chunks
-from artify.devices import DeviceError, auto_device
-from artify.methods.registry import NEEDS, Shot, method_for, needs
 from artify.media.pixels import NonFiniteError
+from artify.media.spans import chunk_path, key_of, run_span, settings_key, stage_chunks
+from artify.media.video import MediaError, read_frames, save_frames
+from artify.methods.registry import NEEDS, Shot, method_for, needs
 from artify.progress import progress
-from artify.style.schedule import StyleSchedule
 from artify.settings import Settings
-from artify.media.video import MediaError, load_image, read_frames, save_frames
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    if device == "cuda" and not torch.cuda.is_available():
-        raise DeviceError("device: cuda was asked for, but torch sees no CUDA device here (device: auto runs on "
-                          "the CPU where there is none)")
-    return torch.device(auto_device(device))
-
-
-def set_threads(threads: int | None) -> None:
-    """Torch threads follow the job's `threads`, so parallel jobs don't fight over cores."""
-    if threads:
-        torch.set_num_threads(threads)
-
-
-def load_keyframe_images(keyframes_tsv, keyframe_dir, long_side: int) -> list[np.ndarray]:
-    table = pd.read_csv(keyframes_tsv, sep="\t")
-    return [load_image(Path(keyframe_dir) / name, long_side) for name in table["file"]]
+from artify.style.cuts import load_cuts, reliable_fractions, shot_starts, shots
+from artify.style.keyframes import load_keyframe_images
+from artify.style.schedule import StyleSchedule
 
 
 def _per_file(load):
     """load(path, *args), remembered by this process while the file is unchanged (path, size, mtime): a span's
-    chunks (spans.stylize_span) read the plan, the schedule and the keyframes once (models
+    chunks (`stylize_span`) read the plan, the schedule and the keyframes once (models
     are shared by their own caches: features.vgg19, arbitrary.network_for)."""
     remembered = functools.lru_cache(maxsize=4)(lambda path, stamp, *args: load(path, *args))
 
@@ -97,8 +84,6 @@ def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_
             raise ValueError(f"method {method.name} with these settings needs {NEEDS[name]} (--{name})")
     flow_data = None
     if "flows" in needed:
-        from artify.flow import load_flows
-
         flow_data = load_flows(flows)
     previous = None
     lead = int(row.start - row.read_start)
@@ -106,8 +91,6 @@ def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_
         previous = list(read_frames(previous_chunk)[-lead:])
     mask_data = None
     if "masks" in needed:
-        from artify.masks.segment import load_masks
-
         mask_data = load_masks(masks)
     pieces = chunk_shots(row, cuts, flow_data, settings)
     inputs = {name: path for name, path in given.items() if name in needed and path is not None}
@@ -151,8 +134,6 @@ def chunk_shots(row, cuts, flow_data, settings: Settings) -> list[tuple[int, int
     """The chunk's frames [a, b) (counted from its read_start) shot by shot: split at the content's cuts and
     where the flow to the frame before is reliable on less than min_reliable of the frame (`artify.style.cuts`);
     one piece without temporal: true (then no frame depends on another)."""
-    from artify.style.cuts import load_cuts, reliable_fractions, shot_starts, shots
-
     n = int(row.stop - row.read_start)
     if not settings.temporal:
         return [(0, n)]
@@ -162,6 +143,46 @@ def chunk_shots(row, cuts, flow_data, settings: Settings) -> list[tuple[int, int
     if len(starts) > 1:
         print(f"chunk {row.chunk}: shots start at frames {[int(row.read_start) + t for t in starts]}", flush=True)
     return shots(starts, n)
+
+
+def stylize_span(frames_dir, chunks_tsv, span: int, schedule_tsv, keyframes_tsv, keyframe_dir, out_dir,
+                 settings: Settings, threads: int | None = None, flows_dir=None, previous_dir=None, decoder=None,
+                 masks_dir=None, job: str | None = None, cuts=None):
+    """`stylize_chunk` for every chunk of a span in this one process (the model, the schedule and the
+    plan loaded once): frames_dir/NNNN.npy (+ flows_dir/NNNN.npz, masks_dir/NNNN.npz) -> out_dir/NNNN.npy.
+
+    previous_dir: the previous span's output, for settings.chunk_chain (its last chunk starts this span's
+    first); inside the span each chunk continues from the one before.
+    job: the job's name, for messages (default: the folder above out_dir's, as results/{job}/stylized/NNNN).
+    cuts: the content's cuts.tsv (`artify.style.cuts`).
+    """
+    chunks = stage_chunks(chunks_tsv, span, out_dir, "stylize-span")
+    keyframe_files = [Path(keyframes_tsv), *sorted(p for p in Path(keyframe_dir).iterdir() if p.is_file())]
+    shared = key_of(settings_key(settings, "stylize_chunk"), *keyframe_files, Path(schedule_tsv),
+                    Path(decoder) if decoder else None, Path(cuts) if cuts else None)
+    job = job or Path(out_dir).resolve().parent.parent.name
+
+    def inputs(c, partial):
+        def of(folder, suffix):
+            return chunk_path(folder, c.chunk, suffix) if folder else None
+
+        previous = None
+        if settings.chunk_chain and c.chunk > 0:
+            previous = chunk_path(partial if c is not chunks[0] else previous_dir, c.chunk - 1, ".npy")
+            if c is chunks[0] and previous_dir is None:
+                raise ValueError(f"chunk_chain: chunk {c.chunk} needs the previous span's output (--previous)")
+        return of(frames_dir, ".npy"), of(flows_dir, ".npz"), of(masks_dir, ".npz"), previous
+
+    def make(c, partial, path):
+        frames, flows, masks, previous = inputs(c, partial)
+        stylize_chunk(frames, chunks_tsv, c.chunk, schedule_tsv, keyframes_tsv, keyframe_dir, path, settings,
+                      threads=threads, flows=flows, previous_chunk=previous, decoder=decoder, masks=masks,
+                      job=job, cuts=cuts)
+
+    def key(c, partial):
+        return key_of(shared, tuple(c), *(Path(p) if p else None for p in inputs(c, partial)))
+
+    return run_span(chunks, out_dir, ".npy", make, key, "stylize-span")
 
 
 def _slice(arrays: dict | None, a: int, b: int) -> dict | None:

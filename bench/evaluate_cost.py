@@ -37,8 +37,8 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ARTIFY_SHARED_DATA", REPO.parent / "shared" / "data"))
 CLIPS = ("adain_cutBunny.mp4", "moviepy_chaplin.mp4", "ccpl_content.avi")
-# gatys and segmented with the fewest iterations (this measures the metrics, not the methods), so that they
-# finish on a 2-core CPU at a size above eval_size: segmented is gatys on each region, twice its cost
+# gatys and segmented with the fewest iterations (this measures the metrics, not the methods); still 290-410
+# CPU seconds a 12-frame gatys job at 640 px on a 2-core CPU, segmented (gatys on each region) twice that
 FAST = {"iterations": 3, "warm_iterations": 1}
 # the jobs on each clip: the three methods, and the arbitrary one frame by frame (a fourth to rank, cheap)
 METHODS = {"gatys": {"method": "gatys"}, "arbitrary": {"method": "arbitrary"}, "segmented": {"method": "segmented"},

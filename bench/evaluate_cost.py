@@ -1,21 +1,25 @@
 """What `evaluate` costs, and how far its cheaper figures lie from the full ones (eval_size, eval_frames).
 
     python -m bench.evaluate_cost agreement [--out DIR] [--frames 12] [--size 640] [--sample 4]
-    python -m bench.evaluate_cost cost --workdir DIR --job JOB [--before REPO] [--prefix 8] [--runs before,after]
+    python -m bench.evaluate_cost cost --workdir DIR --job JOB [--before REPO] [--prefix 8]
+        [--runs pipeline,before,uncapped,after-prefix,after]
 
 agreement: real clips from ../shared/data stylized once per (clip, method) by the pipeline (Snakemake, in
---out, reused when there) at --size, where the eval_size cap bites; gatys and segmented with their fastest
-settings (few iterations: this measures the metrics, not the methods). Each output is evaluated twice, at
+--out; a job's stylized.mp4 there is reused) at --size, where the eval_size cap bites; gatys and segmented
+with few iterations (this measures the metrics, not the methods). Each output is evaluated twice, at
 its full size on every frame (eval_size 0, eval_frames 0) and at the default eval_size on every frame; the
 sampled figures are the means over `evenly_spaced` frames of those per-frame tables (the sampled frames'
 values are the every-frame ones: tests/test_evaluate.py checks it), at the default eval_frames and at
 --sample, which bites on clips this short. Prints each figure full against cheap (relative difference)
 and whether every ranking between the jobs on one clip is kept.
 
-cost: times `artify evaluate` on a finished job of a Snakemake work directory, as the pipeline runs it, in a
-process of its own (wall, CPU and peak memory from os.wait4): --before (another checkout, e.g. main's, run
-with its own code) on the first --prefix frames (it is linear in frames), this checkout on the prefix and
-on every frame; against the job's stylize stage (its benchmark files), per frame.
+cost: evaluate of a finished job of a Snakemake work directory against the job's stylize stage (CPU
+seconds, which a loaded machine does not inflate as it does wall time). `pipeline`: the job's own evaluate
+run, from its Snakemake benchmark (the run that also stylized: one run, both stages). The others time
+`artify evaluate` as the pipeline runs it, in a process of its own (wall, CPU and peak memory from
+os.wait4): --before (another checkout, e.g. main's, run with its own code) and `uncapped` (this checkout
+at full size on every frame) on the first --prefix frames (their cost is linear in frames), this checkout's
+defaults on the prefix and on every frame (peak memory on both: flat or not).
 """
 from __future__ import annotations
 
@@ -33,10 +37,12 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ARTIFY_SHARED_DATA", REPO.parent / "shared" / "data"))
 CLIPS = ("adain_cutBunny.mp4", "moviepy_chaplin.mp4", "ccpl_content.avi")
+# gatys and segmented with the fewest iterations (this measures the metrics, not the methods); still 290-410
+# CPU seconds a 12-frame gatys job at 640 px on a 2-core CPU, segmented (gatys on each region) twice that
+FAST = {"iterations": 3, "warm_iterations": 1}
 # the jobs on each clip: the three methods, and the arbitrary one frame by frame (a fourth to rank, cheap)
 METHODS = {"gatys": {"method": "gatys"}, "arbitrary": {"method": "arbitrary"}, "segmented": {"method": "segmented"},
            "arbitrary-perframe": {"method": "arbitrary", "temporal": False}}
-FAST = {"iterations": 10, "warm_iterations": 3}  # gatys and segmented: few iterations (this measures the metrics)
 FIGURES = [("warp_error.short", "warping error (1)"), ("warp_error.long", "warping error (10)"),
            ("flicker", "flicker"), ("style_distance", "style distance"),
            ("content_distance", "content distance"), ("ssim", "SSIM")]
@@ -46,7 +52,7 @@ def _snakemake(workdir: Path, targets: list[str], cores: int) -> None:
     exe = Path(sys.executable).with_name("snakemake")
     cmd = [str(exe) if exe.exists() else "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(REPO / "config/config.yaml"), "--config", f"jobs={workdir / 'jobs.tsv'}",
-           "--cores", str(cores), "--quiet", "progress", "--", *targets]
+           "--cores", str(cores), "--rerun-incomplete", "--quiet", "progress", "--", *targets]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, ARTIFY_PROGRESS="0"))
     if proc.returncode != 0:
         raise RuntimeError(f"snakemake failed in {workdir}:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
@@ -84,8 +90,11 @@ def stylize_all(out: Path, frames: int, size: int, cores: int, run: bool = True,
         return [j for j in jobs if (out / "results" / j["job"] / "stylized.mp4").is_file()]
     pd.DataFrame([{k: v for k, v in j.items() if k not in ("clip", "kind")} for j in jobs]).to_csv(
         out / "jobs.tsv", sep="\t", index=False)
-    print(f"stylizing {len(jobs)} jobs ({frames} frames at {size} px) in {out} ...", flush=True)
-    _snakemake(out, [f"results/{j['job']}/stylized.mp4" for j in jobs], cores)
+    todo = [f"results/{j['job']}/stylized.mp4" for j in jobs
+            if not (out / "results" / j["job"] / "stylized.mp4").is_file()]
+    print(f"stylizing {len(todo)} of {len(jobs)} jobs ({frames} frames at {size} px) in {out} ...", flush=True)
+    if todo:  # one finished is reused as it is (a code change since does not restyle it: this measures metrics)
+        _snakemake(out, todo, cores)
     return jobs
 
 
@@ -127,9 +136,10 @@ def agreement(out: Path, frames: int, size: int, sample: int, cores: int, run: b
         full = evaluated(out, j["job"], "full", Settings(eval_size=0, eval_frames=0))
         capped = evaluated(out, j["job"], "capped", Settings(eval_size=defaults.eval_size, eval_frames=0))
         variants = {"full": full, f"{defaults.eval_size} px": capped,
-                    f"{defaults.eval_size} px, {defaults.eval_frames} frames": sampled(capped, defaults.eval_frames),
                     f"full size, {sample} frames": sampled(full, sample),
                     f"{defaults.eval_size} px, {sample} frames": sampled(capped, sample)}
+        if 0 < defaults.eval_frames < len(capped):  # the defaults sample this clip (else they are "512 px")
+            variants[f"{defaults.eval_size} px, {defaults.eval_frames} frames"] = sampled(capped, defaults.eval_frames)
         for variant, table in variants.items():
             m = metrics_from_frames(table)
             rows += [{"clip": j["clip"], "method": j["kind"], "variant": variant, "figure": title,
@@ -137,9 +147,17 @@ def agreement(out: Path, frames: int, size: int, sample: int, cores: int, run: b
     return pd.DataFrame(rows)
 
 
+def swapped_pairs(g: pd.DataFrame) -> list[str]:
+    """The pairs of jobs (rows of one clip, figure and variant) whose order the cheap figure reverses, each
+    with how far apart their full figures are."""
+    rows = list(g.itertuples())
+    return [f"{a.method} / {b.method} ({abs(a.full / b.full - 1):.1%} apart)" for i, a in enumerate(rows)
+            for b in rows[i + 1:] if (a.full - b.full) * (a.value - b.value) < 0]
+
+
 def agreement_tables(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(relative difference of each cheap figure to the full one, per job; rankings between the jobs on one
-    clip kept or not, per figure and variant)."""
+    clip kept or not, per figure and variant, with the pairs swapped)."""
     full = rows[rows["variant"] == "full"].set_index(["clip", "method", "figure"])["value"]
     cheap = rows[rows["variant"] != "full"].copy()
     cheap["full"] = [full[c, m, f] for c, m, f in zip(cheap["clip"], cheap["method"], cheap["figure"])]
@@ -148,27 +166,34 @@ def agreement_tables(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     for (variant, figure, clip), g in cheap.groupby(["variant", "figure", "clip"], sort=False):
         if len(g) < 2:  # one job on the clip: nothing to rank
             continue
-        ranks.append({"variant": variant, "figure": figure, "clip": clip,
-                      "kept": list(g.sort_values("full")["method"]) == list(g.sort_values("value")["method"])})
-    return cheap, pd.DataFrame(ranks)
+        swapped = swapped_pairs(g)
+        ranks.append({"variant": variant, "figure": figure, "clip": clip, "kept": not swapped,
+                      "pairs": len(g) * (len(g) - 1) // 2, "pairs_swapped": len(swapped),
+                      "swapped": "; ".join(swapped)})
+    return cheap, pd.DataFrame(ranks, columns=["variant", "figure", "clip", "kept", "pairs", "pairs_swapped",
+                                               "swapped"])
 
 
-def print_agreement(rows: pd.DataFrame) -> None:
+def agreement_markdown(rows: pd.DataFrame) -> str:
+    """The agreement tables as markdown: the full figures, then per cheap variant each job's relative
+    difference to them and the rankings kept."""
     cheap, ranks = agreement_tables(rows)
-    pd.set_option("display.width", 200)
-    print("\nfull-size, every-frame figures (outputs at their processing size):")
-    print(rows[rows["variant"] == "full"].pivot_table(index=["clip", "method"], columns="figure", values="value",
-                                                      sort=False).to_string(float_format="{:.4g}".format))
+    full = rows[rows["variant"] == "full"].pivot_table(index=["clip", "method"], columns="figure", values="value",
+                                                       sort=False)
+    text = ["Full-size, every-frame figures (each output at its processing size):", "",
+            full.reset_index().to_markdown(index=False, floatfmt=".4g")]
     for variant, g in cheap.groupby("variant", sort=False):
-        print(f"\n{variant}: relative difference to the full figure (cheap / full - 1)")
         table = g.pivot_table(index=["clip", "method"], columns="figure", values="rel_diff", sort=False)
-        print(table.to_string(float_format="{:+.2%}".format))
-        kept = ranks[ranks["variant"] == variant] if len(ranks) else pd.DataFrame(columns=["kept", "figure", "clip"])
+        kept = ranks[ranks["variant"] == variant]
         lost = kept[~kept["kept"]]
-        print(f"  largest |difference| {g['rel_diff'].abs().max():.2%}; rankings between the jobs of a clip kept: "
-              f"{int(kept['kept'].sum())} of {len(kept)}"
-              + ("" if lost.empty else " (lost: " + ", ".join(f"{r.figure} on {r.clip}" for r in lost.itertuples())
-                 + ")"))
+        text += ["", f"{variant}: relative difference to the full figure (cheap / full - 1)", "",
+                 table.map(lambda x: f"{x:+.1%}").reset_index().to_markdown(index=False), "",
+                 f"Largest |difference| {g['rel_diff'].abs().max():.1%}. Rankings between the jobs of a clip kept: "
+                 f"{int(kept['kept'].sum())} of {len(kept)} (pairs of jobs in order: "
+                 f"{int(kept['pairs'].sum() - kept['pairs_swapped'].sum())} of {int(kept['pairs'].sum())})"
+                 + ("." if lost.empty else "; lost: " + ", ".join(
+                     f"{r.figure} on {r.clip} ({r.swapped})" for r in lost.itertuples()) + ".")]
+    return "\n".join(text) + "\n"
 
 
 # ----------------------------------------------------------------------------------------------------- cost
@@ -185,9 +210,9 @@ def _run_measured(cmd: list[str], env: dict, cwd: Path) -> dict:
     return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_mb": usage.ru_maxrss / 1024}
 
 
-def time_evaluate(repo: Path, a: dict, stylized: Path, out: Path) -> dict:
+def time_evaluate(repo: Path, a: dict, stylized: Path, out: Path, options: tuple[str, ...] = ()) -> dict:
     """`artify evaluate` of one stylized video with the code of checkout `repo`, as the pipeline runs it (in
-    that checkout: `python -m` puts the working directory first on the path)."""
+    that checkout: `python -m` puts the working directory first on the path), with extra `options`."""
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     a = {k: Path(v).resolve() if k != "size" else v for k, v in a.items()}
@@ -195,7 +220,7 @@ def time_evaluate(repo: Path, a: dict, stylized: Path, out: Path) -> dict:
     cmd = [sys.executable, "-m", "artify", "evaluate", str(stylized), "--content", str(a["content"]),
            "--meta", str(a["meta"]), "--schedule", str(a["schedule"]), "--keyframes", str(a["keyframes"]),
            "--keyframe-dir", str(a["keyframe_dir"]), "--per-frame", str(out / "per-frame.tsv"),
-           "--size", str(a["size"]), "--device", "cpu", "-o", str(out / "metrics.json")]
+           "--size", str(a["size"]), "--device", "cpu", *options, "-o", str(out / "metrics.json")]
     env = dict(os.environ, PYTHONPATH=str(repo), ARTIFY_PROGRESS="0")
     return _run_measured(cmd, env, repo)
 
@@ -210,41 +235,72 @@ def prefix_video(stylized: Path, frames: int, out: Path) -> Path:
     return out
 
 
+def _benchmarks(workdir: Path, rule: str, job: str) -> dict[str, pd.DataFrame]:
+    """Snakemake's benchmark lines of `rule` for `job`, by file stem ({job} or {job}_{span}): columns s (wall),
+    cpu_time, max_rss."""
+    files = sorted((workdir / "benchmarks" / rule).glob(f"{job}.tsv")) + sorted(
+        (workdir / "benchmarks" / rule).glob(f"{job}_[0-9]*.tsv"))
+    if not files:
+        raise FileNotFoundError(f"{workdir}/benchmarks/{rule}: no benchmark of job {job}")
+    return {f.stem: pd.read_csv(f, sep="\t") for f in files}
+
+
 def stylize_cost(workdir: Path, job: str) -> dict:
-    """The stylize stage's seconds and CPU seconds per frame, from the job's benchmark files."""
+    """The stylize stage's seconds and CPU seconds, and the frames they stylized (core frames of the spans
+    benchmarked: all of them once the job is done, fewer while it runs or where it was stopped)."""
     from artify.media.chunks import read_chunks
 
-    frames = read_chunks(workdir / "results" / job / "chunks.tsv")[-1].stop
-    files = sorted((workdir / "benchmarks" / "stylize_chunk").glob(f"{job}_*.tsv"))
-    if not files:
-        raise FileNotFoundError(f"{workdir}/benchmarks/stylize_chunk: no benchmark of job {job}")
-    b = pd.concat([pd.read_csv(f, sep="\t") for f in files])  # Snakemake's columns: s (wall), cpu_time
-    return {"frames": frames, "wall_s": float(b["s"].sum()) / frames, "cpu_s": float(b["cpu_time"].sum()) / frames}
+    spans = _benchmarks(workdir, "stylize_chunk", job)
+    done = {int(stem.rsplit("_", 1)[1]) for stem in spans}
+    b = pd.concat(spans.values())
+    frames = sum(c.stop - c.start for c in read_chunks(workdir / "results" / job / "chunks.tsv") if c.span in done)
+    return {"frames": frames, "spans": len(spans), "wall_s": float(b["s"].sum()), "cpu_s": float(b["cpu_time"].sum())}
+
+
+# the timed runs of `cost`: (label, extra evaluate options, on the prefix or on every frame)
+RUNS = {"before": ((), "prefix"), "uncapped": (("--eval-size", "0", "--eval-frames", "0"), "prefix"),
+        "after-prefix": ((), "prefix"), "after": ((), "all")}
 
 
 def cost(workdir: Path, job: str, before: Path | None, prefix: int,
-         runs_wanted=("before", "after")) -> pd.DataFrame:
+         runs_wanted=("pipeline", "before", "after-prefix", "after"), stylized: Path | None = None) -> pd.DataFrame:
+    """evaluate's cost against the stylize stage's, per frame and in all. Rows: `pipeline` (the job's own
+    evaluate run, from its benchmark file: the one run that also stylized), `before` (checkout --before on
+    the prefix), `uncapped` (this checkout at full size on every frame, eval_size and eval_frames 0, on the
+    prefix), `after-prefix` and `after` (this checkout's defaults on the prefix and on every frame).
+    stylized: a video of the stylized one's shape (frames, size) timed in its place, e.g. the input while the
+    job is still stylizing: what evaluate does does not depend on the pixels (the same decoding, flows and
+    VGG passes)."""
     from artify.media.video import probe
 
     a = _job_args(workdir, job)
+    if stylized is not None:
+        a["stylized"] = stylized
     n = probe(a["stylized"]).frames
     stylize = stylize_cost(workdir, job)
-    print(f"stylize_chunk of {job}: {stylize['wall_s']:.2f} s a frame ({stylize['cpu_s']:.2f} CPU s) over "
-          f"{stylize['frames']} frames", flush=True)
+    print(f"stylize_chunk of {job}: {stylize['spans']} spans, {stylize['frames']} frames: "
+          f"{stylize['cpu_s']:.0f} CPU s ({stylize['cpu_s'] / stylize['frames']:.2f} a frame), "
+          f"{stylize['wall_s']:.0f} s wall", flush=True)
     bench = workdir / "bench-evaluate"
-    short = prefix_video(a["stylized"], prefix, bench / f"first{prefix}.mp4") if prefix < n else a["stylized"]
+    short = prefix_video(a["stylized"], prefix, bench / f"{Path(a['stylized']).stem}-first{prefix}.mp4") \
+        if prefix < n else a["stylized"]
     runs = []
-    for label, repo, video, frames in [("before", before, short, min(prefix, n)), ("after", REPO, short, min(prefix, n)),
-                                       ("after", REPO, a["stylized"], n)]:
+    if "pipeline" in runs_wanted:
+        b = pd.concat(_benchmarks(workdir, "evaluate", job).values())
+        runs.append(("pipeline", n, {"wall_s": float(b["s"].sum()), "cpu_s": float(b["cpu_time"].sum()),
+                                     "peak_mb": float(b["max_rss"].max())}))
+    for label, (options, frames) in RUNS.items():
+        repo = before if label == "before" else REPO
         if repo is None or label not in runs_wanted:
             continue
-        print(f"timing evaluate ({label}, {repo}) on {frames} frames ...", flush=True)
-        r = time_evaluate(repo, a, video, bench / f"{label}-{frames}")
-        runs.append({"code": label, "frames": frames, **r, "wall_s/frame": r["wall_s"] / frames,
-                     "cpu_s/frame": r["cpu_s"] / frames,
-                     "x stylize (wall)": r["wall_s"] / frames / stylize["wall_s"],
-                     "x stylize (cpu)": r["cpu_s"] / frames / stylize["cpu_s"]})
-    return pd.DataFrame(runs)
+        video, count = (short, min(prefix, n)) if frames == "prefix" else (a["stylized"], n)
+        print(f"timing evaluate ({label}, {repo} {' '.join(options)}) on {count} frames ...", flush=True)
+        runs.append((label, count, time_evaluate(repo, a, video, bench / f"{label}-{count}", options)))
+    per_frame = stylize["cpu_s"] / stylize["frames"]
+    return pd.DataFrame([{"code": label, "frames": count, **r, "cpu_s/frame": r["cpu_s"] / count,
+                          "x stylize (cpu)": r["cpu_s"] / count / per_frame,
+                          "x stylize (wall)": r["wall_s"] / count / (stylize["wall_s"] / stylize["frames"])}
+                         for label, count, r in runs])
 
 
 def main(argv=None) -> int:
@@ -262,16 +318,22 @@ def main(argv=None) -> int:
     co.add_argument("--workdir", required=True, help="a Snakemake work directory with the job finished")
     co.add_argument("--job", required=True)
     co.add_argument("--before", help="another checkout (e.g. main's) to time on the prefix")
-    co.add_argument("--prefix", type=int, default=8, help="frames of the before run (and an after run)")
-    co.add_argument("--runs", default="before,after", help="which to time: before, after or both")
+    co.add_argument("--prefix", type=int, default=8, help="frames of the before, uncapped and after-prefix runs")
+    co.add_argument("--stylized", help="time evaluate on this video instead of the job's stylized.mp4 (same "
+                    "frames and size; e.g. its input while the job is still stylizing)")
+    co.add_argument("--runs", default="pipeline,before,after-prefix,after",
+                    help="which: pipeline (the job's own evaluate benchmark), " + ", ".join(RUNS))
     a = p.parse_args(argv)
     if a.what == "agreement":
         rows = agreement(Path(a.out), a.frames, a.size, a.sample, a.cores, run=not a.finished,
                          clips=a.clips.split(","))
         rows.to_csv(Path(a.out) / "agreement.tsv", sep="\t", index=False)
-        print_agreement(rows)
+        text = agreement_markdown(rows)
+        (Path(a.out) / "agreement.md").write_text(text)
+        print(text)
     else:
-        runs = cost(Path(a.workdir), a.job, Path(a.before) if a.before else None, a.prefix, a.runs.split(","))
+        runs = cost(Path(a.workdir), a.job, Path(a.before) if a.before else None, a.prefix, a.runs.split(","),
+                    Path(a.stylized) if a.stylized else None)
         print(runs.to_string(index=False, float_format="{:.3g}".format))
         print(json.dumps(runs.to_dict("records")), file=sys.stderr)
     return 0

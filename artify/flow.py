@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from artify.methods.registry import method_for  # declarations only: no method is imported
 from artify.settings import Settings
 
 if TYPE_CHECKING:  # torch is imported where it is used: the flow stage (DIS) runs without it
@@ -205,18 +206,17 @@ class FlowMethod:
 
 
 DIS = FlowMethod()
-# flow_method auto (chosen from bench/flow.py's table, see config/README.md): RAFT where its seconds are small
-# beside the method's own, i.e. the optimising methods on CUDA; DIS where speed matters more: the feed-forward
-# method, and every method on the CPU, where RAFT costs about as much per frame as Gatys itself.
-RAFT_METHODS_ON_CUDA = ("gatys", "segmented")
 
 
 def flow_method(settings: Settings, device: str = "cpu") -> FlowMethod:
-    """The stylization's flow from the settings (flow_method auto: RAFT for RAFT_METHODS_ON_CUDA on CUDA)."""
+    """The stylization's flow from the settings. flow_method auto (chosen from bench/flow.py's table, see
+    config/README.md): on CUDA the method's own choice (`Method.flow_on_cuda`: RAFT for the optimising methods,
+    where its seconds are small beside theirs), DIS on the CPU, where RAFT costs about as much per frame as
+    Gatys itself."""
     method = settings.flow_method
     if method == "auto":
         cuda = str(device).startswith("cuda")
-        method = "raft" if cuda and settings.method in RAFT_METHODS_ON_CUDA else "dis"
+        method = method_for(settings.method).flow_on_cuda if cuda else "dis"
     return FlowMethod(method, settings.raft_model, settings.raft_iterations, settings.raft_scale,
                       settings.raft_precision, str(device), settings.raft_weights)
 

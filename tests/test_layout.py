@@ -5,8 +5,9 @@ from pathlib import Path
 
 ARTIFY = Path(__file__).resolve().parents[1] / "artify"
 # Names several modules define on purpose: every command module's entry point, and the interface each
-# stylization method implements (artify.methods.<method>.stylize_frames, chosen by the method's name).
-SHARED_ON_PURPOSE = {"main", "stylize_frames"}
+# stylization method implements (its entry point `stylizer`, which artify.methods.registry names, and the
+# frames-in, frames-out `stylize_frames` behind it).
+SHARED_ON_PURPOSE = {"main", "stylizer", "stylize_frames"}
 
 
 def public_functions() -> dict[str, list[str]]:
@@ -27,6 +28,10 @@ def test_no_two_modules_define_a_public_function_of_the_same_name():
 
 
 def test_the_methods_share_their_interface_name():
+    from artify.methods.registry import METHODS
+
+    modules = sorted(m.module.removeprefix("artify.").replace(".", "/") + ".py" for m in METHODS.values())
+    assert sorted(public_functions()["stylizer"]) == modules  # every registered method, and only they
     assert sorted(public_functions()["stylize_frames"]) == ["methods/arbitrary.py", "methods/gatys.py",
                                                             "methods/segmented.py"]
 

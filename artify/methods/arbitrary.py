@@ -603,3 +603,11 @@ def stylize_frames(model: ArbitraryNet | MagentaNet, frames: np.ndarray, weights
                         o = o + blend_long * mask * (warp_torch(history[-offset], flow) - o)
             history = (history + [o])[-keep:]
             yield to_uint8(o)[0]
+
+
+def stylizer(settings: Settings, device, inputs: dict):
+    """The method's entry point (artify.methods.registry): the network of the settings (with adain and no
+    adain_decoder, the job's trained inputs["decoder"]), then one shot at a time."""
+    net = network_for(settings, device, inputs.get("decoder"))
+    return lambda shot: stylize_frames(net, shot.frames, shot.weights, shot.keyframes, settings, device,
+                                       flows=shot.flows, previous=shot.previous)

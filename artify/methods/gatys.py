@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from artify.methods.features import VGG19Features, gram, keyframe_grams, mix_grams, to_tensor, to_uint8
+from artify.methods.features import VGG19Features, gram, keyframe_grams, mix_grams, to_tensor, to_uint8, vgg19
 from artify.media.pixels import NonFiniteError, round_to_uint8
 from artify.settings import Settings
 from artify.flow import flow_to_torch, warp_torch
@@ -233,3 +233,10 @@ def stylize_frames(model: VGG19Features, frames: np.ndarray, weights: np.ndarray
         if len(outputs) > max(offsets, default=1):
             outputs[len(outputs) - 1 - max(offsets, default=1)] = None  # free what no later frame needs
         yield to_uint8(out)[0]
+
+
+def stylizer(settings: Settings, device, inputs: dict):
+    """The method's entry point (artify.methods.registry): VGG19 loaded once, then one shot at a time."""
+    model = vgg19(device, settings.vgg_source, settings.vgg_weights or None)
+    return lambda shot: stylize_frames(model, shot.frames, shot.weights, shot.keyframes, settings, device,
+                                       flows=shot.flows, previous=shot.previous)

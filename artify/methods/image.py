@@ -7,14 +7,15 @@ import cv2
 import numpy as np
 import torch
 
-from artify.methods.features import vgg19
 from artify.settings import ConfigError, Settings
+from artify.methods.registry import METHODS, NEEDS, Shot, method_for
 from artify.methods.stylize import pick_device
 from artify.media.video import MediaError, load_image
 
 
 def stylize_image(content, style, out, settings: Settings, size: int = 512) -> np.ndarray:
-    """settings.method: gatys, or arbitrary (Magenta's pretrained network by default: no training)."""
+    """settings.method: any method that runs on one picture (`Method.images`): gatys, or arbitrary (Magenta's
+    pretrained network by default: no training)."""
     if not cv2.haveImageWriter(str(out)):  # before the work, not after
         raise MediaError(f"{out}: not a picture file name OpenCV can write (.png, .jpg, ...)")
     torch.manual_seed(settings.seed)
@@ -25,18 +26,13 @@ def stylize_image(content, style, out, settings: Settings, size: int = 512) -> n
     style_image = load_image(style, settings.style_size)
     # one picture has no neighbours in time: the temporal terms do not apply
     settings = replace(settings, temporal=False)
-    if settings.method == "arbitrary":
-        from artify.methods.arbitrary import network_for, stylize_frames
-
-        model = network_for(settings, device)
-    elif settings.method == "gatys":
-        from artify.methods.gatys import stylize_frames
-
-        model = vgg19(device, settings.vgg_source, settings.vgg_weights or None)  # as a video's frames
-    else:
-        raise ConfigError(f"method {settings.method} is for videos (it needs the masks of a video's chunks); "
-                          "artify image runs gatys or arbitrary")
-    (result,) = stylize_frames(model, image[None], np.ones((1, 1)), [style_image], settings, device)
+    method = method_for(settings.method)
+    if not method.images:
+        videos_only = ", ".join(NEEDS[n] for n in sorted(method.needs(vars(settings))))
+        raise ConfigError(f"method {method.name} is for videos (it needs {videos_only}); artify image runs "
+                          + " or ".join(m.name for m in METHODS.values() if m.images))
+    stylize_shot = method.stylizer(settings, device)
+    (result,) = stylize_shot(Shot(image[None], np.ones((1, 1)), [style_image]))
     if not cv2.imwrite(str(out), cv2.cvtColor(result, cv2.COLOR_RGB2BGR)):
         raise MediaError(f"{out}: could not write the image (unwritable folder?)")
     return result

@@ -198,3 +198,15 @@ def stylize_frames(model, frames: np.ndarray, weights: np.ndarray, keyframes: li
         fg = _strength(fg, frames[t], fg_strength)
         bg = _strength(bg, frames[t], bg_strength)
         yield merge(fg, bg, masks[t], mode, s.feather_px)
+
+
+def stylizer(settings: Settings, device, inputs: dict):
+    """The method's entry point (artify.methods.registry): VGG19 and the background's own style loaded once,
+    then one shot at a time with its masks."""
+    from artify.methods.features import vgg19
+
+    model = vgg19(device, settings.vgg_source, settings.vgg_weights or None)
+    background = background_keyframes(settings, settings.style_size)
+    return lambda shot: stylize_frames(model, shot.frames, shot.weights, shot.keyframes, settings, device,
+                                       shot.masks, background_keyframes=background, flows=shot.flows,
+                                       previous=shot.previous)

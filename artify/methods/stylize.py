@@ -12,7 +12,7 @@ import torch
 
 from artify.media.chunks import read_chunks
 from artify.devices import DeviceError, auto_device
-from artify.methods.features import vgg19
+from artify.methods.registry import NEEDS, Shot, method_for, needs
 from artify.media.pixels import NonFiniteError
 from artify.progress import progress
 from artify.style.schedule import StyleSchedule
@@ -89,10 +89,14 @@ def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_
     keyframes = _keyframes(keyframes_tsv, keyframe_dir, settings.style_size)
     if weights.shape[1] != len(keyframes):
         raise ValueError(f"{schedule_tsv}: {weights.shape[1]} styles scheduled but {len(keyframes)} keyframes")
-    if settings.temporal and flows is None:
-        raise ValueError("temporal: true needs the chunk's flow file (--flows)")
+    method = method_for(settings.method)
+    needed = needs(settings)
+    given = {"flows": flows, "masks": masks, "decoder": decoder}
+    for name in sorted(needed - {"decoder"}):  # a missing decoder is explained by the method (adain_decoder)
+        if given[name] is None:
+            raise ValueError(f"method {method.name} with these settings needs {NEEDS[name]} (--{name})")
     flow_data = None
-    if settings.temporal:
+    if "flows" in needed:
         from artify.flow import load_flows
 
         flow_data = load_flows(flows)
@@ -101,43 +105,21 @@ def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_
     if previous_chunk is not None and lead:
         previous = list(read_frames(previous_chunk)[-lead:])
     mask_data = None
-    if settings.method == "segmented":
+    if "masks" in needed:
         from artify.masks.segment import load_masks
 
-        if masks is None:
-            raise ValueError("method segmented needs the chunk's masks (--masks)")
         mask_data = load_masks(masks)
     pieces = chunk_shots(row, cuts, flow_data, settings)
+    inputs = {name: path for name, path in given.items() if name in needed and path is not None}
 
     def stylized(settings):
+        stylize_shot = method.stylizer(settings, device, inputs)
         for a, b in pieces:
             torch.manual_seed(settings.seed)  # each shot as if the video started there
-            yield from stylized_shot(settings, frames[a:b], weights[a:b], _slice(flow_data, a, b),
-                                     previous[a:b] if previous and a < len(previous) else None,
-                                     None if mask_data is None else mask_data[a:b])
-
-    def stylized_shot(settings, frames, weights, flow_data, previous, mask_data):
-        method = settings.method
-        if method == "gatys":
-            from artify.methods.gatys import stylize_frames
-
-            model = vgg19(device, settings.vgg_source, settings.vgg_weights or None)
-            return stylize_frames(model, frames, weights, keyframes, settings, device, flows=flow_data,
-                                  previous=previous)
-        if method == "segmented":
-            from artify.methods import segmented
-
-            model = vgg19(device, settings.vgg_source, settings.vgg_weights or None)
-            return segmented.stylize_frames(model, frames, weights, keyframes, settings, device, mask_data,
-                                            background_keyframes=segmented.background_keyframes(
-                                                settings, settings.style_size), flows=flow_data,
-                                            previous=previous)
-        if method == "arbitrary":  # Magenta's network, or AdaIN (decoder: the job's trained one when no adain_decoder)
-            from artify.methods.arbitrary import network_for, stylize_frames as arbitrary_frames
-
-            return arbitrary_frames(network_for(settings, device, decoder), frames, weights, keyframes, settings,
-                                    device, flows=flow_data, previous=previous)
-        raise NotImplementedError(f"method {method!r} is not available yet")
+            yield from stylize_shot(Shot(frames[a:b], weights[a:b], keyframes, int(row.read_start) + a,
+                                         _slice(flow_data, a, b),
+                                         previous[a:b] if previous and a < len(previous) else None,
+                                         None if mask_data is None else mask_data[a:b]))
 
     job = job or Path(out).resolve().parent.parent.name  # results/{job}/chunks/stylized_{chunk}.npy
     while True:
@@ -152,10 +134,10 @@ def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_
             raise NonFiniteError(f"job {job}, chunk {chunk}, frame {frame}: {e}; no output written ({out})",
                                  frame=frame) from None
         except torch.OutOfMemoryError:
-            # The arbitrary method retries with half its batch (batch_frames); gatys and segmented (gatys on each
+            # A batched method retries with half its batch (batch_frames); gatys and segmented (gatys on each
             # region) optimise one frame at a time, which has no smaller unit: retrying would fail alike.
             batch = settings.batch_frames
-            if settings.method != "arbitrary" or batch <= 1:
+            if not method.batched or batch <= 1:
                 raise DeviceError(f"{frames_video}: out of {device.type.upper()} memory stylizing chunk {chunk} at "
                                   f"{frames.shape[2]}x{frames.shape[1]} with method {settings.method}; lower `size` "
                                   f"or use a larger GPU") from None

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from artify.atomic import atomic_write_text
+from artify.methods.registry import METHODS, needs
 
 
 def json_float(x) -> float | None:
@@ -78,7 +79,8 @@ def cost_metrics(stage_table: pd.DataFrame) -> dict:
 
 # What one job of a per-span stage costs, at 256x144 (scaled by the pixels at other sizes): seconds before its
 # chunks' own work (process start, imports, model load, the network's first-call costs) and seconds per frame.
-# cpu: measured with `python -m bench.long fixed` (CPU seconds, one thread, on the shared 2-core
+# The stylization's are each method's own (`Method.costs` in artify.methods.registry); here the other per-span
+# stages'. cpu: measured with `python -m bench.long fixed` (CPU seconds, one thread, on the shared 2-core
 #   development VM; the pipeline's default settings): start-up 2.7-3.0 s for every method, 4.0 s for a whole
 #   arbitrary job by difference of 1- and 3-chunk spans of 48 frames; per frame gatys 13.9 s, segmented 26.4 s,
 #   arbitrary 0.055 s (the pretrained Magenta network with its flow blend, reading and writing the frames;
@@ -86,11 +88,9 @@ def cost_metrics(stage_table: pd.DataFrame) -> dict:
 # cuda: estimated, not measured (no GPU was available): fixed = 5 s + 3 s of CUDA start-up; per frame from the
 #   methods' arithmetic on a current datacenter GPU, with reading and writing the frames. Flow (OpenCV DIS)
 #   and the motion segmenter run on the CPU either way (their figures only size time limits).
-JOB_COSTS = {
-    "cpu": {"gatys": (5.0, 14.0), "segmented": (5.0, 26.0), "arbitrary": (5.0, 0.055), "flow": (3.0, 0.02),
-            "segment": (3.0, 0.1)},
-    "cuda": {"gatys": (8.0, 0.3), "segmented": (8.0, 0.6), "arbitrary": (8.0, 0.003), "flow": (3.0, 0.02),
-             "segment": (8.0, 0.1)},
+STAGE_COSTS = {
+    "cpu": {"flow": (3.0, 0.02), "segment": (3.0, 0.1)},
+    "cuda": {"flow": (3.0, 0.02), "segment": (8.0, 0.1)},
 }
 FIXED_SHARE = 0.05  # a span's fixed cost is meant to be at most this share of its work: half the 10 % limit
 SPREAD_SPANS = 16  # a short video is cut into this many spans (jobs that can run at once) where it can ...
@@ -101,7 +101,7 @@ SPAN_BYTES = 4 << 30  # most bytes of extracted frames one span holds on disk (s
 def job_cost(stage: str, device: str, pixels: int) -> tuple[float, float]:
     """(fixed seconds, seconds per frame) of one job of `stage` (a method, "flow" or "segment") on `device`
     (cpu or cuda) at `pixels` pixels a frame."""
-    fixed, per_frame = JOB_COSTS[device][stage]
+    fixed, per_frame = METHODS[stage].costs[device] if stage in METHODS else STAGE_COSTS[device][stage]
     return fixed, per_frame * pixels / (256 * 144)
 
 
@@ -130,13 +130,6 @@ JOB_STAGES = ("probe", "detect_cuts", "plan_chunks", "detect_scenes", "select_ke
 SPAN_STAGES = ("extract_frames", "flow_chunk", "segment_chunk", "stylize_chunk")
 
 
-def trains_decoder(settings: dict) -> bool:
-    """Whether a job's stylization needs a decoder trained for it (rule train_arbitrary): method arbitrary with
-    arbitrary_network adain and no adain_decoder given."""
-    return (settings["method"] == "arbitrary" and settings["arbitrary_network"] == "adain"
-            and not settings["adain_decoder"])
-
-
 def benchmark_files(job: str, jobs: dict[str, dict], deflickered: dict[str, str], spans: Callable[[str], list[int]],
                     trained_as: Callable[[str], str], root: str = "benchmarks") -> list[str]:
     """The Snakemake benchmark files ({root}/{rule}/{job}[_{span}].tsv) of every stage that made
@@ -145,16 +138,16 @@ def benchmark_files(job: str, jobs: dict[str, dict], deflickered: dict[str, str]
     jobs: the workflow's jobs ({job: settings}); deflickered: {deflicker baseline: the per-frame job it filters}
     (a deflicker baseline costs that job's stages and its own deflicker run); spans(job): the span numbers of a
     job's plan (chunks.tsv); trained_as(job): the job whose name a trained decoder is made under (a per-frame
-    baseline shares its job's). Flow files count only for temporal jobs, masks only for method segmented.
+    baseline shares its job's). Flow and mask files count only for jobs whose method needs them.
     """
     if job in deflickered:
         return benchmark_files(deflickered[job], jobs, deflickered, spans, trained_as, root) + [
             f"{root}/deflicker/{job}.tsv"]
-    settings = jobs[job]
+    needed = needs(jobs[job])  # artify.methods.registry: what the job's method needs with its settings
     files = [f"{root}/{rule}/{job}.tsv" for rule in JOB_STAGES]
-    if trains_decoder(settings):
+    if "decoder" in needed:
         files.append(f"{root}/train_arbitrary/{trained_as(job)}.tsv")
-    skipped = {"flow_chunk": not settings["temporal"], "segment_chunk": settings["method"] != "segmented"}
+    skipped = {"flow_chunk": "flows" not in needed, "segment_chunk": "masks" not in needed}
     for rule in SPAN_STAGES:
         if not skipped.get(rule):
             files += [f"{root}/{rule}/{job}_{s:04d}.tsv" for s in spans(job)]

@@ -8,6 +8,7 @@ import sys
 sys.path.insert(0, workflow.basedir)  # the artify library lives beside the Snakefile
 
 from artify.config import ConfigError, load_jobs, load_schema, validate_config
+from artify.methods.registry import needs  # what a job's method needs (flows, masks, a trained decoder)
 from artify.settings import stage_options
 
 _schemas = os.path.join(workflow.basedir, "workflow", "schemas")

@@ -69,7 +69,7 @@ rule deflicker:
 def foreground_tables(wildcards):
     """Method segmented: the foreground share of each span's chunks (rule segment_chunk), for metrics.json."""
     job = described_by(wildcards.job)
-    if JOBS[job]["method"] != "segmented":
+    if "masks" not in needs(JOBS[job]):
         return []
     return [f"results/{job}/foreground/{s:04d}.tsv" for s in plan_spans(job)]
 

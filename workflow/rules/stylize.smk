@@ -2,8 +2,6 @@
 # then one GPU-capable stylization job whose lossless chunks are kept, so an interrupted run resumes from the
 # chunks already done. One process per span and stage pays the imports and the model load once for all its
 # chunks. On a cluster a span's jobs are one group job (`span_group`: one submission).
-from artify.quality.cost import trains_decoder
-
 
 rule flow_chunk:
     input:
@@ -63,13 +61,14 @@ rule segment_chunk:
 def stylize_extra_inputs(wildcards):
     """Flows when the job is temporal; the previous span's result when chunks are chained."""
     extra, settings = {}, JOBS[wildcards.job]
-    if settings["temporal"]:
+    needed = needs(settings)  # artify.methods.registry: what the job's method needs with these settings
+    if "flows" in needed:
         extra["flows"] = f"results/{wildcards.job}/flows/{wildcards.span}"
     if settings["chunk_chain"] and int(wildcards.span) > 0:
         extra["previous"] = f"results/{wildcards.job}/stylized/{int(wildcards.span) - 1:04d}"
-    if settings["method"] == "segmented":
+    if "masks" in needed:
         extra["masks"] = f"results/{wildcards.job}/masks/{wildcards.span}"
-    if trains_decoder(settings):
+    if "decoder" in needed:
         extra["decoder"] = f"resources/models/{baseline_of(wildcards.job)}/decoder.pth"  # rule train_arbitrary
     return extra
 

@@ -45,7 +45,7 @@ def _trained(tmp_path, frames, keys, settings, name="net.pt", seed=0, **kw):
 
 
 def _apply(path, frames, guides, precision="auto"):
-    net, _ = P.load_network(path, "cpu")
+    net, _ = P.load_shot_network(path, "cpu")
     return np.stack(list(P.apply_network(net, frames, guides, "cpu", batch=5, precision=precision)))
 
 

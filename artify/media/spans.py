@@ -147,7 +147,7 @@ def segment_span(frames_dir, chunks_tsv, span: int, out_dir, settings: Settings,
 
 def stylize_span(frames_dir, chunks_tsv, span: int, schedule_tsv, keyframes_tsv, keyframe_dir, out_dir,
                  settings: Settings, threads: int | None = None, flows_dir=None, previous_dir=None, decoder=None,
-                 masks_dir=None, job: str | None = None, cuts=None):
+                 masks_dir=None, job: str | None = None, cuts=None, shot_networks=None):
     """`stylize.stylize_chunk` for every chunk of a span in this one process (the model, the schedule and the
     plan loaded once): frames_dir/NNNN.npy (+ flows_dir/NNNN.npz, masks_dir/NNNN.npz) -> out_dir/NNNN.npy.
 
@@ -161,7 +161,8 @@ def stylize_span(frames_dir, chunks_tsv, span: int, schedule_tsv, keyframes_tsv,
     chunks = stage_chunks(chunks_tsv, span, out_dir, "stylize-span")
     keyframe_files = [Path(keyframes_tsv), *sorted(p for p in Path(keyframe_dir).iterdir() if p.is_file())]
     shared = key_of(settings_key(settings, "stylize_chunk"), *keyframe_files, Path(schedule_tsv),
-                    Path(decoder) if decoder else None, Path(cuts) if cuts else None)
+                    Path(decoder) if decoder else None, Path(cuts) if cuts else None,
+                    Path(shot_networks) if shot_networks else None)
     job = job or Path(out_dir).resolve().parent.parent.name
 
     def inputs(c, partial):
@@ -179,7 +180,7 @@ def stylize_span(frames_dir, chunks_tsv, span: int, schedule_tsv, keyframes_tsv,
         frames, flows, masks, previous = inputs(c, partial)
         stylize_chunk(frames, chunks_tsv, c.chunk, schedule_tsv, keyframes_tsv, keyframe_dir, path, settings,
                       threads=threads, flows=flows, previous_chunk=previous, decoder=decoder, masks=masks,
-                      job=job, cuts=cuts)
+                      job=job, cuts=cuts, shot_networks=shot_networks)
 
     def key(c, partial):
         return key_of(shared, tuple(c), *(Path(p) if p else None for p in inputs(c, partial)))

@@ -27,6 +27,7 @@ from artify.methods.features import to_tensor, to_uint8
 from artify.settings import ArbitrarySettings, PropagateSettings, Settings, StylizeSettings, VGGSettings
 
 PERCEPTUAL_LAYERS = ("relu1_1", "relu2_1", "relu3_1")
+PADDING = "zeros"
 
 
 # ------------------------------------------------------------------------------------------- keyframes
@@ -140,13 +141,13 @@ class PatchNet(nn.Module):
         w = width
 
         def conv(a, b, stride=1):
-            return nn.Sequential(nn.Conv2d(a, b, 3, stride, 1, padding_mode="reflect"), nn.LeakyReLU(0.2))
+            return nn.Sequential(nn.Conv2d(a, b, 3, stride, 1, padding_mode=PADDING), nn.LeakyReLU(0.2))
 
         self.enc0 = nn.Sequential(conv(inputs, w), conv(w, w))
         self.enc1 = nn.Sequential(conv(w, 2 * w, 2), conv(2 * w, 2 * w))
         self.enc2 = nn.Sequential(conv(2 * w, 4 * w, 2), conv(4 * w, 4 * w))
         self.res = nn.ModuleList(nn.Sequential(conv(4 * w, 4 * w), nn.Conv2d(4 * w, 4 * w, 3, 1, 1,
-                                                                               padding_mode="reflect"))
+                                                                               padding_mode=PADDING))
                                  for _ in range(2))
         self.dec1 = nn.Sequential(conv(6 * w, 2 * w), conv(2 * w, 2 * w))
         self.dec0 = nn.Sequential(conv(3 * w, w), conv(w, w))
@@ -195,7 +196,7 @@ def apply_network(net: PatchNet, frames: np.ndarray, guides: np.ndarray, device,
 
 # -------------------------------------------------------------------------------------------- training
 
-def training_record(settings: Settings, seed: int, contents, guides, targets) -> dict:
+def shot_record(settings: Settings, seed: int, contents, guides, targets) -> dict:
     """What a shot's network is made from: its training settings, the seed, and the bytes of its keyframes,
     their guides and their stylizations. A saved state resumes only a training of the same (the step count
     may grow; the checkpoint interval does not change the result)."""
@@ -243,7 +244,7 @@ def train_network(contents: np.ndarray, guides: np.ndarray, targets: np.ndarray,
     net = PatchNet(3 + guides.shape[3], s.propagate_width).to(device)
     optimiser = torch.optim.Adam(net.parameters(), lr=s.propagate_lr)
     vgg = vgg19(device, s.vgg_source, s.vgg_weights or None) if s.propagate_perceptual_weight else None
-    record = training_record(s, seed, contents, guides, targets)
+    record = shot_record(s, seed, contents, guides, targets)
     state_file, step, history = state_path(out), 0, []
     state = torch.load(state_file, map_location=device, weights_only=True) if state_file.is_file() else None
     if state is not None and int(state["step"]) > s.propagate_steps:
@@ -294,7 +295,7 @@ def train_network(contents: np.ndarray, guides: np.ndarray, targets: np.ndarray,
     return {"step": step, "history": history, "finished": True}
 
 
-def load_network(path, device) -> tuple[PatchNet, dict]:
+def load_shot_network(path, device) -> tuple[PatchNet, dict]:
     """A shot's trained network (on `device`) and everything saved with it."""
     saved = torch.load(path, map_location="cpu", weights_only=True)
     net = PatchNet(3 + int(saved["guide_channels"]), int(saved["width"]))
@@ -304,7 +305,8 @@ def load_network(path, device) -> tuple[PatchNet, dict]:
 
 # ----------------------------------------------------------------------------------------- shot by shot
 
-SHOTS_COLUMNS = ["start", "stop", "keyframes", "network"]
+SHOTS_COLUMNS = ["start", "stop", "keyframes", "network", "sha256"]  # sha256: the network file's (a retrained
+# network changes the table, so the stylization's resume key sees it)
 
 
 def network_name(start: int) -> str:
@@ -325,7 +327,7 @@ def shot_networks(frames: np.ndarray, shot_ranges, weights: np.ndarray, styles: 
         guides = shot_guides(shot, settings, settings.seed, flow)
         targets = _keyframes_cached(folder, frames, [a + k for k in keys], weights, styles, settings, device, decoder)
         out = folder / network_name(a)
-        record = training_record(settings, settings.seed, shot[keys], guides[keys], targets)
+        record = shot_record(settings, settings.seed, shot[keys], guides[keys], targets)
         if not _made_from(out, record):
             print(f"shot [{a}, {b}): keyframes {[a + k for k in keys]}; training", flush=True)
             import json
@@ -335,8 +337,10 @@ def shot_networks(frames: np.ndarray, shot_ranges, weights: np.ndarray, styles: 
                                                                  "made_from": json.dumps(record)})
             if not result["finished"]:
                 return rows
+        from artify.media.spans import file_digest
+
         rows.append({"start": a, "stop": b, "keyframes": ",".join(str(a + k) for k in keys),
-                     "network": out.name})
+                     "network": out.name, "sha256": file_digest(out)})
     return rows
 
 
@@ -390,7 +394,7 @@ def apply_shots(folder, table: list[dict], frames: np.ndarray, start: int, devic
             raise ValueError(f"{folder}: no shot network for frames [{done}, {a})")
         name = row["network"]
         if name not in networks:
-            networks[name] = load_network(Path(folder) / name, device)
+            networks[name] = load_shot_network(Path(folder) / name, device)
         net, saved = networks[name]
         guides = saved["guides"].numpy()[a - row["start"]:b - row["start"]]
         if guides.shape[1:3] != frames.shape[1:3]:
@@ -431,3 +435,41 @@ def stylizer(settings: Settings, device, inputs: dict):
                            settings.precision, networks)
 
     return stylize
+
+
+def job_frames(frames_dirs, chunks_tsv) -> np.ndarray:
+    """The job's frames in order, from the extracted span folders (each chunk's frames once, overlaps skipped)."""
+    from artify.media.chunks import read_chunks
+    from artify.media.spans import chunk_path
+    from artify.media.video import read_frames
+
+    folders = {int(Path(f).name): Path(f) for f in frames_dirs}
+    pieces = []
+    for c in read_chunks(chunks_tsv):
+        if c.span not in folders:
+            raise ValueError(f"{chunks_tsv}: chunk {c.chunk} is in span {c.span}, whose frames were not given")
+        pieces.append(read_frames(chunk_path(folders[c.span], c.chunk, ".npy"))[c.start - c.read_start:])
+    return np.concatenate(pieces)
+
+
+def train_propagate(frames_dirs, chunks_tsv, cuts_tsv, schedule_tsv, keyframes_tsv, keyframe_dir, out_tsv,
+                    settings: Settings, threads: int | None = None, decoder=None) -> list[dict]:
+    """The `train_propagate` stage: the job's shots (cuts.tsv), their keyframes stylized and their networks
+    trained into the folder of `out_tsv` (cached there, see `shot_networks`), and the shots table written last."""
+    from artify.flow import flow_method
+    from artify.methods.stylize import load_keyframe_images, pick_device, set_threads
+    from artify.style.cuts import load_cuts, shot_starts, shots
+    from artify.style.schedule import StyleSchedule
+
+    set_threads(threads)
+    device = pick_device(settings.device)
+    frames = job_frames(frames_dirs, chunks_tsv)
+    n = len(frames)
+    ranges = shots(shot_starts(load_cuts(cuts_tsv), 0, n), n)
+    weights = StyleSchedule.load(schedule_tsv).weights_range(0, n)
+    styles = load_keyframe_images(keyframes_tsv, keyframe_dir, settings.style_size)
+    flow = flow_method(replace(settings, method=settings.propagate_keyframe_method), str(device))
+    print(f"{n} frames, {len(ranges)} shots; device {device}", flush=True)
+    rows = shot_networks(frames, ranges, weights, styles, Path(out_tsv).parent, settings, device, flow, decoder)
+    write_shots(rows, out_tsv)
+    return rows

@@ -58,7 +58,8 @@ _keyframes = _per_file(load_keyframe_images)
 
 def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_tsv, keyframe_dir, out,
                   settings: Settings, threads: int | None = None, flows=None,
-                  previous_chunk=None, decoder=None, masks=None, job: str | None = None, cuts=None) -> None:
+                  previous_chunk=None, decoder=None, masks=None, job: str | None = None, cuts=None,
+                  shot_networks=None) -> None:
     """Stylize frames [read_start, stop) of one chunk and write them losslessly to `out` (.npy).
 
     A frame that stays non-finite after the method's own cautious retries fails the chunk with a
@@ -70,6 +71,7 @@ def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_
     masks: method segmented: the chunk's foreground masks (`segment_chunk`).
     decoder: method arbitrary with arbitrary_network adain: the job's trained decoder.pth (rule train_arbitrary),
     when adain_decoder is empty.
+    shot_networks: method propagate: the job's shots table (rule train_propagate), its networks beside it.
     cuts: the content's cuts.tsv (`artify.style.cuts`). With temporal: true the chunk is stylized shot by shot
     (`chunk_shots`): each shot as if the video started there, so nothing temporal reaches across a cut.
     """
@@ -91,7 +93,7 @@ def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_
         raise ValueError(f"{schedule_tsv}: {weights.shape[1]} styles scheduled but {len(keyframes)} keyframes")
     method = method_for(settings.method)
     needed = needs(settings)
-    given = {"flows": flows, "masks": masks, "decoder": decoder}
+    given = {"flows": flows, "masks": masks, "decoder": decoder, "shot_networks": shot_networks}
     for name in sorted(needed - {"decoder"}):  # a missing decoder is explained by the method (adain_decoder)
         if given[name] is None:
             raise ValueError(f"method {method.name} with these settings needs {NEEDS[name]} (--{name})")

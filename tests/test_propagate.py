@@ -202,3 +202,18 @@ def test_bfloat16_runs_the_cuda_code_path_on_the_cpu(tmp_path):
     low = _apply(tmp_path / "net.pt", frames, guides, "bfloat16")
     full = _apply(tmp_path / "net.pt", frames, guides, "float32")
     assert 0 < np.abs(low.astype(int) - full).mean() < 3
+
+
+def test_a_propagate_jobs_cost_counts_its_keyframes_and_training():
+    """metrics.json's seconds_per_frame and stages sum these benchmark files: rule train_propagate's among them."""
+    from artify.quality.cost import benchmark_files
+    from artify.settings import defaults
+
+    jobs = {"p": {**defaults(), "method": "propagate"}, "p.perframe": {**defaults(), "method": "propagate",
+                                                                      "temporal": False}}
+    files = benchmark_files("p", jobs, {}, lambda job: [0], lambda job: job)
+    assert "benchmarks/train_propagate/p.tsv" in files and "benchmarks/stylize_chunk/p_0000.tsv" in files
+    assert not any("flow_chunk" in f for f in files)  # the guides' flows are the training's own
+    # a per-frame baseline applies the networks its job trained: it costs that training too
+    assert "benchmarks/train_propagate/p.tsv" in benchmark_files("p.perframe", jobs, {}, lambda job: [0],
+                                                                 lambda job: "p")

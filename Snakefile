@@ -17,6 +17,7 @@ include: "workflow/rules/video.smk"
 include: "workflow/rules/style.smk"
 include: "workflow/rules/stylize.smk"
 include: "workflow/rules/arbitrary.smk"
+include: "workflow/rules/propagate.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 

@@ -100,7 +100,7 @@ def cmd_stylize_span(a):
 
     stylize_span(a.frames, a.chunks, a.span, a.schedule, a.keyframes, a.keyframe_dir, a.output,
                  S.from_args("stylize_chunk", a), threads=a.threads, flows_dir=a.flows, previous_dir=a.previous,
-                 decoder=a.decoder, masks_dir=a.masks, job=a.job, cuts=a.cuts)
+                 decoder=a.decoder, masks_dir=a.masks, job=a.job, cuts=a.cuts, shot_networks=a.shot_networks)
 
 
 def cmd_stylize_chunk(a):
@@ -108,7 +108,8 @@ def cmd_stylize_chunk(a):
 
     stylize_chunk(a.frames, a.chunks, a.chunk, a.schedule, a.keyframes, a.keyframe_dir, a.output,
                   S.from_args("stylize_chunk", a), threads=a.threads, flows=a.flows,
-                  previous_chunk=a.previous, decoder=a.decoder, masks=a.masks, job=a.job, cuts=a.cuts)
+                  previous_chunk=a.previous, decoder=a.decoder, masks=a.masks, job=a.job, cuts=a.cuts,
+                  shot_networks=a.shot_networks)
 
 
 def cmd_segment_chunk(a):
@@ -124,6 +125,14 @@ def cmd_train_arbitrary(a):
 
     run_train_arbitrary(a.content, a.keyframes, a.keyframe_dir, a.output, S.from_args("train_arbitrary", a),
                         device=a.device, seed=a.seed, threads=a.threads)
+
+
+def cmd_train_propagate(a):
+    from artify.stages.propagate import run_train_propagate
+
+    rows = run_train_propagate(a.frames, a.chunks, a.cuts, a.schedule, a.keyframes, a.keyframe_dir, a.output,
+                           S.from_args("train_propagate", a), threads=a.threads)
+    print(f"{len(rows)} shot networks -> {a.output}")
 
 
 def cmd_assemble(a):
@@ -300,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--masks", help="method segmented: the span's folder of masks (segment-span)")
     p.add_argument("--decoder", help="method arbitrary, arbitrary_network adain: the job's trained decoder "
                                      "(train-arbitrary), used when adain_decoder is empty")
+    p.add_argument("--shot-networks", help="method propagate: the job's shots table (train-propagate)")
     for name in ("schedule", "keyframes", "keyframe-dir"):
         p.add_argument(f"--{name}", required=True)
     p.add_argument("--cuts", help="the content's cuts.tsv (detect-cuts): each shot starts afresh")
@@ -312,11 +322,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--masks", help="method segmented: the chunk's masks (segment-chunk)")
     p.add_argument("--decoder", help="method arbitrary, arbitrary_network adain: the job's trained decoder "
                                      "(train-arbitrary), used when adain_decoder is empty")
+    p.add_argument("--shot-networks", help="method propagate: the job's shots table (train-propagate)")
     for name in ("chunks", "schedule", "keyframes", "keyframe-dir"):
         p.add_argument(f"--{name}", required=True)
     p.add_argument("--chunk", type=int, required=True)
     p.add_argument("--cuts", help="the content's cuts.tsv (detect-cuts): each shot starts afresh")
     p.add_argument("--job", help="the job's name, for messages (default: the folder above the output's)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (the job's threads)")
+    p.add_argument("-o", "--output", required=True)
+
+    p = _stage_parser(sub, "train-propagate", "method propagate: stylize each shot's keyframes and train its network "
+                      "(cached per keyframe and per shot, resumable) -> a shots table, the networks beside it",
+                      "train_propagate")
+    p.add_argument("frames", nargs="+", help="the job's span folders of frames (extract-frames)")
+    for name in ("chunks", "cuts", "schedule", "keyframes", "keyframe-dir"):
+        p.add_argument(f"--{name}", required=True)
     p.add_argument("--threads", type=int, default=None, help="torch threads (the job's threads)")
     p.add_argument("-o", "--output", required=True)
 

@@ -132,7 +132,7 @@ DEVICES = ["auto", "cpu", "cuda"]
 
 @dataclass(frozen=True)
 class MethodSettings:  # also read by plan_chunks: spans are sized for the method and the device
-    method: str = _f("gatys", "stylization method", ["gatys", "segmented", "arbitrary"])
+    method: str = _f("gatys", "stylization method", ["gatys", "segmented", "arbitrary", "propagate"])
     device: str = _f("auto", "where to run: auto (CUDA when torch sees it), cpu or cuda", DEVICES)
 
 
@@ -218,6 +218,29 @@ class ArbitraryTrainSettings:
                                  "FLOPs, so the whole network costs under 2x its encoder)", above=0, maximum=1)
     train_on_cpu: bool = _f(False, "train the AdaIN decoder even where the device is a CPU (hours to days: the "
                                    "stage prints its estimate); false = refuse with that estimate")
+
+
+@dataclass(frozen=True)
+class PropagateSettings:  # method propagate: keyframes, their stylization and the per-shot network's training
+    propagate_keyframe_method: str = _f("gatys", "method that stylizes the keyframes of method propagate",
+                                        ["gatys", "arbitrary"])
+    propagate_min_reliable: float = _f(0.6, "a frame becomes a keyframe when the flow back to the last keyframe is "
+                                            "reliable on less than this share of its pixels", minimum=0, maximum=1)
+    propagate_every: int = _f(48, "most frames from one keyframe to the next within a shot; 0 = no limit",
+                              minimum=0)
+    propagate_steps: int = _f(400, "training steps of each shot's network", minimum=1)
+    propagate_patch: int = _f(48, "side of the square training patches in pixels", minimum=16, maximum=512)
+    propagate_batch: int = _f(16, "training patches per step", minimum=1)
+    propagate_lr: float = _f(2.0e-3, "Adam learning rate of the per-shot network", above=0)
+    propagate_perceptual_weight: float = _f(0.5, "weight of the VGG perceptual loss beside the L1 reconstruction "
+                                                 "loss (weight 1)", minimum=0)
+    propagate_width: int = _f(16, "channels of the network's first layer (x2 and x4 below it)", minimum=4,
+                              maximum=128)
+    propagate_guide: str = _f("mixture", "guide channels beside the frame: mixture = a random-colour Gaussian "
+                                         "mixture carried along the flow from the shot's start (Texler et al. 2020); "
+                                         "none = the frame alone", ["mixture", "none"])
+    propagate_guide_blobs: int = _f(32, "Gaussians in the mixture guide", minimum=1)
+    propagate_checkpoint_every: int = _f(100, "save a resumable training state every N steps", minimum=1)
 
 
 @dataclass(frozen=True)
@@ -318,6 +341,9 @@ STAGES = {
     # segmented's resize mode computes flows of its crops as the flow stage does
     "stylize_chunk": (MethodSettings, StylizeSettings, VGGSettings, ArbitrarySettings, SegmentedSettings, FlowSettings),
     "train_arbitrary": (VGGSettings, ArbitraryTrainSettings),
+    # keyframes stylized as the keyframe method would stylize them alone, then the per-shot networks
+    "train_propagate": (MethodSettings, StylizeSettings, VGGSettings, ArbitrarySettings, FlowSettings,
+                        PropagateSettings),
     "assemble": (AssembleSettings,),
     "baselines": (BaselineSettings,),  # read by the workflow (common.smk): adds the baseline jobs
     "deflicker": (DeflickerSettings,),
@@ -335,7 +361,7 @@ FILE_SETTINGS = ("raft_weights", "vgg_weights", "adain_encoder", "adain_decoder"
 @dataclass(frozen=True)
 class Settings(FrameRange, ChunkSettings, ExtractSettings, SceneSettings, CutSettings, KeyframeSettings,
                ScheduleSettings, FlowSettings, MethodSettings, StylizeSettings, VGGSettings, ArbitrarySettings,
-               ArbitraryTrainSettings, AssembleSettings, BaselineSettings, DeflickerSettings, EvaluateSettings,
+               ArbitraryTrainSettings, PropagateSettings, AssembleSettings, BaselineSettings, DeflickerSettings, EvaluateSettings,
                ReportSettings,
                CompareSettings, AssessSettings, SegmentSettings, SegmentedSettings):
     """Every setting of a job, read by attribute (settings.flow_blend). The library's stages and methods take

@@ -34,7 +34,7 @@ def test_the_settings_object_holds_the_config_defaults_and_reads_by_attribute():
 
 
 @pytest.mark.parametrize("values,message", [
-    ({"method": "picasso"}, "setting 'method': 'picasso' is not one of gatys, segmented, arbitrary"),
+    ({"method": "picasso"}, "setting 'method': 'picasso' is not one of gatys, segmented, arbitrary, propagate"),
     ({"iterations": "60"}, "setting 'iterations': '60' is not a int"),
     ({"temporal": 1}, "setting 'temporal': 1 is not a bool"),
     ({"flow_blend": True}, "setting 'flow_blend': True is not a float"),

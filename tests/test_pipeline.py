@@ -231,6 +231,42 @@ def test_segmented_and_arbitrary_methods_run_through_the_pipeline(tmp_path):
     assert not (tmp_path / "logs/train_arbitrary/arbitrary.log").exists()
 
 
+def test_propagate_trains_once_per_shot_and_a_change_retrains_only_what_it_touches(tmp_path):
+    """Method propagate through the workflow: rule train_propagate (keyframes and one network per shot, across
+    the clip's cut) before the stylization; an apply-only setting retrains nothing,
+    a training setting retrains every shot but stylizes no keyframe again."""
+    content = require_shared("videos", "adain_cutBunny.mp4")  # one cut, at frame 235
+    style = require_shared("styles", "wave.jpg")
+    tiny = {"size": 64, "chunk_frames": 24, "chunk_overlap": 2, "iterations": 5, "warm_iterations": 3,
+            "propagate_steps": 40, "propagate_patch": 32, "propagate_batch": 8, "propagate_every": 120}
+    header = ["job", "content", "style", "method", *tiny]
+    row = ["prop", str(content), str(style), "propagate", *map(str, tiny.values())]
+    (tmp_path / "jobs.tsv").write_text("\t".join(header) + "\n" + "\t".join(row) + "\n")
+    # all 240 frames: the cut at 235 makes two shots
+    snakemake(tmp_path, "results/prop/stylized.mp4")
+    from artify.methods.propagate import read_shots
+
+    shots = read_shots(tmp_path / "results/prop/propagate/shots.tsv")
+    assert [(r["start"], r["stop"]) for r in shots] == [(0, 235), (235, 240)], shots
+    assert all(int(r["keyframes"].split(",")[0]) == r["start"] for r in shots)
+    assert_job_stylized(tmp_path, "prop")
+    log = tmp_path / "logs/train_propagate/prop.log"
+    assert log.read_text().count("; training") == 2
+
+    def rerun(**changed):
+        settings = tiny | changed
+        row = ["prop", str(content), str(style), "propagate", *map(str, settings.values())]
+        (tmp_path / "jobs.tsv").write_text("\t".join([*header[:4], *settings]) + "\n" + "\t".join(row) + "\n")
+        snakemake(tmp_path, "results/prop/stylized.mp4")
+        return log.read_text()
+
+    stylized = sorted(p.stat().st_mtime_ns for p in (tmp_path / "results/prop/propagate").glob("keyframe_*.npz"))
+    assert "; training" not in rerun(batch_frames=3)  # apply-only
+    assert rerun(propagate_lr=0.001).count("; training") == 2
+    assert sorted(p.stat().st_mtime_ns for p in (tmp_path / "results/prop/propagate").glob("keyframe_*.npz")) == \
+        stylized  # no keyframe stylized again
+
+
 def test_temporary_frames_stay_a_few_chunks_however_many_chunks(tmp_path):
     """Priorities make free cores finish started chunks before decoding new spans: peak temp disk follows
     the span size and the jobs in flight, not the video's length."""

@@ -30,6 +30,7 @@ NEEDS = {
     "flows": "the chunk's flow file (rule flow_chunk)",
     "masks": "the chunk's foreground masks (rule segment_chunk)",
     "decoder": "an AdaIN decoder trained for the job (rule train_arbitrary)",
+    "shot_networks": "the job's shots table and per-shot networks (rule train_propagate)",
 }
 
 
@@ -94,6 +95,11 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            "a feed-forward arbitrary-style network: Magenta's pretrained one, or AdaIN",
            (StylizeSettings, ArbitrarySettings, VGGSettings), _arbitrary_needs,
            {"cpu": (5.0, 0.055), "cuda": (8.0, 0.003)}, batched=True),
+    # the stylization only applies the trained networks; keyframes and training are rule train_propagate's
+    Method("propagate", "artify.methods.propagate",
+           "keyframes stylized by gatys or arbitrary, carried to every frame of a shot by a network trained on them",
+           (ArbitrarySettings,), lambda values: frozenset({"shot_networks"}),
+           {"cpu": (5.0, 0.05), "cuda": (8.0, 0.003)}, images=False, batched=True),
 )}
 
 

@@ -28,6 +28,8 @@ def benchmark_files(job: str, jobs: dict[str, dict], deflickered: dict[str, str]
     files = [f"{root}/{rule}/{job}.tsv" for rule in JOB_STAGES]
     if "decoder" in needed:
         files.append(f"{root}/train_arbitrary/{trained_as(job)}.tsv")
+    if "shot_networks" in needed:  # method propagate: its keyframes and per-shot training
+        files.append(f"{root}/train_propagate/{trained_as(job)}.tsv")
     skipped = {"flow_chunk": "flows" not in needed, "segment_chunk": "masks" not in needed}
     for rule in SPAN_STAGES:
         if not skipped.get(rule):

@@ -45,7 +45,8 @@ _keyframes = _per_file(load_keyframe_images)
 
 def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_tsv, keyframe_dir, out,
                   settings: Settings, threads: int | None = None, flows=None,
-                  previous_chunk=None, decoder=None, masks=None, job: str | None = None, cuts=None) -> None:
+                  previous_chunk=None, decoder=None, masks=None, job: str | None = None, cuts=None,
+                  shot_networks=None) -> None:
     """Stylize frames [read_start, stop) of one chunk and write them losslessly to `out` (.npy).
 
     A frame that stays non-finite after the method's own cautious retries fails the chunk with a
@@ -57,6 +58,7 @@ def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_
     masks: method segmented: the chunk's foreground masks (`segment_chunk`).
     decoder: method arbitrary with arbitrary_network adain: the job's trained decoder.pth (rule train_arbitrary),
     when adain_decoder is empty.
+    shot_networks: method propagate: the job's shots table (rule train_propagate), its networks beside it.
     cuts: the content's cuts.tsv (`artify.style.cuts`). With temporal: true the chunk is stylized shot by shot
     (`chunk_shots`): each shot as if the video started there, so nothing temporal reaches across a cut.
     """
@@ -78,7 +80,7 @@ def stylize_chunk(frames_video, chunks_tsv, chunk: int, schedule_tsv, keyframes_
         raise ValueError(f"{schedule_tsv}: {weights.shape[1]} styles scheduled but {len(keyframes)} keyframes")
     method = method_for(settings.method)
     needed = needs(settings)
-    given = {"flows": flows, "masks": masks, "decoder": decoder}
+    given = {"flows": flows, "masks": masks, "decoder": decoder, "shot_networks": shot_networks}
     for name in sorted(needed - {"decoder"}):  # a missing decoder is explained by the method (adain_decoder)
         if given[name] is None:
             raise ValueError(f"method {method.name} with these settings needs {NEEDS[name]} (--{name})")
@@ -147,7 +149,7 @@ def chunk_shots(row, cuts, flow_data, settings: Settings) -> list[tuple[int, int
 
 def stylize_span(frames_dir, chunks_tsv, span: int, schedule_tsv, keyframes_tsv, keyframe_dir, out_dir,
                  settings: Settings, threads: int | None = None, flows_dir=None, previous_dir=None, decoder=None,
-                 masks_dir=None, job: str | None = None, cuts=None):
+                 masks_dir=None, job: str | None = None, cuts=None, shot_networks=None):
     """`stylize_chunk` for every chunk of a span in this one process (the model, the schedule and the
     plan loaded once): frames_dir/NNNN.npy (+ flows_dir/NNNN.npz, masks_dir/NNNN.npz) -> out_dir/NNNN.npy.
 
@@ -155,11 +157,13 @@ def stylize_span(frames_dir, chunks_tsv, span: int, schedule_tsv, keyframes_tsv,
     first); inside the span each chunk continues from the one before.
     job: the job's name, for messages (default: the folder above out_dir's, as results/{job}/stylized/NNNN).
     cuts: the content's cuts.tsv (`artify.style.cuts`).
+    shot_networks: method propagate: the job's shots table (rule train_propagate), its networks beside it.
     """
     chunks = stage_chunks(chunks_tsv, span, out_dir, "stylize-span")
     keyframe_files = [Path(keyframes_tsv), *sorted(p for p in Path(keyframe_dir).iterdir() if p.is_file())]
     shared = key_of(settings_key(settings, "stylize_chunk"), *keyframe_files, Path(schedule_tsv),
-                    Path(decoder) if decoder else None, Path(cuts) if cuts else None)
+                    Path(decoder) if decoder else None, Path(cuts) if cuts else None,
+                    Path(shot_networks) if shot_networks else None)
     job = job or Path(out_dir).resolve().parent.parent.name
 
     def inputs(c, partial):
@@ -177,7 +181,7 @@ def stylize_span(frames_dir, chunks_tsv, span: int, schedule_tsv, keyframes_tsv,
         frames, flows, masks, previous = inputs(c, partial)
         stylize_chunk(frames, chunks_tsv, c.chunk, schedule_tsv, keyframes_tsv, keyframe_dir, path, settings,
                       threads=threads, flows=flows, previous_chunk=previous, decoder=decoder, masks=masks,
-                      job=job, cuts=cuts)
+                      job=job, cuts=cuts, shot_networks=shot_networks)
 
     def key(c, partial):
         return key_of(shared, tuple(c), *(Path(p) if p else None for p in inputs(c, partial)))

@@ -70,6 +70,8 @@ def stylize_extra_inputs(wildcards):
         extra["masks"] = f"results/{wildcards.job}/masks/{wildcards.span}"
     if "decoder" in needed:
         extra["decoder"] = f"resources/models/{baseline_of(wildcards.job)}/decoder.pth"  # rule train_arbitrary
+    if "shot_networks" in needed:
+        extra["shot_networks"] = f"results/{baseline_of(wildcards.job)}/propagate/shots.tsv"  # rule train_propagate
     return extra
 
 
@@ -87,7 +89,8 @@ rule stylize_chunk:
     params:
         options=options("stylize_chunk"),
         extra=lambda wildcards, input: " ".join(
-            f"--{name} {shlex.quote(input[name])}" for name in ("flows", "previous", "decoder", "masks") if name in input.keys()
+            f"--{name.replace('_', '-')} {shlex.quote(input[name])}"
+            for name in ("flows", "previous", "decoder", "masks", "shot_networks") if name in input.keys()
         ),
     group: span_group
     priority: 3

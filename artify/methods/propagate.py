@@ -1,0 +1,421 @@
+"""Method propagate: keyframe propagation (Texler et al. 2020, "Interactive video stylization using few-shot
+patch-based training").
+
+Per shot: pick keyframes (`keyframe_indices`), stylize them with the keyframe method as it would stylize each
+frame alone (`stylize_keyframes`), train a small image-to-image network on random patches of (keyframe + guide
+channels) -> stylized keyframe (`train_network`, resumable, keyed by what it is made from), then run it on
+every frame of the shot (`stylizer`, batched). The guide channels (`mixture_guides`) are a random-colour
+Gaussian mixture carried along the flow from the shot's first frame, so a point of the scene keeps its guide
+colour as it moves: the network sees where it is on the object, not only what colour the frame has there,
+which keeps its output steady. The training stage (`train_shots`) writes one network file per shot with the
+shot's guides in it; the stylization only applies them, so a chunk needs nothing from the chunks before it.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from artify.atomic import atomic_path
+from artify.devices import autocast_dtype
+from artify.flow import DIS, FlowMethod, occlusion_mask, warp
+from artify.features import to_tensor, to_uint8, vgg19
+from artify.media.pixels import NonFiniteError
+from artify.media.spans import file_digest
+from artify.methods.registry import Shot, method_for
+from artify.methods.train_arbitrary import _digest, _save_atomic, state_changes, state_path
+from artify.settings import PropagateSettings, Settings
+
+PERCEPTUAL_LAYERS = ("relu1_1", "relu2_1", "relu3_1")
+PADDING = "zeros"
+
+
+# ------------------------------------------------------------------------------------------- keyframes
+
+def reliable_share(frame: np.ndarray, key: np.ndarray, flow: FlowMethod = DIS) -> float:
+    """Share of `frame`'s pixels whose flow back to `key` passes the forward-backward check (`occlusion_mask`)."""
+    return float(occlusion_mask(flow(frame, key), flow(key, frame)).mean())
+
+
+def keyframe_indices(frames: np.ndarray, min_reliable: float, every: int, flow: FlowMethod = DIS) -> list[int]:
+    """The keyframes of one shot, counted from its first frame: frame 0, then each frame where the flow back
+    to the last keyframe is reliable on less than `min_reliable` of the pixels (the content has moved away
+    from it), or `every` frames after the last keyframe (0: no such limit)."""
+    keys = [0]
+    for t in range(1, len(frames)):
+        if (every and t - keys[-1] >= every) or (
+                min_reliable > 0 and reliable_share(frames[t], frames[keys[-1]], flow) < min_reliable):
+            keys.append(t)
+    return keys
+
+
+def stylize_keyframes(frames: np.ndarray, weights: np.ndarray, styles: list[np.ndarray], settings: Settings,
+                      device, decoder=None) -> np.ndarray:
+    """Each frame stylized by `propagate_keyframe_method` exactly as that method stylizes a frame alone
+    (temporal off, its own settings), with the schedule's style mix `weights` (N, styles) at that frame."""
+    method = replace(settings, method=settings.propagate_keyframe_method, temporal=False)
+    out = []
+    for frame, w in zip(frames, weights):
+        torch.manual_seed(method.seed)  # as the chunk driver seeds a shot: each keyframe as if it stood alone
+        out += list(_method_frames(method, frame[None], w[None], styles, device, decoder))
+    return np.stack(out)
+
+
+# What a keyframe method's output on one frame alone does not depend on: the settings between frames
+BETWEEN_FRAMES = {"temporal", "temporal_weight", "chunk_chain", "min_reliable", "flow_blend", "flow_blend_long",
+                  "blend_offset", "batch_frames"}
+
+
+def one_frame_settings(settings: Settings) -> dict:
+    """The keyframe method's settings that its stylization of one frame alone depends on (with the seed): the
+    groups it reads (`Method.reads`), less what only matters between frames."""
+    method = settings.propagate_keyframe_method
+    names = [f.name for group in method_for(method).reads for f in fields(group) if f.name not in BETWEEN_FRAMES]
+    return {"method": method, "seed": settings.seed, **{name: getattr(settings, name) for name in names}}
+
+
+def _method_frames(settings: Settings, frames, weights, styles, device, decoder):
+    """The keyframe method's own stylization of these frames (its registry entry point)."""
+    stylize_shot = method_for(settings.method).stylizer(settings, device, {"decoder": decoder} if decoder else {})
+    return stylize_shot(Shot(frames, weights, styles))
+
+
+# ---------------------------------------------------------------------------------------------- guides
+
+def mixture_image(height: int, width: int, blobs: int, seed: int) -> np.ndarray:
+    """(H, W, 3) float32 in [0, 1]: `blobs` Gaussians of random colours, centres and sizes, blended by their
+    weight at each pixel (a smooth field of colours that tells places apart)."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    side = max(height, width)
+    total = np.full((height, width), 1e-6, np.float32)
+    image = np.zeros((height, width, 3), np.float32)
+    for _ in range(blobs):
+        cy, cx = rng.uniform(0, height), rng.uniform(0, width)
+        sigma = rng.uniform(0.05, 0.2) * side
+        g = np.exp(-((ys - cy) ** 2 + (xs - cx) ** 2) / (2 * sigma ** 2)).astype(np.float32)
+        image += g[..., None] * rng.uniform(0, 1, 3).astype(np.float32)
+        total += g
+    return image / total[..., None]
+
+
+def mixture_guides(flows_back: np.ndarray, height: int, width: int, blobs: int, seed: int) -> np.ndarray:
+    """(N, H, W, 3) uint8: the mixture image on frame 0, carried to each frame t along the flow t -> t-1
+    (`flows_back[t]`, as `artify.flow.backward_flows` gives; flows_back[0] is not used)."""
+    guide = mixture_image(height, width, blobs, seed)
+    guides = [guide]
+    for flow in flows_back[1:]:
+        guide = warp(guide, np.asarray(flow, np.float32))
+        guides.append(guide)
+    return (np.clip(np.stack(guides), 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def shot_guides(frames: np.ndarray, settings: PropagateSettings, seed: int, flow: FlowMethod = DIS) -> np.ndarray:
+    """The guide channels of a shot's frames (N, H, W, C) uint8; C = 0 with propagate_guide: none."""
+    n, h, w = frames.shape[:3]
+    if settings.propagate_guide == "none":
+        return np.zeros((n, h, w, 0), np.uint8)
+    later, earlier = list(frames[1:]), list(frames[:-1])
+    flows = np.concatenate([np.zeros((1, h, w, 2), np.float32), flow.pairs(later, earlier)]) if n > 1 else \
+        np.zeros((1, h, w, 2), np.float32)
+    return mixture_guides(flows, h, w, settings.propagate_guide_blobs, seed)
+
+
+# --------------------------------------------------------------------------------------------- network
+
+class PatchNet(nn.Module):
+    """A small U-Net (frame + guides -> stylized frame): two stride-2 levels, two residual blocks at the
+    bottom, skip connections; about 0.27 M parameters at width 16. Fully convolutional, so it trains on
+    patches and runs on whole frames (any size: padded to a multiple of 4)."""
+
+    def __init__(self, inputs: int = 6, width: int = 16):
+        super().__init__()
+        w = width
+
+        def conv(a, b, stride=1):
+            return nn.Sequential(nn.Conv2d(a, b, 3, stride, 1, padding_mode=PADDING), nn.LeakyReLU(0.2))
+
+        self.enc0 = nn.Sequential(conv(inputs, w), conv(w, w))
+        self.enc1 = nn.Sequential(conv(w, 2 * w, 2), conv(2 * w, 2 * w))
+        self.enc2 = nn.Sequential(conv(2 * w, 4 * w, 2), conv(4 * w, 4 * w))
+        self.res = nn.ModuleList(nn.Sequential(conv(4 * w, 4 * w), nn.Conv2d(4 * w, 4 * w, 3, 1, 1,
+                                                                               padding_mode=PADDING))
+                                 for _ in range(2))
+        self.dec1 = nn.Sequential(conv(6 * w, 2 * w), conv(2 * w, 2 * w))
+        self.dec0 = nn.Sequential(conv(3 * w, w), conv(w, w))
+        self.out = nn.Conv2d(w, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        x = F.pad(x, (0, -w % 4, 0, -h % 4), mode="replicate")
+        e0 = self.enc0(x)
+        e1 = self.enc1(e0)
+        e2 = self.enc2(e1)
+        for block in self.res:
+            e2 = e2 + block(e2)
+        d1 = self.dec1(torch.cat([F.interpolate(e2, scale_factor=2.0, mode="nearest"), e1], 1))
+        d0 = self.dec0(torch.cat([F.interpolate(d1, scale_factor=2.0, mode="nearest"), e0], 1))
+        return torch.sigmoid(self.out(d0))[..., :h, :w]
+
+
+def network_input(frames: np.ndarray, guides: np.ndarray, device) -> torch.Tensor:
+    """(N, 3 + C, H, W) float in [0, 1]: the frames and their guide channels."""
+    return torch.cat([to_tensor(frames, device), _channels(guides, device)], 1)
+
+
+def _channels(images: np.ndarray, device) -> torch.Tensor:
+    t = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+    return t.permute(0, 3, 1, 2).float() / 255.0
+
+
+def _autocast(device, precision: str = "auto"):
+    """Reduced-precision autocast as `precision` says (the networks' setting: auto = bfloat16 on CUDA, float16
+    where the GPU has no native bfloat16, float32 on a CPU); bfloat16 on a CPU runs CUDA's code path."""
+    device = torch.device(device)
+    dtype = autocast_dtype(device, precision)
+    return torch.autocast(device.type, dtype=dtype) if dtype else torch.autocast(device.type, enabled=False)
+
+
+def apply_network(net: PatchNet, frames: np.ndarray, guides: np.ndarray, device, batch: int = 8,
+                  precision: str = "auto") -> Iterator[np.ndarray]:
+    """The network's output for each frame, `batch` frames a forward pass, as uint8 (H, W, 3)."""
+    net.eval()
+    for i in range(0, len(frames), batch):
+        with torch.no_grad(), _autocast(device, precision):
+            out = net(network_input(frames[i:i + batch], guides[i:i + batch], device))
+        yield from to_uint8(out.float())
+
+
+# -------------------------------------------------------------------------------------------- training
+
+def shot_record(settings: Settings, seed: int, contents, guides, targets) -> dict:
+    """What a shot's network is made from: its training settings, the seed, and the bytes of its keyframes,
+    their guides and their stylizations. A saved state resumes only a training of the same (the step count
+    may grow; the checkpoint interval does not change the result)."""
+
+    kept = {k: v for k, v in settings.stage_values("train_propagate").items()
+            if k.startswith("propagate_") and k not in ("propagate_steps", "propagate_checkpoint_every")}
+    return {**kept, "seed": seed, "vgg": f"{settings.vgg_source} {settings.vgg_weights}",
+            "keyframes (content, guides, stylized)": _digest([contents, guides, targets])}
+
+
+def sample_patches(contents, guides, targets, size: int, batch: int, generator: torch.Generator, device):
+    """`batch` random (input, target) patches of side `size` (at most the frame's) from random keyframes."""
+    k, h, w = contents.shape[:3]
+    size = min(size, h, w)
+    picks = torch.randint(k, (batch,), generator=generator).tolist()
+    ys = torch.randint(h - size + 1, (batch,), generator=generator).tolist()
+    xs = torch.randint(w - size + 1, (batch,), generator=generator).tolist()
+    cut = [np.s_[i, y:y + size, x:x + size] for i, y, x in zip(picks, ys, xs)]
+    inputs = network_input(np.stack([contents[c] for c in cut]), np.stack([guides[c] for c in cut]), device)
+    return inputs, to_tensor(np.stack([targets[c] for c in cut]), device)
+
+
+def perceptual_loss(vgg, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference of VGG19 features, each layer relative to the target's mean activation (so
+    layers weigh alike whatever their scale)."""
+    ours, theirs = vgg(out, PERCEPTUAL_LAYERS), vgg(target, PERCEPTUAL_LAYERS)
+    return sum((ours[k] - theirs[k]).abs().mean() / (theirs[k].abs().mean() + 1e-6) for k in ours) / len(ours)
+
+
+def train_network(contents: np.ndarray, guides: np.ndarray, targets: np.ndarray, out, settings: Settings,
+                  device="cpu", seed: int = 0, stop_after: int | None = None, extra: dict | None = None) -> dict:
+    """Train (or continue training) one shot's network on its keyframes: `contents` (K, H, W, 3) uint8 with
+    their `guides` (K, H, W, C) -> `targets` (K, H, W, 3), the stylized keyframes. Writes `out` (the network,
+    its width, guide channels, plus `extra`) when done; a state beside it (`{out}.state.pt`) every
+    propagate_checkpoint_every steps, from which a rerun continues unless it was made from other settings or
+    keyframes. stop_after: return after this many steps of this call (as a kill would).
+    Returns {"step", "history": [(step, loss, l1, perceptual)], "finished"}."""
+    s, out, device = settings, Path(out), torch.device(device)
+    torch.manual_seed(seed)
+    net = PatchNet(3 + guides.shape[3], s.propagate_width).to(device)
+    optimiser = torch.optim.Adam(net.parameters(), lr=s.propagate_lr)
+    vgg = vgg19(device, s.vgg_source, s.vgg_weights or None) if s.propagate_perceptual_weight else None
+    record = shot_record(s, seed, contents, guides, targets)
+    state_file, step, history = state_path(out), 0, []
+    state = torch.load(state_file, map_location=device, weights_only=True) if state_file.is_file() else None
+    if state is not None and int(state["step"]) > s.propagate_steps:
+        print(f"{state_file}: trained {int(state['step'])} steps, more than propagate_steps: training starts over",
+              flush=True)
+        state = None
+    if state is not None and (changed := state_changes(state, record)):
+        print(f"{state_file}: made with another {', '.join(changed)}: training starts over", flush=True)
+        state = None
+    if state is not None:
+        net.load_state_dict(state["network"])
+        optimiser.load_state_dict(state["optimiser"])
+        step, history = int(state["step"]), [tuple(h) for h in state["history"].tolist()]
+        print(f"resuming from {state_file} at step {step}", flush=True)
+
+    def save_state():
+    
+        _save_atomic({"network": net.state_dict(), "optimiser": optimiser.state_dict(), "step": step,
+                      "history": torch.tensor(history, dtype=torch.float64).reshape(-1, 4),
+                      "made_from": json.dumps(record)}, state_file)
+
+    net.train()
+    done_here = 0
+    while step < s.propagate_steps:
+        if stop_after is not None and done_here >= stop_after:
+            return {"step": step, "history": history, "finished": False}
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + step)  # resumed steps draw the same patches
+        inputs, wanted = sample_patches(contents, guides, targets, s.propagate_patch, s.propagate_batch, generator,
+                                        device)
+        with _autocast(device, s.precision):
+            made = net(inputs).float()
+            l1 = (made - wanted).abs().mean()
+            perceptual = perceptual_loss(vgg, made, wanted) if vgg is not None else torch.zeros(())
+            loss = l1 + s.propagate_perceptual_weight * perceptual
+        if not torch.isfinite(loss):
+            raise NonFiniteError(f"{out}: non-finite loss at step {step + 1}; the last checkpoint ({state_file}) is "
+                                 f"kept; lower propagate_lr to continue")
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        step, done_here = step + 1, done_here + 1
+        history.append((step, float(loss.detach()), float(l1.detach()), float(perceptual.detach())))
+        if step % s.propagate_checkpoint_every == 0 or step == s.propagate_steps:
+            save_state()
+    _save_atomic({"network": net.state_dict(), "width": s.propagate_width, "guide_channels": guides.shape[3],
+                  **(extra or {})}, out)
+    return {"step": step, "history": history, "finished": True}
+
+
+def load_shot_network(path, device) -> tuple[PatchNet, dict]:
+    """A shot's trained network (on `device`) and everything saved with it."""
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    net = PatchNet(3 + int(saved["guide_channels"]), int(saved["width"]))
+    net.load_state_dict(saved["network"])
+    return net.to(device), saved
+
+
+# ----------------------------------------------------------------------------------------- shot by shot
+
+SHOTS_COLUMNS = ["start", "stop", "keyframes", "network", "sha256"]  # sha256: the network file's (a retrained
+# network changes the table, so the stylization's resume key sees it)
+
+
+def network_name(start: int) -> str:
+    return f"shot_{start:06d}.pt"
+
+
+def shot_networks(frames: np.ndarray, shot_ranges, weights: np.ndarray, styles: list[np.ndarray], folder,
+                  settings: Settings, device, flow: FlowMethod = DIS, decoder=None, stop_after=None) -> list[dict]:
+    """Train one network per shot ([a, b) of `frames`, the whole job's frames) into `folder`; a shot whose
+    network exists and was made from the same settings and keyframes is kept as it is (a changed setting or
+    keyframe retrains exactly the shots it touches). Returns the shots table's rows (`SHOTS_COLUMNS`)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for a, b in shot_ranges:
+        shot = frames[a:b]
+        keys = keyframe_indices(shot, settings.propagate_min_reliable, settings.propagate_every, flow)
+        guides = shot_guides(shot, settings, settings.seed, flow)
+        targets = _keyframes_cached(folder, frames, [a + k for k in keys], weights, styles, settings, device, decoder)
+        out = folder / network_name(a)
+        record = shot_record(settings, settings.seed, shot[keys], guides[keys], targets)
+        if not _made_from(out, record):
+            print(f"shot [{a}, {b}): keyframes {[a + k for k in keys]}; training", flush=True)
+        
+            result = train_network(shot[keys], guides[keys], targets, out, settings, device, settings.seed,
+                                   stop_after=stop_after, extra={"guides": torch.from_numpy(guides),
+                                                                 "made_from": json.dumps(record)})
+            if not result["finished"]:
+                return rows
+
+        rows.append({"start": a, "stop": b, "keyframes": ",".join(str(a + k) for k in keys),
+                     "network": out.name, "sha256": file_digest(out)})
+    return rows
+
+
+def _made_from(path: Path, record: dict) -> bool:
+
+    if not path.is_file():
+        return False
+    return json.loads(torch.load(path, map_location="cpu", weights_only=True).get("made_from", "{}")) == record
+
+
+def _keyframes_cached(folder: Path, frames, indices, weights, styles, settings: Settings, device,
+                      decoder) -> np.ndarray:
+    """`stylize_keyframes` of frames[indices] (the job's frame numbers), each kept in `folder` as
+    keyframe_NNNNNN.npz with a key of what it was made from (the keyframe method's settings, the frame, its
+    style mix and the style images): a rerun stylizes only the keyframes whose key changed."""
+
+
+    made_by = np.frombuffer(json.dumps(one_frame_settings(settings), sort_keys=True).encode(), np.uint8)
+    out = []
+    for i in indices:
+        path, key = folder / f"keyframe_{i:06d}.npz", _digest([made_by, frames[i], np.asarray(weights[i], np.float64),
+                                                                *styles])
+        if path.is_file():
+            with np.load(path) as saved:
+                if str(saved["key"]) == key:
+                    out.append(saved["stylized"])
+                    continue
+        stylized = stylize_keyframes(frames[i:i + 1], weights[i:i + 1], styles, settings, device, decoder)[0]
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, key=np.array(key), stylized=stylized)
+        out.append(stylized)
+    return np.stack(out)
+
+
+def apply_shots(folder, table: list[dict], frames: np.ndarray, start: int, device, batch: int = 8,
+                precision: str = "auto", networks: dict | None = None) -> Iterator[np.ndarray]:
+    """Stylize `frames` (the job's frames [start, start + N)) with the network of each shot they fall in;
+    `networks` caches loaded networks by file (a span's chunks load each once)."""
+    networks = {} if networks is None else networks
+    stop = start + len(frames)
+    done = start
+    for row in table:
+        a, b = max(row["start"], start), min(row["stop"], stop)
+        if a >= b:
+            continue
+        if a != done:
+            raise ValueError(f"{folder}: no shot network for frames [{done}, {a})")
+        name = row["network"]
+        if name not in networks:
+            networks[name] = load_shot_network(Path(folder) / name, device)
+        net, saved = networks[name]
+        guides = saved["guides"].numpy()[a - row["start"]:b - row["start"]]
+        if guides.shape[1:3] != frames.shape[1:3]:
+            raise ValueError(f"{Path(folder) / name}: made for {guides.shape[2]}x{guides.shape[1]} frames, these are "
+                             f"{frames.shape[2]}x{frames.shape[1]}; rerun train_propagate")
+        yield from apply_network(net, frames[a - start:b - start], guides, device, batch, precision)
+        done = b
+    if done != stop:
+        raise ValueError(f"{folder}: no shot network for frames [{done}, {stop})")
+
+
+def read_shots(path) -> list[dict]:
+
+    table = pd.read_csv(path, sep="\t")
+    if list(table.columns) != SHOTS_COLUMNS:
+        raise ValueError(f"{path}: a shots table needs columns {SHOTS_COLUMNS}; found {list(table.columns)}")
+    return table.to_dict("records")
+
+
+def write_shots(rows: list[dict], path) -> None:
+
+
+    with atomic_path(path) as tmp:
+        pd.DataFrame(rows, columns=SHOTS_COLUMNS).to_csv(tmp, sep="\t", index=False)
+
+
+def stylizer(settings: Settings, device, inputs: dict):
+    """The method interface (issue 24): the job's shots table (inputs["shot_networks"], `train_shots`' output,
+    the networks beside it) read once; returns shot -> stylized frames (batched by batch_frames)."""
+    table_path = Path(inputs["shot_networks"])
+    table, networks = read_shots(table_path), {}
+
+    def stylize(shot) -> Iterator[np.ndarray]:
+        return apply_shots(table_path.parent, table, shot.frames, shot.start, device, settings.batch_frames,
+                           settings.precision, networks)
+
+    return stylize

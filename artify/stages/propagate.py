@@ -1,0 +1,48 @@
+"""The train_propagate stage (method propagate, rule train_propagate): the job's shots, their keyframes
+stylized and one network trained per shot (`artify.methods.propagate.shot_networks`), the shots table last."""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from artify.devices import pick_device, set_threads
+from artify.flow import flow_method
+from artify.media.chunks import read_chunks
+from artify.media.spans import chunk_path
+from artify.media.video import read_frames
+from artify.methods.propagate import shot_networks, write_shots
+from artify.settings import Settings
+from artify.style.cuts import load_cuts, shot_starts, shots
+from artify.style.keyframes import load_keyframe_images
+from artify.style.schedule import StyleSchedule
+
+
+def job_frames(frames_dirs, chunks_tsv) -> np.ndarray:
+    """The job's frames in order, from the extracted span folders (each chunk's frames once, overlaps skipped)."""
+    folders = {int(Path(f).name): Path(f) for f in frames_dirs}
+    pieces = []
+    for c in read_chunks(chunks_tsv):
+        if c.span not in folders:
+            raise ValueError(f"{chunks_tsv}: chunk {c.chunk} is in span {c.span}, whose frames were not given")
+        pieces.append(read_frames(chunk_path(folders[c.span], c.chunk, ".npy"))[c.start - c.read_start:])
+    return np.concatenate(pieces)
+
+
+def run_train_propagate(frames_dirs, chunks_tsv, cuts_tsv, schedule_tsv, keyframes_tsv, keyframe_dir, out_tsv,
+                    settings: Settings, threads: int | None = None, decoder=None) -> list[dict]:
+    """The `train_propagate` stage: the job's shots (cuts.tsv), their keyframes stylized and their networks
+    trained into the folder of `out_tsv` (cached there, see `shot_networks`), and the shots table written last."""
+    set_threads(threads)
+    device = pick_device(settings.device)
+    frames = job_frames(frames_dirs, chunks_tsv)
+    n = len(frames)
+    ranges = shots(shot_starts(load_cuts(cuts_tsv), 0, n), n)
+    weights = StyleSchedule.load(schedule_tsv).weights_range(0, n)
+    styles = load_keyframe_images(keyframes_tsv, keyframe_dir, settings.style_size)
+    flow = flow_method(replace(settings, method=settings.propagate_keyframe_method), str(device))
+    print(f"{n} frames, {len(ranges)} shots; device {device}", flush=True)
+    rows = shot_networks(frames, ranges, weights, styles, Path(out_tsv).parent, settings, device, flow, decoder)
+    write_shots(rows, out_tsv)
+    return rows

@@ -1,0 +1,219 @@
+"""Method propagate: keyframes where the content moves away, guides that move with it, a per-shot network that
+learns a known mapping, seeded, resumable, retrained exactly where its inputs change, nothing across a cut."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from artify.methods import propagate as P
+from artify.settings import Settings
+from tests.conftest import textured_video
+from tests.pictures import assert_real_pictures
+
+# CI-sized: a few seconds of training on 40x56 frames
+TINY = dict(propagate_steps=150, propagate_patch=24, propagate_batch=8, propagate_perceptual_weight=0.0,
+            propagate_checkpoint_every=10)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    torch.set_num_threads(1)
+
+
+def _pan(n: int = 12, seed: int = 0, speed: int = 2) -> np.ndarray:
+    """A smooth random texture panning right by `speed` px a frame (40x56)."""
+    rng = np.random.default_rng(seed)
+    world = cv2.resize(rng.integers(0, 256, (12, 18, 3), dtype=np.uint8), (56 + n * speed, 40),
+                       interpolation=cv2.INTER_CUBIC)
+    return np.stack([world[:, t * speed:t * speed + 56] for t in range(n)])
+
+
+def _known(frames: np.ndarray) -> np.ndarray:
+    """The known 'style': channels rotated and inverted."""
+    return 255 - frames[..., [2, 0, 1]]
+
+
+def _trained(tmp_path, frames, keys, settings, name="net.pt", seed=0, **kw):
+    guides = P.shot_guides(frames, settings, seed)
+    result = P.train_network(frames[keys], guides[keys], _known(frames[keys]), tmp_path / name, settings, "cpu", seed,
+                             **kw)
+    return result, guides
+
+
+def _apply(path, frames, guides, precision="auto"):
+    net, _ = P.load_shot_network(path, "cpu")
+    return np.stack(list(P.apply_network(net, frames, guides, "cpu", batch=5, precision=precision)))
+
+
+def test_keyframes_start_each_shot_and_follow_motion_or_every_n():
+    frames = textured_video(12, 96, 64, speed=1)
+    assert P.keyframe_indices(frames, 0.0, 4) == [0, 4, 8]
+    assert P.keyframe_indices(frames, 0.0, 0) == [0]
+    # new content from frame 7 on: the flow back to keyframe 0 is reliable on a third of it at most
+    changed = np.concatenate([frames[:7], textured_video(5, 96, 64, seed=9, speed=1)])
+    assert P.keyframe_indices(changed, 0.5, 0) == [0, 7]
+    assert P.keyframe_indices(changed, 0.5, 3) == [0, 3, 6, 7, 10]
+    # a pan drifts away from its keyframe: the further, the less of the frame maps back (DIS loses a
+    # 4-pixel-block texture after ~10 px on these tiny frames)
+    assert P.reliable_share(frames[1], frames[0]) > 0.95 > P.reliable_share(frames[10], frames[0])
+    assert P.keyframe_indices(frames, 0.9, 0) == [0, 9]
+
+
+def test_the_mixture_guide_moves_with_the_content():
+    frames = _pan(8)
+    guides = P.shot_guides(frames, Settings(), seed=0)
+    assert guides.shape == (8, 40, 56, 3) and guides.dtype == np.uint8
+    # panning right by 2 px a frame: frame t's column x shows what frame 0 had at column x + 2t
+    t = 5
+    moved = np.abs(guides[t][:, 4:40].astype(int) - guides[0][:, 4 + 2 * t:40 + 2 * t]).mean()
+    still = np.abs(guides[t][:, 4:40].astype(int) - guides[0][:, 4:40]).mean()
+    assert moved < 2 < still
+    assert P.shot_guides(frames, Settings(propagate_guide="none"), 0).shape == (8, 40, 56, 0)
+
+
+def test_the_network_learns_a_known_mapping_and_carries_it_to_every_frame(tmp_path):
+    """Keyframes 0 and 6 stylized by a known colour transform: every other frame comes out as that transform
+    of itself, within 16 of 255 on average (the identity is ~100 away)."""
+    frames = _pan(12)
+    result, guides = _trained(tmp_path, frames, [0, 6], Settings(**TINY))
+    assert result["finished"] and result["history"][-1][1] < result["history"][0][1] / 3
+    out = _apply(tmp_path / "net.pt", frames, guides)
+    error = np.abs(out.astype(int) - _known(frames)).mean(axis=(1, 2, 3))
+    assert np.abs(frames.astype(int) - _known(frames)).mean() > 60
+    others = np.delete(error, [0, 6])
+    assert others.max() < 16, error.round(1)
+    assert others.mean() < 1.5 * error[[0, 6]].mean() + 2, error.round(1)
+
+
+def test_same_seed_same_output_other_seed_differs(tmp_path):
+    frames = _pan(6)
+    settings = Settings(**{**TINY, "propagate_steps": 15})
+    outputs = []
+    for name, seed in (("a.pt", 0), ("b.pt", 0), ("c.pt", 1)):
+        _, guides = _trained(tmp_path, frames, [0, 3], settings, name, seed)
+        outputs.append(_apply(tmp_path / name, frames, guides))
+    assert np.array_equal(outputs[0], outputs[1])
+    assert not np.array_equal(outputs[0], outputs[2])
+
+
+def test_interrupted_training_resumes_and_changed_settings_start_over(tmp_path, capsys):
+    frames = _pan(6)
+    settings = Settings(**{**TINY, "propagate_steps": 30})
+    _, guides = _trained(tmp_path, frames, [0, 3], settings, "whole.pt")
+    whole = _apply(tmp_path / "whole.pt", frames, guides)
+
+    first, _ = _trained(tmp_path, frames, [0, 3], settings, "killed.pt", stop_after=17)
+    assert not first["finished"] and not (tmp_path / "killed.pt").exists() and first["step"] == 17
+    resumed, _ = _trained(tmp_path, frames, [0, 3], settings, "killed.pt")
+    assert "resuming from" in capsys.readouterr().out and resumed["finished"]
+    assert [h[0] for h in resumed["history"]] == list(range(1, 31))
+    assert np.array_equal(_apply(tmp_path / "killed.pt", frames, guides), whole)  # as if never killed
+
+    # a killed run of other settings is never resumed: a changed learning rate trains from step 0
+    _trained(tmp_path, frames, [0, 3], settings, "changed.pt", stop_after=17)
+    other = replace(settings, propagate_lr=1e-3)
+    _trained(tmp_path, frames, [0, 3], other, "changed.pt")
+    assert "propagate_lr" in capsys.readouterr().out
+    _trained(tmp_path, frames, [0, 3], other, "fresh.pt")
+    assert np.array_equal(_apply(tmp_path / "changed.pt", frames, guides), _apply(tmp_path / "fresh.pt", frames, guides))
+
+
+def _shot_video():
+    """Two shots: a pan of one texture, a cut at frame 8, a pan of another."""
+    return np.concatenate([_pan(8, seed=0), _pan(8, seed=5)])
+
+
+def _fake_keyframe_method(monkeypatch, transforms, calls):
+    """The keyframe method replaced by known transforms, one per call (keyframe), counting its calls."""
+    def stylize(frames, weights, styles, settings, device, decoder=None):
+        calls.append(len(frames))
+        return transforms[min(len(calls), len(transforms)) - 1](frames)
+
+    monkeypatch.setattr(P, "stylize_keyframes", stylize)
+
+
+def test_one_network_per_shot_and_nothing_across_a_cut(tmp_path, monkeypatch):
+    """Each shot's keyframes stylized by a different transform: each shot comes out as its own; a network made
+    from the other shot's keyframes would carry the wrong colours over the cut."""
+    frames, calls = _shot_video(), []
+    second = lambda f: f[..., [1, 2, 0]]  # noqa: E731
+    _fake_keyframe_method(monkeypatch, [_known, _known, second], calls)
+    settings = Settings(**TINY, propagate_every=4)
+    rows = P.shot_networks(frames, [(0, 8), (8, 16)], np.ones((16, 1)), [frames[0]], tmp_path, settings, "cpu")
+    assert [(r["start"], r["stop"], r["keyframes"]) for r in rows] == [(0, 8, "0,4"), (8, 16, "8,12")]
+    assert calls == [1, 1, 1, 1]  # one keyframe at a time
+    out = np.stack(list(P.apply_shots(tmp_path, rows, frames, 0, "cpu")))
+    assert np.abs(out[:8].astype(int) - _known(frames[:8])).mean() < 16
+    assert np.abs(out[8:].astype(int) - second(frames[8:])).mean() < 16
+    assert np.abs(out[8:].astype(int) - _known(frames[8:])).mean() > 60
+    # a chunk that starts inside the first shot and ends inside the second: the same frames
+    part = np.stack(list(P.apply_shots(tmp_path, rows, frames[5:11], 5, "cpu")))
+    assert np.array_equal(part, out[5:11])
+
+
+def test_a_change_retrains_exactly_the_shots_it_touches(tmp_path, monkeypatch, capsys):
+    frames, calls = _shot_video(), []
+    _fake_keyframe_method(monkeypatch, [_known], calls)
+    settings = Settings(**{**TINY, "propagate_steps": 5}, propagate_every=4)
+    shots = [(0, 8), (8, 16)]
+
+    def run(frames, settings):
+        capsys.readouterr()
+        P.shot_networks(frames, shots, np.ones((16, 1)), [frames[0]], tmp_path, settings, "cpu")
+        return capsys.readouterr().out.count("; training")
+
+    assert run(frames, settings) == 2 and len(calls) == 4
+    assert run(frames, replace(settings, batch_frames=2)) == 0  # an apply-only setting
+    assert len(calls) == 4  # and the keyframes were not stylized again
+    touched = frames.copy()
+    touched[12] = 255 - touched[12]  # a keyframe of the second shot (and frame 13 now moves away from it)
+    assert run(touched, settings) == 1
+    assert len(calls) == 6  # frames 12 and 13; keyframe 8 is kept
+    assert run(touched, replace(settings, propagate_lr=1e-3)) == 2
+    assert len(calls) == 6  # a training setting: the keyframes stay
+    assert run(touched, replace(settings, style_weight=5.0)) == 2 and len(calls) == 6 + 5
+
+
+def test_output_frames_are_real_stylized_pictures(tmp_path):
+    """Through the real keyframe method (gatys, a few iterations): every frame a stylized picture."""
+    frames = _pan(8)
+    style = np.zeros((48, 48, 3), np.uint8)
+    style[:, ::6] = [255, 60, 0]
+    style[::6] = [0, 60, 255]
+    settings = Settings(**{**TINY, "propagate_steps": 120}, iterations=12, style_layers="relu1_1,relu2_1",
+                        content_layers="relu2_1", propagate_every=4)
+    weights = np.ones((8, 1))
+    rows = P.shot_networks(frames, [(0, 8)], weights, [style], tmp_path, settings, "cpu")
+    out = np.stack(list(P.apply_shots(tmp_path, rows, frames, 0, "cpu")))
+    assert rows[0]["keyframes"] == "0,4"
+    assert np.load(tmp_path / "keyframe_000004.npz")["stylized"].shape == (40, 56, 3)
+    assert_real_pictures(out, frames, [style], weights, "propagate")
+
+
+def test_bfloat16_runs_the_cuda_code_path_on_the_cpu(tmp_path):
+    """precision bfloat16 on the CPU: the autocast CUDA's auto takes; the output stays near float32's."""
+    frames = _pan(6)
+    settings = Settings(**{**TINY, "propagate_steps": 20}, precision="bfloat16")
+    _, guides = _trained(tmp_path, frames, [0, 3], settings)
+    low = _apply(tmp_path / "net.pt", frames, guides, "bfloat16")
+    full = _apply(tmp_path / "net.pt", frames, guides, "float32")
+    assert 0 < np.abs(low.astype(int) - full).mean() < 3
+
+
+def test_a_propagate_jobs_cost_counts_its_keyframes_and_training():
+    """metrics.json's seconds_per_frame and stages sum these benchmark files: rule train_propagate's among them."""
+    from artify.quality.stage_files import benchmark_files
+    from artify.settings import defaults
+
+    jobs = {"p": {**defaults(), "method": "propagate"}, "p.perframe": {**defaults(), "method": "propagate",
+                                                                      "temporal": False}}
+    files = benchmark_files("p", jobs, {}, lambda job: [0], lambda job: job)
+    assert "benchmarks/train_propagate/p.tsv" in files and "benchmarks/stylize_chunk/p_0000.tsv" in files
+    assert not any("flow_chunk" in f for f in files)  # the guides' flows are the training's own
+    # a per-frame baseline applies the networks its job trained: it costs that training too
+    assert "benchmarks/train_propagate/p.tsv" in benchmark_files("p.perframe", jobs, {}, lambda job: [0],
+                                                                 lambda job: "p")

@@ -10,6 +10,9 @@ from artify.methods.gatys import content_loss, optimise, style_loss, stylize_fra
 from artify.settings import Settings
 from tests.conftest import textured_video
 
+# the optimiser the settings choose by default, as the method passes it
+OPTIMISER = (Settings().optimizer, Settings().learning_rate)
+
 
 def test_gram_is_normalised_and_symmetric():
     f = torch.rand(2, 8, 5, 7)
@@ -41,7 +44,7 @@ def test_optimisation_moves_the_frame_towards_the_style():
     with torch.no_grad():
         content_targets = model(frame, ["relu3_1"])
     before = sum(((style_grams(model, frame, layers)[k] - target[k]) ** 2).sum() for k in layers)
-    out, used = optimise(model, frame, content_targets, target, 10, 1.0, 1e3, 0.0)
+    out, used = optimise(model, frame, content_targets, target, 10, 1.0, 1e3, 0.0, *OPTIMISER)
     assert used == 10
     after = sum(((style_grams(model, out, layers)[k] - target[k]) ** 2).sum() for k in layers)
     assert after < 0.5 * before
@@ -112,10 +115,10 @@ def test_adaptive_stop_ends_a_converged_frame_early():
     with torch.no_grad():
         targets = model(frame, ["relu2_1"])
     grams = style_grams(model, to_tensor(_style_image()), ["relu1_1", "relu2_1"])
-    converged, used = optimise(model, frame, targets, grams, 100, 1.0, 10.0, 0.0)
+    converged, used = optimise(model, frame, targets, grams, 100, 1.0, 10.0, 0.0, *OPTIMISER)
     assert used == 100  # no tolerance: every iteration
     # Started again at its optimum the loss hardly falls, so the second check stops it.
-    _, used = optimise(model, converged, targets, grams, 100, 1.0, 10.0, 0.0, tolerance=0.01, check_every=5)
+    _, used = optimise(model, converged, targets, grams, 100, 1.0, 10.0, 0.0, *OPTIMISER, tolerance=0.01, check_every=5)
     assert used == 10
 
 
@@ -155,9 +158,9 @@ def test_a_non_finite_step_rolls_back_and_the_frame_stays_finite():
     with torch.no_grad():
         targets = model(frame, ["relu2_1"])
     grams = style_grams(model, to_tensor(_style_image()), ["relu1_1", "relu2_1"])
-    clean, _ = optimise(model, frame, targets, grams, 20, 1.0, 10.0, 0.0)
+    clean, _ = optimise(model, frame, targets, grams, 20, 1.0, 10.0, 0.0, *OPTIMISER)
     poisoned = _Poisoned(model, bad=range(8, 12))  # a few evaluations in the second check go NaN
-    out, used = optimise(poisoned, frame, targets, grams, 20, 1.0, 10.0, 0.0)
+    out, used = optimise(poisoned, frame, targets, grams, 20, 1.0, 10.0, 0.0, *OPTIMISER)
     assert torch.isfinite(out).all() and used == 20 and poisoned.calls > 12
     start = content_loss(model(frame, ["relu2_1"]), targets) + 10 * style_loss(model(frame, ["relu1_1", "relu2_1"]), grams)
     recovered = content_loss(model(out, ["relu2_1"]), targets) + 10 * style_loss(model(out, ["relu1_1", "relu2_1"]), grams)
@@ -174,7 +177,7 @@ def test_an_optimisation_that_stays_non_finite_is_refused_not_written():
         targets = model(frame, ["relu2_1"])
     always = _Poisoned(model, bad=range(10_000))
     with pytest.raises(NonFiniteError):
-        optimise(always, frame, targets, {}, 20, 1.0, 0.0, 0.0)
+        optimise(always, frame, targets, {}, 20, 1.0, 0.0, 0.0, *OPTIMISER)
     frames = textured_video(2, 32, 24)
     with pytest.raises(NonFiniteError):
         list(stylize_frames(always, frames, np.ones((2, 1)), [_style_image()], Settings(**FAST, temporal=False),

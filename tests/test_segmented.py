@@ -70,7 +70,7 @@ def test_feather_mode_has_soft_edges_and_hard_mode_does_not():
 
 def test_blur_mode_blurs_the_other_region_instead_of_cutting_it_out():
     frames, masks = _frames()
-    fg_in, bg_in = region_inputs(frames, masks, "blur", blur_px=9)
+    fg_in, bg_in = region_inputs(frames, masks, "blur", blur_px=9, use_inpaint=False)
     inside = masks > 0.5
     assert (fg_in[inside] == frames[inside]).all() and (bg_in[~inside] == frames[~inside]).all()
     assert fg_in[~inside].min() > 0  # not black
@@ -107,8 +107,8 @@ def test_inpaint_removes_the_subject_from_the_background_input():
     masks = np.zeros((2, 48, 64), np.float32)
     masks[:, 14:34, 20:44] = 1
     frames[masks > 0.5] = 250  # a bright subject on a flat background
-    _, plain = region_inputs(frames, masks, "feather")
-    _, filled = region_inputs(frames, masks, "feather", use_inpaint=True)
+    _, plain = region_inputs(frames, masks, "feather", 9.0, use_inpaint=False)
+    _, filled = region_inputs(frames, masks, "feather", 9.0, use_inpaint=True)
     assert plain[0, 24, 32].tolist() == [0, 0, 0]  # the silhouette, cut out in black
     assert np.abs(filled[0][masks[0] > 0.5].astype(int) - 100).max() <= 3  # filled with the background
     out, fake = run("hard", frames, masks, inpaint=True)
@@ -131,7 +131,7 @@ def test_bad_mode_and_shapes_are_refused():
     with pytest.raises(ConfigError, match="setting 'merge_mode': 'soft' is not one of hard, feather, blur, resize"):
         run("soft", frames, masks)
     with pytest.raises(ValueError, match="unknown merge_mode 'soft'"):  # the function alone checks it too
-        region_inputs(frames, masks, "soft")
+        region_inputs(frames, masks, "soft", 9.0, False)
     with pytest.raises(ValueError, match="masks have shape"):
         run("hard", frames, masks[:, :10])
 
@@ -141,7 +141,7 @@ def test_merge_is_exact_at_mask_values():
     bg = np.full((4, 4, 3), 10, np.uint8)
     m = np.zeros((4, 4), np.float32)
     m[:, 2:] = 1
-    out = merge(fg, bg, m, "hard")
+    out = merge(fg, bg, m, "hard", 6.0)
     assert (out[:, 2:] == 200).all() and (out[:, :2] == 10).all()
 
 

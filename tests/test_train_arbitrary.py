@@ -11,9 +11,12 @@ import torch
 from artify.methods.arbitrary import ArbitraryNet, PasticheEncoder, adain_decoder, load_decoder
 from artify.methods.train_arbitrary import (TrainingData, losses, make_pairs, sample_batch, state_path, mean_std_style_loss,
                                     output_temporal_loss, train_decoder)
+from artify.settings import Settings
 from tests.conftest import textured_video
 
 SIZE = 32
+# the loss weights train_decoder is given, as the stage gives them: the settings' defaults
+LOSS_WEIGHTS = dict(style_weight=Settings().train_style_weight, temporal_weight=Settings().train_temporal_weight)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +72,7 @@ def test_training_steps_lower_the_loss_on_a_fixed_batch(encoder, data):
 
 
 def test_a_killed_training_resumes_from_its_last_checkpoint(tmp_path, encoder, data):
-    common = dict(iterations=4, size=SIZE, batch=1, lr=1e-3, checkpoint_every=1, width=0.25, progress=False,
+    common = dict(**LOSS_WEIGHTS, iterations=4, size=SIZE, batch=1, lr=1e-3, checkpoint_every=1, width=0.25, progress=False,
                   encoder=encoder)
     out = tmp_path / "resumed" / "decoder.pth"
     first = train_decoder(data, out, stop_after=2, **common)  # as if killed after iteration 2
@@ -127,7 +130,7 @@ def test_a_non_finite_loss_is_refused_before_backward_and_no_weights_are_written
     out = tmp_path / "decoder.pth"
     with pytest.raises(NonFiniteError, match="non-finite loss at iteration 3"):
         train_decoder(data, out, iterations=5, size=SIZE, batch=1, lr=1e-3, checkpoint_every=1, width=0.25,
-                      progress=False, encoder=encoder)
+                      progress=False, encoder=encoder, **LOSS_WEIGHTS)
     assert not out.exists()
     state = torch.load(state_path(out), weights_only=True)
     assert int(state["step"]) == 2  # the last good checkpoint stays, unpoisoned
@@ -157,6 +160,7 @@ def test_the_expected_time_counts_what_a_resumed_run_has_done(tmp_path, encoder,
     settings = Settings(train_iterations=6, train_size=SIZE, train_batch=1, train_width=0.25, train_lr=1e-3)
     out = tmp_path / "decoder.pth"
     train_decoder(data, out, 6, SIZE, 1, 1e-3, checkpoint_every=1, width=0.25, progress=False, encoder=encoder,
+                  **LOSS_WEIGHTS,
                   stop_after=4)
     _, sentence = expected_time(settings, "cpu", out, encoder)
     assert sentence.startswith("training the AdaIN decoder (2 iterations x batch 1 x 32 px crops, width 0.25)")
@@ -169,7 +173,7 @@ def test_a_training_state_resumes_only_the_training_it_was_made_for(tmp_path, en
     continuing the other training (or failing with a traceback, for the width); more iterations continue."""
     import copy
 
-    common = dict(iterations=3, size=SIZE, batch=1, lr=1e-3, checkpoint_every=1, width=0.25, progress=False,
+    common = dict(**LOSS_WEIGHTS, iterations=3, size=SIZE, batch=1, lr=1e-3, checkpoint_every=1, width=0.25, progress=False,
                   encoder=encoder)
     out = tmp_path / "decoder.pth"
     other_encoder = copy.deepcopy(encoder)
@@ -205,7 +209,7 @@ def test_a_killed_save_leaves_nothing_the_rerun_does_not_replace(tmp_path, encod
 
     monkeypatch.setattr(artify.atomic, "_remove", lambda tmp: None)  # SIGKILL: no cleanup runs
     monkeypatch.setattr(train.torch, "save", killed_midway)
-    common = dict(iterations=2, size=SIZE, batch=1, lr=1e-3, checkpoint_every=1, width=0.25, progress=False,
+    common = dict(**LOSS_WEIGHTS, iterations=2, size=SIZE, batch=1, lr=1e-3, checkpoint_every=1, width=0.25, progress=False,
                   encoder=encoder)
     with pytest.raises(KeyboardInterrupt):
         train_decoder(data, tmp_path / "decoder.pth", **common)

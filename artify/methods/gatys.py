@@ -91,8 +91,8 @@ def to_free(image: torch.Tensor, eps: float = WARM_EPS) -> torch.Tensor:
 
 
 def optimise(model, image: torch.Tensor, content_targets: dict, target_grams: dict, iterations: int,
-             content_weight: float, style_weight: float, tv_weight: float, optimizer: str = "lbfgs",
-             learning_rate: float = 0.02, temporal_terms=(), temporal_weight: float = 0.0,
+             content_weight: float, style_weight: float, tv_weight: float, optimizer: str,
+             learning_rate: float, temporal_terms=(), temporal_weight: float = 0.0,
              tolerance: float = 0.0, check_every: int = 5, retries: int = 3,
              eps: float = WARM_EPS) -> tuple[torch.Tensor, int]:
     """Optimise `image` (1, 3, H, W) in [0, 1]; returns it and the iterations used.

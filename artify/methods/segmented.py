@@ -93,8 +93,8 @@ def _frame_to_crop(image: np.ndarray, box, canvas: np.ndarray) -> np.ndarray:
     return out
 
 
-def region_inputs(frames: np.ndarray, masks: np.ndarray, mode: str, blur_px: float = 9.0,
-                  use_inpaint: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def region_inputs(frames: np.ndarray, masks: np.ndarray, mode: str, blur_px: float,
+                  use_inpaint: bool) -> tuple[np.ndarray, np.ndarray]:
     """What each region's stylizer sees, (foreground inputs, background inputs), uint8 (N, H, W, 3) each.
 
     The frame with the other region black (hard, feather, resize) or blurred (blur); with use_inpaint, the
@@ -111,7 +111,7 @@ def region_inputs(frames: np.ndarray, masks: np.ndarray, mode: str, blur_px: flo
     return fg_in, bg_in
 
 
-def merge(fg: np.ndarray, bg: np.ndarray, mask: np.ndarray, mode: str, feather_px: float = 6.0) -> np.ndarray:
+def merge(fg: np.ndarray, bg: np.ndarray, mask: np.ndarray, mode: str, feather_px: float) -> np.ndarray:
     """One merged uint8 frame: hard = binary mask, every other mode = the feathered mask."""
     alpha = (mask > 0.5).astype(np.float32) if mode == "hard" else feather(mask, feather_px)
     out = alpha[..., None] * fg.astype(np.float32) + (1 - alpha[..., None]) * bg.astype(np.float32)

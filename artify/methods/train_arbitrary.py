@@ -233,9 +233,8 @@ def state_changes(state: dict, record: dict) -> list[str]:
     return [k for k in record if made_from.get(k) != record[k]]
 
 
-def train_decoder(data: TrainingData, out, iterations: int = 2000, size: int = 256, batch: int = 8,
-                  lr: float = 1e-4, style_weight: float = 10.0, temporal_weight: float = 100.0,
-                  checkpoint_every: int = 100, width: float = 1.0, device="cpu", seed: int = 0,
+def train_decoder(data: TrainingData, out, iterations: int, size: int, batch: int, lr: float, style_weight: float,
+                  temporal_weight: float, checkpoint_every: int, width: float, device="cpu", seed: int = 0,
                   stop_after: int | None = None, progress: bool = True, encoder=None) -> dict:
     """Train (or continue training) a decoder; write it to `out` (pytorch-AdaIN decoder.pth format) when done.
 

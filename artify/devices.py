@@ -99,3 +99,13 @@ def autocast_dtype(device, precision: str = "auto"):
     if precision not in types:
         raise ValueError(f"unknown precision {precision!r} (auto, float32, bfloat16, float16)")
     return types[precision]
+
+
+def autocast(device, precision: str = "auto"):
+    """The autocast context of `precision` on `device` (`autocast_dtype`; float32 = autocast off), shared by the
+    networks that run in reduced precision (the arbitrary and propagate methods, RAFT)."""
+    import torch
+
+    device = torch.device(device)
+    dtype = autocast_dtype(device, precision)
+    return torch.autocast(device.type, dtype=dtype) if dtype else torch.autocast(device.type, enabled=False)

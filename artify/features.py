@@ -188,7 +188,7 @@ def mix_grams(keyframe_grams: list[dict], weights) -> dict[str, torch.Tensor]:
 
 
 def to_tensor(frames, device="cpu") -> torch.Tensor:
-    """uint8 RGB array (H, W, 3) or (N, H, W, 3) -> float tensor (N, 3, H, W) in [0, 1]."""
+    """uint8 array (H, W, C) or (N, H, W, C), e.g. RGB -> float tensor (N, C, H, W) in [0, 1]."""
     t = torch.from_numpy(np.array(frames, dtype=np.uint8, copy=True))
     if t.dim() == 3:
         t = t[None]

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from artify.devices import autocast_dtype
+from artify.devices import autocast
 from artify.media.pixels import resize_scaled
 from artify.weights import DEFAULT_DIR, WeightsError, cached_state, installed_file
 
@@ -188,13 +188,12 @@ def raft_flows(firsts, seconds, model: str, iterations: int, scale: float, devic
     sh, sw = (max(1, round(h * scale)), max(1, round(w * scale))) if scale != 1 else (h, w)
     padded = (max(MIN_SIDE, sh + (-sh) % 8), max(MIN_SIDE, sw + (-sw) % 8))
     net = load_raft(model, device, weights)
-    dtype = autocast_dtype(device, precision)
     step = pairs_per_batch(padded)
     out = np.empty((len(firsts), h, w, 2), np.float32)
     for i in range(0, len(firsts), step):
         a = _to_batch(firsts[i:i + step], scale, padded, device)
         b = _to_batch(seconds[i:i + step], scale, padded, device)
-        with torch.no_grad(), torch.autocast(torch.device(device).type, dtype=dtype, enabled=dtype is not None):
+        with torch.no_grad(), autocast(device, precision):
             flow = net(a, b, num_flow_updates=iterations)[-1]
         top, left = centred(padded[0] - sh)[0], centred(padded[1] - sw)[0]
         flow = flow[:, :, top:top + sh, left:left + sw].float()

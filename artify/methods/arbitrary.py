@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from artify.devices import auto_precision, autocast_dtype
+from artify.devices import auto_precision, autocast, autocast_dtype
 from artify.features import VGG19Features, to_tensor, to_uint8
 from artify.methods.magenta import MagentaNet, load_magenta, style_crops
 from artify.media.pixels import NonFiniteError
@@ -307,12 +307,6 @@ def network_for(settings: Settings, device, decoder=None) -> ArbitraryNet | Mage
 
 # ------------------------------------------------------------------------------------------- inference
 
-def _autocast(device, precision: str = "auto"):
-    device = torch.device(device)
-    dtype = autocast_dtype(device, precision)
-    return torch.autocast(device.type, dtype=dtype) if dtype else torch.autocast(device.type, enabled=False)
-
-
 def _input(frames: np.ndarray, device, precision: str = "auto") -> torch.Tensor:
     """uint8 frames -> float (N, 3, H, W) in [0, 1]; channels-last on CUDA and with reduced precision (the
     layout of cuDNN's and oneDNN's fast bfloat16/float16 convolutions), so the CPU with `precision: bfloat16`
@@ -326,7 +320,7 @@ def _input(frames: np.ndarray, device, precision: str = "auto") -> torch.Tensor:
 def keyframe_stats(net: ArbitraryNet, keyframes: list[np.ndarray], device,
                    precision: str = "auto") -> list[tuple[torch.Tensor, torch.Tensor]]:
     out = []
-    with torch.no_grad(), _autocast(device, precision):
+    with torch.no_grad(), autocast(device, precision):
         for k in keyframes:
             out.append(net.style_stats(_input(k, device, precision)))
     return out
@@ -383,7 +377,7 @@ def compose_flows(flows: dict, t: int, k: int, device="cpu") -> tuple[torch.Tens
 def stylize_batch(net: ArbitraryNet, frames: np.ndarray, target_mean, target_std, alpha: float, device,
                   content_stats=None) -> torch.Tensor:
     """Frames uint8 (N, H, W, 3) -> float (N, 3, H, W) in [0, 1], one batched forward pass."""
-    with torch.no_grad(), _autocast(device):
+    with torch.no_grad(), autocast(device):
         x = _input(frames, device)
         out = net(x, target_mean, target_std, alpha, content_stats)
         # The decoder halves/doubles sizes: crop to the input (sizes not divisible by 8 come back larger)
@@ -460,7 +454,7 @@ def style_vector(net: MagentaNet, image: np.ndarray, device) -> torch.Tensor:
     """One Magenta style vector (1, 100) for a painting: the predictor's mean over `style_crops`. In float32
     whatever `precision` says: it runs once per keyframe, and in bfloat16 the 53 layers of MobileNetV2 move
     the vector by 3-9 % (the transformer's output by under 1 %)."""
-    with torch.no_grad(), _autocast(device, "float32"):
+    with torch.no_grad(), autocast(device, "float32"):
         return net.predict(_input(style_crops(image), device, "float32")).mean(0, keepdim=True)
 
 
@@ -479,7 +473,7 @@ def _magenta_batches(net: MagentaNet, frames, weights, keyframes, device, mode, 
 
         def attempt(p):
             steady.restore(state)  # a failed attempt's statistics never reach the next batch
-            with torch.no_grad(), _autocast(device, p):
+            with torch.no_grad(), autocast(device, p):
                 return net(_input(frames[i:i + batch], device, p), style, steady).float(), None
         return finite_batch(attempt, precision, device)[0].clamp(0, 1)
 
@@ -498,7 +492,7 @@ def _adain_batches(model: ArbitraryNet, frames, weights, keyframes, device, mode
     targets = keyframe_stats(model, keyframes, device, "float32")  # once per keyframe: never worth a risk
 
     def encode(i, p=precision):
-        with torch.no_grad(), _autocast(device, p):
+        with torch.no_grad(), autocast(device, p):
             f = model.encode(_input(frames[i:i + batch], device, p))["relu4_1"]
         return f, mean_std(f)
 
@@ -518,7 +512,7 @@ def _adain_batches(model: ArbitraryNet, frames, weights, keyframes, device, mode
         else:
             c_stats, state = (c_mean, c_std), None
         t_mean, t_std = mix_stats(targets, weights[i:i + len(feats)])
-        with torch.no_grad(), _autocast(device, p):
+        with torch.no_grad(), autocast(device, p):
             out = model.decoder(model.transfer(feats, t_mean, t_std, alpha, c_stats))
             out = _fit(out, frames.shape[1:3]).float()
         return out, (state, c_std)

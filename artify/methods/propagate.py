@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from artify.atomic import atomic_path
-from artify.devices import autocast_dtype
+from artify.devices import autocast
 from artify.flow import DIS, FlowMethod, occlusion_mask, warp
 from artify.features import to_tensor, to_uint8, vgg19
 from artify.media.pixels import NonFiniteError
@@ -167,20 +167,7 @@ class PatchNet(nn.Module):
 
 def network_input(frames: np.ndarray, guides: np.ndarray, device) -> torch.Tensor:
     """(N, 3 + C, H, W) float in [0, 1]: the frames and their guide channels."""
-    return torch.cat([to_tensor(frames, device), _channels(guides, device)], 1)
-
-
-def _channels(images: np.ndarray, device) -> torch.Tensor:
-    t = torch.from_numpy(np.ascontiguousarray(images)).to(device)
-    return t.permute(0, 3, 1, 2).float() / 255.0
-
-
-def _autocast(device, precision: str = "auto"):
-    """Reduced-precision autocast as `precision` says (the networks' setting: auto = bfloat16 on CUDA, float16
-    where the GPU has no native bfloat16, float32 on a CPU); bfloat16 on a CPU runs CUDA's code path."""
-    device = torch.device(device)
-    dtype = autocast_dtype(device, precision)
-    return torch.autocast(device.type, dtype=dtype) if dtype else torch.autocast(device.type, enabled=False)
+    return torch.cat([to_tensor(frames, device), to_tensor(guides, device)], 1)
 
 
 def apply_network(net: PatchNet, frames: np.ndarray, guides: np.ndarray, device, batch: int = 8,
@@ -188,7 +175,7 @@ def apply_network(net: PatchNet, frames: np.ndarray, guides: np.ndarray, device,
     """The network's output for each frame, `batch` frames a forward pass, as uint8 (H, W, 3)."""
     net.eval()
     for i in range(0, len(frames), batch):
-        with torch.no_grad(), _autocast(device, precision):
+        with torch.no_grad(), autocast(device, precision):
             out = net(network_input(frames[i:i + batch], guides[i:i + batch], device))
         yield from to_uint8(out.float())
 
@@ -268,7 +255,7 @@ def train_network(contents: np.ndarray, guides: np.ndarray, targets: np.ndarray,
         generator = torch.Generator().manual_seed(seed * 1_000_003 + step)  # resumed steps draw the same patches
         inputs, wanted = sample_patches(contents, guides, targets, s.propagate_patch, s.propagate_batch, generator,
                                         device)
-        with _autocast(device, s.precision):
+        with autocast(device, s.precision):
             made = net(inputs).float()
             l1 = (made - wanted).abs().mean()
             perceptual = perceptual_loss(vgg, made, wanted) if vgg is not None else torch.zeros(())

@@ -31,7 +31,7 @@ def job_frames(frames_dirs, chunks_tsv) -> np.ndarray:
 
 
 def run_train_propagate(frames_dirs, chunks_tsv, cuts_tsv, schedule_tsv, keyframes_tsv, keyframe_dir, out_tsv,
-                    settings: Settings, threads: int | None = None, decoder=None) -> list[dict]:
+                        settings: Settings, threads: int | None = None, decoder=None) -> list[dict]:
     """The `train_propagate` stage: the job's shots (cuts.tsv), their keyframes stylized and their networks
     trained into the folder of `out_tsv` (cached there, see `shot_networks`), and the shots table written last."""
     set_threads(threads)

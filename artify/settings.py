@@ -236,9 +236,11 @@ class PropagateSettings:  # method propagate: keyframes, their stylization and t
                                                  "loss (weight 1)", minimum=0)
     propagate_width: int = _f(16, "channels of the network's first layer (x2 and x4 below it)", minimum=4,
                               maximum=128)
-    propagate_guide: str = _f("mixture", "guide channels beside the frame: mixture = a random-colour Gaussian "
+    propagate_guide: str = _f("carried", "guide channels beside the frame: mixture = a random-colour Gaussian "
                                          "mixture carried along the flow from the shot's start (Texler et al. 2020); "
-                                         "none = the frame alone", ["mixture", "none"])
+                                         "carried = that and the stylized keyframes carried along the flow to each "
+                                         "frame, with where they can be trusted; none = the frame alone",
+                              ["carried", "mixture", "none"])
     propagate_guide_blobs: int = _f(32, "Gaussians in the mixture guide", minimum=1)
     propagate_checkpoint_every: int = _f(100, "save a resumable training state every N steps", minimum=1)
 

@@ -17,6 +17,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Iterator
 
+import cv2
 import numpy as np
 import pandas as pd
 import torch
@@ -117,15 +118,146 @@ def mixture_guides(flows_back: np.ndarray, height: int, width: int, blobs: int, 
     return (np.clip(np.stack(guides), 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def shot_guides(frames: np.ndarray, settings: PropagateSettings, seed: int, flow: FlowMethod = DIS) -> np.ndarray:
-    """The guide channels of a shot's frames (N, H, W, C) uint8; C = 0 with propagate_guide: none."""
+def shot_guides(frames: np.ndarray, keys: list[int], stylized: np.ndarray, settings: PropagateSettings, seed: int,
+                flow: FlowMethod = DIS) -> np.ndarray:
+    """The guide channels of a shot's frames (N, H, W, C) uint8: C = 0 with propagate_guide none, the mixture
+    guide's 3 with mixture, and with carried those 3 then `carried_keyframes`' 4 (the stylized keyframes carried
+    to each frame along the flow, and where that can be trusted)."""
     n, h, w = frames.shape[:3]
     if settings.propagate_guide == "none":
         return np.zeros((n, h, w, 0), np.uint8)
+    links = frame_links(frames, flow, both=settings.propagate_guide == "carried")
+    guides = mixture_guides(links["back"], h, w, settings.propagate_guide_blobs, seed)
+    if settings.propagate_guide == "carried":
+        guides = np.concatenate([guides, carried_keyframes(stylized, keys, links, frames)], axis=-1)
+    return guides
+
+
+def frame_links(frames: np.ndarray, flow: FlowMethod = DIS, both: bool = True) -> dict[str, np.ndarray]:
+    """The flows between neighbouring frames, each on its own frame's grid: back[t] (t -> t-1, back[0] zero) and,
+    with `both`, ahead[t] (t -> t+1, the last zero)."""
+    n, h, w = frames.shape[:3]
+    zero = np.zeros((1, h, w, 2), np.float32)
     later, earlier = list(frames[1:]), list(frames[:-1])
-    flows = np.concatenate([np.zeros((1, h, w, 2), np.float32), flow.pairs(later, earlier)]) if n > 1 else \
-        np.zeros((1, h, w, 2), np.float32)
-    return mixture_guides(flows, h, w, settings.propagate_guide_blobs, seed)
+    if n == 1:
+        return {"back": zero, "ahead": zero}
+    if not both:
+        return {"back": np.concatenate([zero, flow.pairs(later, earlier)])}
+    pairs = flow.pairs(later + earlier, earlier + later)
+    return {"back": np.concatenate([zero, pairs[:n - 1]]), "ahead": np.concatenate([pairs[n - 1:], zero])}
+
+
+def carried_positions(flows) -> tuple[np.ndarray, np.ndarray]:
+    """Where each pixel of the frames along a chain comes from in the chain's first frame. flows[j] brings
+    frame j's pixels to frame j-1 (flows[0] unused). Returns positions (N, H, W, 2) (x, y in the first frame's
+    pixels) and (N, H, W) bool: every step stayed inside the picture. Positions, not pictures, are carried,
+    so what is sampled at them is resampled once, however long the chain (a picture warped frame after frame
+    blurs)."""
+    h, w = flows[0].shape[:2]
+    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    position, inside = np.stack([xs, ys], -1), np.ones((h, w), bool)
+    positions, insides = [position], [inside]
+    for f in flows[1:]:
+        f = np.asarray(f, np.float32)
+        x, y = xs + f[..., 0], ys + f[..., 1]
+        inside = (warp(inside.astype(np.float32), f) > 0.5) & (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
+        position = warp(position, f)
+        positions.append(position)
+        insides.append(inside)
+    return np.stack(positions), np.stack(insides)
+
+
+# How far (mean of R, G, B over 255, after a 5x5 blur) a frame's pixel may be from the keyframe's at the
+# position carried to it and the keyframe's look still be trusted there
+TRUST_DIFFERENCE = 20
+
+
+def carried_trust(frames: np.ndarray, key: np.ndarray, positions: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """(N, H, W) float32 weight of a keyframe's carried look on each frame: 1 where the chain stayed inside
+    the picture and the frame still shows what the keyframe showed at the carried position, else 0. Checked
+    on the pictures rather than by each step's forward-backward flow check, which gives up ~10 % of the pixels
+    at every step on textured motion, so a chain of them trusts ever less of the frame and what it trusts
+    flickers from frame to frame."""
+    def smooth(picture):
+        return cv2.GaussianBlur(np.asarray(picture, np.float32), (5, 5), 0)
+
+    seen = _sample(smooth(key), positions)
+    now = np.stack([smooth(f) for f in frames])
+    return (inside & (np.abs(now - seen).mean(-1) < TRUST_DIFFERENCE)).astype(np.float32)
+
+
+def carried_keyframes(stylized: np.ndarray, keys: list[int], links: dict, frames: np.ndarray) -> np.ndarray:
+    """(N, H, W, 4) uint8: each frame's stylized keyframes carried to it along the flow (RGB), and where they
+    can be trusted (the 4th channel, 0 or 255; `carried_trust`). A frame between keyframes a < b blends the
+    one carried forward from a and the one carried back from b by their distance in time (EbSynth's blend of
+    two sequences), each where it is trusted, so the look moves smoothly from one keyframe's to the next's and
+    meets each keyframe exactly: no jump there. After the last keyframe only it is carried."""
+    n = len(links["back"])
+    out = np.zeros(links["back"].shape[:3] + (4,), np.uint8)
+    for i, a in enumerate(keys):
+        b = keys[i + 1] if i + 1 < len(keys) else n  # keyframe a's frames: [a, b)
+        forward, inside = carried_positions(links["back"][a:b])
+        styles = [_sample(stylized[i], forward)]
+        weights = [carried_trust(frames[a:b], frames[a], forward, inside)]
+        if b < n:  # the next keyframe carried back: a chain from b down to a, then put in time order
+            chain = np.arange(b, a - 1, -1)
+            back, inside = carried_positions(links["ahead"][chain])
+            back, inside = back[::-1][:b - a], inside[::-1][:b - a]
+            to_b = ((np.arange(a, b) - a) / (b - a))[:, None, None]  # 0 at a, towards 1 at b
+            styles.append(_sample(stylized[i + 1], back))
+            weights = [weights[0] * (1 - to_b), carried_trust(frames[a:b], frames[b], back, inside) * to_b]
+        trusted = sum(weights) > 0
+        mix = blend(styles, weights)
+        out[a:b, ..., :3] = np.clip(mix * trusted[..., None] + 0.5, 0, 255)
+        out[a:b, ..., 3] = trusted * 255
+    return out
+
+
+def blend(looks: list[np.ndarray], weights: list[np.ndarray], sigma: float = 3.0) -> np.ndarray:
+    """Looks (N, H, W, 3) float mixed by their weights (N, H, W) with the contrast of their detail kept: the
+    local means (a Gaussian of `sigma` px) mix linearly; the detail (look less its local mean) mixes linearly
+    too and is then scaled back to the local energy the looks' details have, mixed by weight. A plain average
+    of two unrelated brush textures halves their contrast midway between keyframes, and the style with it
+    (what Heitz and Neyret 2018's histogram-preserving blending, which EbSynth uses, undoes with a fixed
+    factor); measuring the energy instead also leaves alike details (the same strokes on both keyframes) as
+    they are, where that factor would sharpen them. One look of weight 1 comes out as it is."""
+    total = np.maximum(sum(weights), 1e-6)
+    shares = [(w / total)[..., None] for w in weights]
+
+    def local(x):
+        return np.stack([cv2.GaussianBlur(f, (0, 0), sigma) for f in x])
+
+    means = [local(look) for look in looks]
+    details = [look - m for look, m in zip(looks, means)]
+    mixed = sum(d * s for d, s in zip(details, shares))
+    wanted = sum(local(d ** 2) * s for d, s in zip(details, shares))
+    gain = np.sqrt(wanted / np.maximum(local(mixed ** 2), 1e-6))
+    return sum(m * s for m, s in zip(means, shares)) + mixed * np.clip(gain, 1, 2)
+
+
+def _sample(picture: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """(N, H, W, 3) float32: `picture` sampled (bicubic: bilinear visibly softens brush strokes) at each frame's
+    positions (x, y)."""
+    picture = np.asarray(picture, np.float32)
+    return np.stack([cv2.remap(picture, p[..., 0], p[..., 1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+                     for p in positions])
+
+
+def hide_carried(inputs: torch.Tensor, generator: torch.Generator, share: float = 0.5) -> torch.Tensor:
+    """Training patches with the carried guide (the last 4 channels) hidden in a random rectangle of about
+    `share` of them, as where the flow cannot be trusted: a keyframe's carried guide is the stylized keyframe
+    itself everywhere, so without this the network would only learn to copy it and have nothing to paint
+    where a later frame shows what no keyframe saw."""
+    n, _, h, w = inputs.shape
+    inputs = inputs.clone()
+    hide = torch.rand(n, generator=generator) < share
+    sides = torch.rand(n, 2, generator=generator) * 0.7 + 0.3
+    corners = torch.rand(n, 2, generator=generator)
+    for i in torch.nonzero(hide).flatten().tolist():
+        dh, dw = max(1, int(sides[i, 0] * h)), max(1, int(sides[i, 1] * w))
+        y, x = int(corners[i, 0] * (h - dh + 1)), int(corners[i, 1] * (w - dw + 1))
+        inputs[i, -4:, y:y + dh, x:x + dw] = 0
+    return inputs
 
 
 # --------------------------------------------------------------------------------------------- network
@@ -171,13 +303,26 @@ def network_input(frames: np.ndarray, guides: np.ndarray, device) -> torch.Tenso
 
 
 def apply_network(net: PatchNet, frames: np.ndarray, guides: np.ndarray, device, batch: int = 8,
-                  precision: str = "auto") -> Iterator[np.ndarray]:
-    """The network's output for each frame, `batch` frames a forward pass, as uint8 (H, W, 3)."""
+                  precision: str = "auto", carried: bool = False) -> Iterator[np.ndarray]:
+    """The network's output for each frame, `batch` frames a forward pass, as uint8 (H, W, 3). carried: the
+    guides end with `carried_keyframes`' 4 channels, and the output is the carried look where it is trusted
+    and the network's where it is not (`composite`)."""
     net.eval()
     for i in range(0, len(frames), batch):
         with torch.no_grad(), autocast(device, precision):
-            out = net(network_input(frames[i:i + batch], guides[i:i + batch], device))
-        yield from to_uint8(out.float())
+            inputs = network_input(frames[i:i + batch], guides[i:i + batch], device)
+            out = net(inputs).float()
+        yield from to_uint8(composite(out, inputs.float()) if carried else out)
+
+
+def composite(made: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """The carried look (the inputs' last 4 channels) where it is trusted, the network's output elsewhere,
+    with a 5-pixel feathered seam. The network reproduces a keyframe only so far (its few steps blur the
+    finest brush strokes, which is where a painting's style lives); the carried look is the keyframe's own
+    strokes, moved."""
+    look, trusted = inputs[:, -4:-1], inputs[:, -1:]
+    weight = F.avg_pool2d(trusted, 5, 1, 2, count_include_pad=False) * trusted
+    return weight * look + (1 - weight) * made
 
 
 # -------------------------------------------------------------------------------------------- training
@@ -255,6 +400,8 @@ def train_network(contents: np.ndarray, guides: np.ndarray, targets: np.ndarray,
         generator = torch.Generator().manual_seed(seed * 1_000_003 + step)  # resumed steps draw the same patches
         inputs, wanted = sample_patches(contents, guides, targets, s.propagate_patch, s.propagate_batch, generator,
                                         device)
+        if s.propagate_guide == "carried":
+            inputs = hide_carried(inputs, generator)
         with autocast(device, s.precision):
             made = net(inputs).float()
             l1 = (made - wanted).abs().mean()
@@ -304,29 +451,29 @@ def shot_networks(frames: np.ndarray, shot_ranges, weights: np.ndarray, styles: 
     for a, b in shot_ranges:
         shot = frames[a:b]
         keys = keyframe_indices(shot, settings.propagate_min_reliable, settings.propagate_every, flow)
-        guides = shot_guides(shot, settings, settings.seed, flow)
         targets = _keyframes_cached(folder, frames, [a + k for k in keys], weights, styles, settings, device, decoder)
+        guides = shot_guides(shot, keys, targets, settings, settings.seed, flow)
         out = folder / network_name(a)
         record = shot_record(settings, settings.seed, shot[keys], guides[keys], targets)
-        if not _made_from(out, record):
+        saved = _saved_network(out)
+        if saved is None or json.loads(saved.get("made_from", "{}")) != record:
             print(f"shot [{a}, {b}): keyframes {[a + k for k in keys]}; training", flush=True)
-        
             result = train_network(shot[keys], guides[keys], targets, out, settings, device, settings.seed,
-                                   stop_after=stop_after, extra={"guides": torch.from_numpy(guides),
-                                                                 "made_from": json.dumps(record)})
+                                   stop_after=stop_after, extra={"guides": torch.from_numpy(guides), "guide":
+                                                                 settings.propagate_guide, "made_from": json.dumps(record)})
             if not result["finished"]:
                 return rows
-
+        elif not np.array_equal(saved["guides"].numpy(), guides):
+            # the same network, other guides between the keyframes (another flow): kept with the new ones
+            print(f"shot [{a}, {b}): guides changed, network kept", flush=True)
+            _save_atomic({**saved, "guides": torch.from_numpy(guides)}, out)
         rows.append({"start": a, "stop": b, "keyframes": ",".join(str(a + k) for k in keys),
                      "network": out.name, "sha256": file_digest(out)})
     return rows
 
 
-def _made_from(path: Path, record: dict) -> bool:
-
-    if not path.is_file():
-        return False
-    return json.loads(torch.load(path, map_location="cpu", weights_only=True).get("made_from", "{}")) == record
+def _saved_network(path: Path) -> dict | None:
+    return torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
 
 
 def _keyframes_cached(folder: Path, frames, indices, weights, styles, settings: Settings, device,
@@ -374,7 +521,8 @@ def apply_shots(folder, table: list[dict], frames: np.ndarray, start: int, devic
         if guides.shape[1:3] != frames.shape[1:3]:
             raise ValueError(f"{Path(folder) / name}: made for {guides.shape[2]}x{guides.shape[1]} frames, these are "
                              f"{frames.shape[2]}x{frames.shape[1]}; rerun train_propagate")
-        yield from apply_network(net, frames[a - start:b - start], guides, device, batch, precision)
+        yield from apply_network(net, frames[a - start:b - start], guides, device, batch, precision,
+                                 saved.get("guide") == "carried")
         done = b
     if done != stop:
         raise ValueError(f"{folder}: no shot network for frames [{done}, {stop})")

@@ -9,9 +9,10 @@ with the pipeline's defaults (one style, the clip's frames as one shot: pick cli
 Figures per run (the evaluate stage's functions): style distance and content distance (means over frames),
 warping error at intervals 1 and 10 (Lai et al.) beside the input's own (the floor), CPU seconds per frame
 (time.process_time of this process, so every thread counts; for propagate the keyframes' stylization, the
-training and the apply, each also given apart), and for propagate: the PSNR of its output against the stylized
-keyframes on the keyframes themselves, and the frame-to-frame change across each keyframe boundary against the
-change inside the shot (1 = no jump). Ratios against gatys per-frame (style distance, warping error at 10) and
+training and the apply, each also given apart), and for propagate: the PSNR against the stylized keyframes on
+the keyframes themselves of its output and of its network alone (without the carried look composited), and the
+frame-to-frame change across each keyframe boundary against the change inside the shot, each relative to the
+input's own change (1 = no jump). Ratios against gatys per-frame (style distance, warping error at 10) and
 gatys temporal (warping error at 1, seconds per frame) come from the same run. A picture per clip:
 4 frames x (input | gatys temporal | arbitrary | propagate), the first painting. Results: DIR/results.json
 (appended run by run, so an interrupted matrix keeps what finished), DIR/table.md, DIR/<clip>.png.
@@ -42,10 +43,18 @@ SHARED = Path(os.environ.get("ARTIFY_SHARED_DATA", Path(__file__).resolve().pare
 METHODS = ("propagate", "gatys", "gatys-perframe", "arbitrary")
 
 
-def clip_frames(clip: Path, count: int, size: int) -> np.ndarray:
+def clip_frames(clip: Path, count: int, size: int, first: int = 0, shot_end: int = 0) -> np.ndarray:
+    """`count` frames from `first`. shot_end: where the clip's shot ends; a longer count runs the shot forward,
+    back, forward... (a shot as long as asked for, for the cost's growth with shot length; its figures are
+    of that made-up shot)."""
     meta = probe(clip)
     w, h = processing_size(meta.width, meta.height, size)
-    return read_frames(clip, 0, min(count, meta.frames), (w, h), meta=meta)
+    stop = min(shot_end or meta.frames, meta.frames)
+    frames = read_frames(clip, first, min(first + count, stop), (w, h), meta=meta)
+    if len(frames) < count and shot_end:
+        there_and_back = np.concatenate([frames, frames[-2:0:-1]])
+        frames = np.resize(there_and_back, (count,) + frames.shape[1:])
+    return frames
 
 
 def run_method(name: str, frames: np.ndarray, style: np.ndarray, settings: Settings, work: Path) -> dict:
@@ -96,7 +105,8 @@ def run_propagate(frames, weights, style, settings: Settings, work: Path) -> dic
     stylized = np.stack([np.load(work / f"keyframe_{k:06d}.npz")["stylized"] for k in keys])
     return {"frames": out, "cpu_seconds": prepare + apply, "keyframe_seconds": clock["keyframes"],
             "training_seconds": prepare - clock["keyframes"], "apply_seconds": apply, "keyframes": keys,
-            "keyframe_psnr": psnr(out[keys], stylized), "boundary_jump": boundary_jump(out, keys)}
+            "keyframe_psnr": psnr(out[keys], stylized), "network_psnr": network_psnr(work, rows, frames, keys, stylized),
+            "boundary_jump": boundary_jump(out, frames, keys)}
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -104,14 +114,25 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-12)))
 
 
-def boundary_jump(out: np.ndarray, keys: list[int]) -> float | None:
-    """Mean absolute change from frame t-1 to t at the keyframes after the first, over that inside the shot."""
-    change = np.abs(np.diff(out.astype(np.float32), axis=0)).mean(axis=(1, 2, 3))  # change[t-1]: t-1 -> t
+def boundary_jump(out: np.ndarray, frames: np.ndarray, keys: list[int]) -> float | None:
+    """How much more the output changes onto a keyframe than elsewhere: the output's mean absolute change from
+    frame t-1 to t over the input's (so the content's own motion cancels), at the keyframes after the first,
+    over its median inside the shot (1 = no jump)."""
+    def change(video):
+        return np.abs(np.diff(video.astype(np.float32), axis=0)).mean(axis=(1, 2, 3))  # [t-1]: t-1 -> t
+
+    relative = change(out) / np.maximum(change(frames), 1e-3)
     at = [k - 1 for k in keys[1:]]
     if not at:
         return None
-    inside = np.delete(change, at)
-    return float(change[at].mean() / max(inside.mean(), 1e-9))
+    return float(relative[at].mean() / max(np.median(np.delete(relative, at)), 1e-9))
+
+
+def network_psnr(work: Path, rows: list[dict], frames: np.ndarray, keys: list[int], stylized: np.ndarray) -> float:
+    """PSNR of the shot's network alone (no carried look composited) against the stylized keyframes, on them."""
+    net, saved = P.load_shot_network(work / rows[0]["network"], "cpu")
+    alone = np.stack(list(P.apply_network(net, frames[keys], saved["guides"].numpy()[keys], "cpu")))
+    return psnr(alone, stylized)
 
 
 def measure(out: np.ndarray, frames: np.ndarray, style: np.ndarray, flows: dict) -> dict:
@@ -140,6 +161,9 @@ def main(argv=None):
     p.add_argument("--styles", default="wave.jpg,udnie.jpg,starry_night.jpg")
     p.add_argument("--frames", type=int, default=240)
     p.add_argument("--size", type=int, default=256)
+    p.add_argument("--first", type=int, default=0, help="first frame of each clip")
+    p.add_argument("--shot-end", type=int, default=0,
+                   help="the clips' shot ends here: more --frames than that run it back and forth")
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path("bench-out/propagate"))
@@ -155,7 +179,9 @@ def main(argv=None):
     settings = Settings(size=a.size, **{k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in a.set)})
     methods = a.methods.split(",")
     for clip in a.clips.split(","):
-        frames = clip_frames(SHARED / "videos" / clip, a.frames, a.size)
+        frames = clip_frames(SHARED / "videos" / clip, a.frames, a.size, a.first, a.shot_end)
+        name = f"{Path(clip).stem}_{a.first}" if a.first else Path(clip).stem
+        clip = f"{clip}[{a.first}:]" if a.first else clip  # as the results name it
         flows = {k: compute_flows(frames, k) for k in (1, 10) if len(frames) > k}
         floor = {f"warp_{k}": warping_error(frames, flows=flows[k], interval=k)[0] for k in flows}
         for i, style_name in enumerate(a.styles.split(",")):
@@ -164,7 +190,7 @@ def main(argv=None):
             for method in methods:
                 done = next((r for r in results if (r["clip"], r["style"], r["method"], r["frames"]) ==
                              (clip, style_name, method, len(frames))), None)
-                work = a.out / "work" / f"{Path(clip).stem}_{Path(style_name).stem}_{len(frames)}"
+                work = a.out / "work" / f"{name}_{Path(style_name).stem}_{len(frames)}"
                 saved = a.out / "work" / f"{work.name}_{method}.npy"
                 if done and saved.is_file():  # measured by an earlier run: kept
                     made = np.load(saved)
@@ -182,7 +208,7 @@ def main(argv=None):
                 if method in ("gatys", "arbitrary", "propagate"):
                     shown.append((method, made))
             if i == 0 and len(shown) > 1:
-                picture(shown, a.out / f"{Path(clip).stem}.png")
+                picture(shown, a.out / f"{name}.png")
     write_table(results, a.out / "table.md")
 
 

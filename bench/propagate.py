@@ -94,7 +94,7 @@ def run_propagate(frames, weights, style, settings: Settings, work: Path) -> dic
     P.stylize_keyframes = timed
     try:
         t = time.process_time()
-        rows = P.shot_networks(frames, [(0, len(frames))], weights, [style], work, s, "cpu")
+        rows = P.shot_networks(lambda a, b: frames[a:b], [(0, len(frames))], weights, [style], work, s, "cpu")
         prepare = time.process_time() - t
     finally:
         P.stylize_keyframes = real

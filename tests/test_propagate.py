@@ -3,14 +3,20 @@ learns a known mapping, seeded, resumable, retrained exactly where its inputs ch
 from __future__ import annotations
 
 from dataclasses import replace
+from fractions import Fraction
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
+from artify.media.chunks import plan_chunks, write_chunks
+from artify.media.spans import chunk_path
+from artify.media.video import save_frames
 from artify.methods import propagate as P
 from artify.settings import Settings
+from artify.style.cuts import write_cuts
 from tests.conftest import textured_video
 from tests.pictures import assert_real_pictures
 
@@ -203,7 +209,8 @@ def test_one_network_per_shot_and_nothing_across_a_cut(tmp_path, monkeypatch):
     second = lambda f: f[..., [1, 2, 0]]  # noqa: E731
     _fake_keyframe_method(monkeypatch, [_known, _known, second], calls)
     settings = Settings(**TINY, propagate_every=4)
-    rows = P.shot_networks(frames, [(0, 8), (8, 16)], np.ones((16, 1)), [frames[0]], tmp_path, settings, "cpu")
+    rows = P.shot_networks(lambda a, b: frames[a:b], [(0, 8), (8, 16)], np.ones((16, 1)), [frames[0]], tmp_path,
+                           settings, "cpu")
     assert [(r["start"], r["stop"], r["keyframes"]) for r in rows] == [(0, 8, "0,4"), (8, 16, "8,12")]
     assert calls == [1, 1, 1, 1]  # one keyframe at a time
     out = np.stack(list(P.apply_shots(tmp_path, rows, frames, 0, "cpu")))
@@ -223,7 +230,7 @@ def test_a_change_retrains_exactly_the_shots_it_touches(tmp_path, monkeypatch, c
 
     def run(frames, settings):
         capsys.readouterr()
-        P.shot_networks(frames, shots, np.ones((16, 1)), [frames[0]], tmp_path, settings, "cpu")
+        P.shot_networks(lambda a, b: frames[a:b], shots, np.ones((16, 1)), [frames[0]], tmp_path, settings, "cpu")
         return capsys.readouterr().out.count("; training")
 
     assert run(frames, settings) == 2 and len(calls) == 4
@@ -238,6 +245,63 @@ def test_a_change_retrains_exactly_the_shots_it_touches(tmp_path, monkeypatch, c
     assert run(touched, replace(settings, style_weight=5.0)) == 2 and len(calls) == 6 + 5
 
 
+def _extracted_job(folder, video, cuts):
+    """A job's inputs as the rules make them: `video` in chunks of 5 frames read from 1 earlier (the overlap),
+    spans of 10 frames, the cuts table, a one-style schedule and its keyframe."""
+    plan = plan_chunks(len(video), 5, 1, span_frames=10)
+    write_chunks(plan, folder / "chunks.tsv")
+    for c in plan:
+        save_frames(chunk_path(folder / "frames" / f"{c.span:04d}", c.chunk, ".npy"), video[c.read_start:c.stop],
+                    c.stop - c.read_start)
+    write_cuts(cuts, Fraction(24), folder / "cuts.tsv")
+    pd.DataFrame({"frame": range(len(video)), "w0": 1.0}).to_csv(folder / "schedule.tsv", sep="\t", index=False)
+    (folder / "kf").mkdir()
+    cv2.imwrite(str(folder / "kf" / "k.png"), video[0])
+    pd.DataFrame({"keyframe": [0], "file": ["k.png"]}).to_csv(folder / "keyframes.tsv", sep="\t", index=False)
+    return sorted((folder / "frames").iterdir())
+
+
+def test_a_film_of_many_shots_is_trained_one_shot_at_a_time(tmp_path, monkeypatch):
+    """The train_propagate stage on a job of five shots of unequal length, extracted into overlapping chunks and
+    spans: each shot's frames are read from the chunk files when its turn comes (no more frames read than the
+    shot has, so a film of hours never has to fit in memory), and they are exactly the job's frames there."""
+    from artify.stages import propagate as stage
+
+    video = textured_video(30, 56, 40)
+    frames_dirs = _extracted_job(tmp_path, video, [7, 12, 20, 23])
+    _fake_keyframe_method(monkeypatch, [_known], [])
+    from_files, asked = [], []
+    real_read, real_train = stage.read_frames, stage.shot_networks
+
+    def read_chunk_file(*args, **kw):
+        frames = real_read(*args, **kw)
+        from_files.append(len(frames))
+        return frames
+
+    def train(frames_of, *args, **kw):
+        def shot(a, b):
+            from_files.clear()
+            frames = frames_of(a, b)
+            asked.append((a, b, sum(from_files)))
+            assert np.array_equal(frames, video[a:b]), (a, b)
+            return frames
+        return real_train(shot, *args, **kw)
+
+    monkeypatch.setattr(stage, "read_frames", read_chunk_file)
+    monkeypatch.setattr(stage, "shot_networks", train)
+    settings = Settings(**{**TINY, "propagate_steps": 2}, device="cpu", propagate_every=4)
+    rows = stage.run_train_propagate(frames_dirs, tmp_path / "chunks.tsv", tmp_path / "cuts.tsv",
+                                     tmp_path / "schedule.tsv", tmp_path / "keyframes.tsv", tmp_path / "kf",
+                                     tmp_path / "out/shots.tsv", settings, threads=1)
+    shots = [(0, 7), (7, 12), (12, 20), (20, 23), (23, 30)]
+    assert [(r["start"], r["stop"]) for r in rows] == shots
+    assert asked == [(a, b, b - a) for a, b in shots]  # one shot at a time, read from its own chunks alone
+    n, frames_of = stage.job_frames(frames_dirs, tmp_path / "chunks.tsv")
+    assert n == 30
+    with pytest.raises(ValueError, match=r"frames \[25, 31\) asked for; the job has \[0, 30\)"):
+        frames_of(25, 31)
+
+
 def test_output_frames_are_real_stylized_pictures(tmp_path):
     """Through the real keyframe method (gatys, a few iterations): every frame a stylized picture."""
     frames = _pan(8)
@@ -247,7 +311,7 @@ def test_output_frames_are_real_stylized_pictures(tmp_path):
     settings = Settings(**{**TINY, "propagate_steps": 120}, iterations=12, style_layers="relu1_1,relu2_1",
                         content_layers="relu2_1", propagate_every=4)
     weights = np.ones((8, 1))
-    rows = P.shot_networks(frames, [(0, 8)], weights, [style], tmp_path, settings, "cpu")
+    rows = P.shot_networks(lambda a, b: frames[a:b], [(0, 8)], weights, [style], tmp_path, settings, "cpu")
     out = np.stack(list(P.apply_shots(tmp_path, rows, frames, 0, "cpu")))
     assert rows[0]["keyframes"] == "0,4"
     assert np.load(tmp_path / "keyframe_000004.npz")["stylized"].shape == (40, 56, 3)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -440,18 +440,21 @@ def network_name(start: int) -> str:
     return f"shot_{start:06d}.pt"
 
 
-def shot_networks(frames: np.ndarray, shot_ranges, weights: np.ndarray, styles: list[np.ndarray], folder,
-                  settings: Settings, device, flow: FlowMethod = DIS, decoder=None, stop_after=None) -> list[dict]:
-    """Train one network per shot ([a, b) of `frames`, the whole job's frames) into `folder`; a shot whose
-    network exists and was made from the same settings and keyframes is kept as it is (a changed setting or
-    keyframe retrains exactly the shots it touches). Returns the shots table's rows (`SHOTS_COLUMNS`)."""
+def shot_networks(frames_of: Callable[[int, int], np.ndarray], shot_ranges, weights: np.ndarray,
+                  styles: list[np.ndarray], folder, settings: Settings, device, flow: FlowMethod = DIS, decoder=None,
+                  stop_after=None) -> list[dict]:
+    """Train one network per shot into `folder`; a shot whose network exists and was made from the same settings
+    and keyframes is kept as it is (a changed setting or keyframe retrains exactly the shots it touches).
+    `frames_of(a, b)` gives the job's frames [a, b): each shot is read when its turn comes, so a film's frames
+    are never all held at once. Returns the shots table's rows (`SHOTS_COLUMNS`)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
     for a, b in shot_ranges:
-        shot = frames[a:b]
+        shot = frames_of(a, b)
         keys = keyframe_indices(shot, settings.propagate_min_reliable, settings.propagate_every, flow)
-        targets = _keyframes_cached(folder, frames, [a + k for k in keys], weights, styles, settings, device, decoder)
+        targets = _keyframes_cached(folder, shot[keys], [a + k for k in keys], weights, styles, settings, device,
+                                    decoder)
         guides = shot_guides(shot, keys, targets, settings, settings.seed, flow)
         out = folder / network_name(a)
         record = shot_record(settings, settings.seed, shot[keys], guides[keys], targets)
@@ -476,24 +479,24 @@ def _saved_network(path: Path) -> dict | None:
     return torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
 
 
-def _keyframes_cached(folder: Path, frames, indices, weights, styles, settings: Settings, device,
+def _keyframes_cached(folder: Path, keyframes: np.ndarray, indices, weights, styles, settings: Settings, device,
                       decoder) -> np.ndarray:
-    """`stylize_keyframes` of frames[indices] (the job's frame numbers), each kept in `folder` as
+    """`stylize_keyframes` of `keyframes` (the job's frames `indices`), each kept in `folder` as
     keyframe_NNNNNN.npz with a key of what it was made from (the keyframe method's settings, the frame, its
     style mix and the style images): a rerun stylizes only the keyframes whose key changed."""
 
 
     made_by = np.frombuffer(json.dumps(one_frame_settings(settings), sort_keys=True).encode(), np.uint8)
     out = []
-    for i in indices:
-        path, key = folder / f"keyframe_{i:06d}.npz", _digest([made_by, frames[i], np.asarray(weights[i], np.float64),
+    for frame, i in zip(keyframes, indices):
+        path, key = folder / f"keyframe_{i:06d}.npz", _digest([made_by, frame, np.asarray(weights[i], np.float64),
                                                                 *styles])
         if path.is_file():
             with np.load(path) as saved:
                 if str(saved["key"]) == key:
                     out.append(saved["stylized"])
                     continue
-        stylized = stylize_keyframes(frames[i:i + 1], weights[i:i + 1], styles, settings, device, decoder)[0]
+        stylized = stylize_keyframes(frame[None], weights[i:i + 1], styles, settings, device, decoder)[0]
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, key=np.array(key), stylized=stylized)
         out.append(stylized)

@@ -1,9 +1,12 @@
 """The train_propagate stage (method propagate, rule train_propagate): the job's shots, their keyframes
-stylized and one network trained per shot (`artify.methods.propagate.shot_networks`), the shots table last."""
+stylized and one network trained per shot (`artify.methods.propagate.shot_networks`), the shots table last.
+The frames are read one shot at a time from the span folders (`job_frames`): a feature film's frames never
+have to fit in memory together."""
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -19,15 +22,25 @@ from artify.style.keyframes import load_keyframe_images
 from artify.style.schedule import StyleSchedule
 
 
-def job_frames(frames_dirs, chunks_tsv) -> np.ndarray:
-    """The job's frames in order, from the extracted span folders (each chunk's frames once, overlaps skipped)."""
+def job_frames(frames_dirs, chunks_tsv) -> tuple[int, Callable[[int, int], np.ndarray]]:
+    """The job's number of frames, and a reader of its frames [start, stop) from the extracted span folders:
+    each chunk's core frames, the overlap it was read with skipped, only from the chunks that hold them."""
     folders = {int(Path(f).name): Path(f) for f in frames_dirs}
-    pieces = []
-    for c in read_chunks(chunks_tsv):
+    plan = read_chunks(chunks_tsv)
+    for c in plan:  # refused before any work, not at the shot that needs it
         if c.span not in folders:
             raise ValueError(f"{chunks_tsv}: chunk {c.chunk} is in span {c.span}, whose frames were not given")
-        pieces.append(read_frames(chunk_path(folders[c.span], c.chunk, ".npy"))[c.start - c.read_start:])
-    return np.concatenate(pieces)
+
+    n = plan[-1].stop
+
+    def read(start: int, stop: int) -> np.ndarray:
+        if not 0 <= start < stop <= n:
+            raise ValueError(f"{chunks_tsv}: frames [{start}, {stop}) asked for; the job has [0, {n})")
+        return np.concatenate([read_frames(chunk_path(folders[c.span], c.chunk, ".npy"),
+                                           max(start, c.start) - c.read_start, min(stop, c.stop) - max(start, c.start))
+                               for c in plan if c.start < stop and start < c.stop])
+
+    return n, read
 
 
 def run_train_propagate(frames_dirs, chunks_tsv, cuts_tsv, schedule_tsv, keyframes_tsv, keyframe_dir, out_tsv,
@@ -36,13 +49,12 @@ def run_train_propagate(frames_dirs, chunks_tsv, cuts_tsv, schedule_tsv, keyfram
     trained into the folder of `out_tsv` (cached there, see `shot_networks`), and the shots table written last."""
     set_threads(threads)
     device = pick_device(settings.device)
-    frames = job_frames(frames_dirs, chunks_tsv)
-    n = len(frames)
+    n, frames_of = job_frames(frames_dirs, chunks_tsv)
     ranges = shots(shot_starts(load_cuts(cuts_tsv), 0, n), n)
     weights = StyleSchedule.load(schedule_tsv).weights_range(0, n)
     styles = load_keyframe_images(keyframes_tsv, keyframe_dir, settings.style_size)
     flow = flow_method(replace(settings, method=settings.propagate_keyframe_method), str(device))
     print(f"{n} frames, {len(ranges)} shots; device {device}", flush=True)
-    rows = shot_networks(frames, ranges, weights, styles, Path(out_tsv).parent, settings, device, flow, decoder)
+    rows = shot_networks(frames_of, ranges, weights, styles, Path(out_tsv).parent, settings, device, flow, decoder)
     write_shots(rows, out_tsv)
     return rows

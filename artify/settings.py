@@ -226,9 +226,9 @@ class PropagateSettings:  # method propagate: keyframes, their stylization and t
                                         ["gatys", "arbitrary"])
     propagate_min_reliable: float = _f(0.6, "a frame becomes a keyframe when the flow back to the last keyframe is "
                                             "reliable on less than this share of its pixels", minimum=0, maximum=1)
-    propagate_every: int = _f(48, "most frames from one keyframe to the next within a shot; 0 = no limit",
+    propagate_every: int = _f(24, "most frames from one keyframe to the next within a shot; 0 = no limit",
                               minimum=0)
-    propagate_steps: int = _f(400, "training steps of each shot's network", minimum=1)
+    propagate_steps: int = _f(100, "training steps of each shot's network", minimum=1)
     propagate_patch: int = _f(48, "side of the square training patches in pixels", minimum=16, maximum=512)
     propagate_batch: int = _f(16, "training patches per step", minimum=1)
     propagate_lr: float = _f(2.0e-3, "Adam learning rate of the per-shot network", above=0)

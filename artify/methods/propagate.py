@@ -236,10 +236,11 @@ def blend(looks: list[np.ndarray], weights: list[np.ndarray], sigma: float = 3.0
 
 
 def _sample(picture: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """(N, H, W, 3) float32: `picture` sampled (bicubic: bilinear visibly softens brush strokes) at each frame's
-    positions (x, y)."""
+    """(N, H, W, 3) float32: `picture` sampled at each frame's positions (x, y). Lanczos: on 48 frames of
+    adain_cutBunny at 256 px it kept the most style (distance 3.99e9 against bicubic's 4.29e9) with the same
+    warping errors; nearest kept about as much but moved in whole pixels (warping error at 1 frame 4x)."""
     picture = np.asarray(picture, np.float32)
-    return np.stack([cv2.remap(picture, p[..., 0], p[..., 1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    return np.stack([cv2.remap(picture, p[..., 0], p[..., 1], cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE)
                      for p in positions])
 
 

@@ -130,6 +130,19 @@ def test_blending_two_looks_keeps_the_contrast_of_their_detail():
     assert np.allclose(P.blend(looks, [half[0] * 2, half[0] * 0]), looks[0], atol=0.5)
 
 
+def test_the_output_is_the_carried_look_where_trusted_and_the_network_where_not():
+    made = torch.full((1, 3, 20, 30), 0.2)
+    look = torch.full((1, 3, 20, 30), 0.8)
+    trusted = torch.zeros(1, 1, 20, 30)
+    trusted[..., :, :15] = 1  # the left half: a keyframe's look can be carried there
+    inputs = torch.cat([torch.rand(1, 6, 20, 30), look, trusted], 1)
+    out = P.composite(made, inputs)
+    assert torch.equal(out[..., :, :13], look[..., :, :13])  # trusted, away from the seam: the keyframe's own look
+    assert torch.equal(out[..., :, 15:], made[..., :, 15:])  # untrusted: the network's painting
+    seam = out[0, 0, 10, 13:15]
+    assert (seam > 0.2).all() and (seam < 0.8).all() and (seam.diff() < 0).all()  # feathered, not a hard edge
+
+
 def test_training_hides_the_carried_guide_where_it_would_be_untrusted():
     inputs = torch.rand(64, 10, 24, 24) + 0.1
     hidden = P.hide_carried(inputs, torch.Generator().manual_seed(0))

@@ -318,7 +318,7 @@ def apply_network(net: PatchNet, frames: np.ndarray, guides: np.ndarray, device,
 
 def composite(made: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
     """The carried look (the inputs' last 4 channels) where it is trusted, the network's output elsewhere,
-    with a 5-pixel feathered seam. The network reproduces a keyframe only so far (its few steps blur the
+    the seam feathered over the two trusted pixels next to it. The network reproduces a keyframe only so far (its few steps blur the
     finest brush strokes, which is where a painting's style lives); the carried look is the keyframe's own
     strokes, moved."""
     look, trusted = inputs[:, -4:-1], inputs[:, -1:]

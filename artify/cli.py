@@ -127,11 +127,19 @@ def cmd_train_arbitrary(a):
                         device=a.device, seed=a.seed, threads=a.threads)
 
 
+def cmd_propagate_keyframes(a):
+    from artify.stages.propagate import run_propagate_keyframes
+
+    rows = run_propagate_keyframes(a.frames, a.chunks, a.cuts, a.schedule, a.keyframes, a.keyframe_dir, a.output,
+                                   S.from_args("propagate_keyframes", a), threads=a.threads)
+    print(f"{len(rows)} shots' keyframes -> {a.output}")
+
+
 def cmd_train_propagate(a):
     from artify.stages.propagate import run_train_propagate
 
-    rows = run_train_propagate(a.frames, a.chunks, a.cuts, a.schedule, a.keyframes, a.keyframe_dir, a.output,
-                           S.from_args("train_propagate", a), threads=a.threads)
+    rows = run_train_propagate(a.frames, a.chunks, a.shot_keyframes, a.output, S.from_args("train_propagate", a),
+                               threads=a.threads)
     print(f"{len(rows)} shot networks -> {a.output}")
 
 
@@ -331,12 +339,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch threads (the job's threads)")
     p.add_argument("-o", "--output", required=True)
 
-    p = _stage_parser(sub, "train-propagate", "method propagate: stylize each shot's keyframes and train its network "
-                      "(cached per keyframe and per shot, resumable) -> a shots table, the networks beside it",
-                      "train_propagate")
+    p = _stage_parser(sub, "propagate-keyframes", "method propagate: pick each shot's keyframes and stylize them "
+                      "(cached per keyframe) -> a keyframes table, the stylized keyframes beside it",
+                      "propagate_keyframes")
     p.add_argument("frames", nargs="+", help="the job's span folders of frames (extract-frames)")
     for name in ("chunks", "cuts", "schedule", "keyframes", "keyframe-dir"):
         p.add_argument(f"--{name}", required=True)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (the job's threads)")
+    p.add_argument("-o", "--output", required=True)
+
+    p = _stage_parser(sub, "train-propagate", "method propagate: train each shot's network on its stylized keyframes "
+                      "(cached per shot, resumable) -> a shots table, the networks beside it", "train_propagate")
+    p.add_argument("frames", nargs="+", help="the job's span folders of frames (extract-frames)")
+    p.add_argument("--chunks", required=True)
+    p.add_argument("--shot-keyframes", required=True, help="the job's keyframes table (propagate-keyframes)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (the job's threads)")
     p.add_argument("-o", "--output", required=True)
 

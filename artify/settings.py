@@ -221,13 +221,17 @@ class ArbitraryTrainSettings:
 
 
 @dataclass(frozen=True)
-class PropagateSettings:  # method propagate: keyframes, their stylization and the per-shot network's training
+class PropagateKeyframeSettings:  # method propagate: which frames are keyframes and what stylizes them
     propagate_keyframe_method: str = _f("gatys", "method that stylizes the keyframes of method propagate",
                                         ["gatys", "arbitrary"])
     propagate_min_reliable: float = _f(0.6, "a frame becomes a keyframe when the flow back to the last keyframe is "
                                             "reliable on less than this share of its pixels", minimum=0, maximum=1)
     propagate_every: int = _f(24, "most frames from one keyframe to the next within a shot; 0 = no limit",
                               minimum=0)
+
+
+@dataclass(frozen=True)
+class PropagateSettings:  # method propagate: the per-shot network's training
     propagate_steps: int = _f(100, "training steps of each shot's network", minimum=1)
     propagate_patch: int = _f(48, "side of the square training patches in pixels", minimum=16, maximum=512)
     propagate_batch: int = _f(16, "training patches per step", minimum=1)
@@ -343,9 +347,13 @@ STAGES = {
     # segmented's resize mode computes flows of its crops as the flow stage does
     "stylize_chunk": (MethodSettings, StylizeSettings, VGGSettings, ArbitrarySettings, SegmentedSettings, FlowSettings),
     "train_arbitrary": (VGGSettings, ArbitraryTrainSettings),
-    # keyframes stylized as the keyframe method would stylize them alone, then the per-shot networks
+    # each shot's keyframes picked along the flow and stylized as the keyframe method would stylize them alone
+    "propagate_keyframes": (MethodSettings, StylizeSettings, VGGSettings, ArbitrarySettings, FlowSettings,
+                            PropagateKeyframeSettings),
+    # then the per-shot networks: no training setting reaches the keyframes' stage, so a change to one restylizes
+    # nothing; the keyframe settings stay here for the guides' flow and each network's key (`shot_record`)
     "train_propagate": (MethodSettings, StylizeSettings, VGGSettings, ArbitrarySettings, FlowSettings,
-                        PropagateSettings),
+                        PropagateKeyframeSettings, PropagateSettings),
     "assemble": (AssembleSettings,),
     "baselines": (BaselineSettings,),  # read by the workflow (common.smk): adds the baseline jobs
     "deflicker": (DeflickerSettings,),
@@ -363,8 +371,8 @@ FILE_SETTINGS = ("raft_weights", "vgg_weights", "adain_encoder", "adain_decoder"
 @dataclass(frozen=True)
 class Settings(FrameRange, ChunkSettings, ExtractSettings, SceneSettings, CutSettings, KeyframeSettings,
                ScheduleSettings, FlowSettings, MethodSettings, StylizeSettings, VGGSettings, ArbitrarySettings,
-               ArbitraryTrainSettings, PropagateSettings, AssembleSettings, BaselineSettings, DeflickerSettings, EvaluateSettings,
-               ReportSettings,
+               ArbitraryTrainSettings, PropagateKeyframeSettings, PropagateSettings, AssembleSettings,
+               BaselineSettings, DeflickerSettings, EvaluateSettings, ReportSettings,
                CompareSettings, AssessSettings, SegmentSettings, SegmentedSettings):
     """Every setting of a job, read by attribute (settings.flow_blend). The library's stages and methods take
     one of these: a field not given has its default above (the one default, equal to config/config.yaml's),

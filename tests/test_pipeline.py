@@ -232,9 +232,10 @@ def test_segmented_and_arbitrary_methods_run_through_the_pipeline(tmp_path):
 
 
 def test_propagate_trains_once_per_shot_and_a_change_retrains_only_what_it_touches(tmp_path):
-    """Method propagate through the workflow: rule train_propagate (keyframes and one network per shot, across
-    the clip's cut) before the stylization; an apply-only setting retrains nothing,
-    a training setting retrains every shot but stylizes no keyframe again."""
+    """Method propagate through the workflow: rule propagate_keyframes (each shot's keyframes, across the clip's
+    cut), then rule train_propagate (one network per shot) before the stylization, each with its own benchmark
+    file (the job's cost counts both); an apply-only setting retrains nothing, a training setting retrains every
+    shot but does not rerun the keyframes' rule, so stylizes no keyframe again."""
     content = require_shared("videos", "adain_cutBunny.mp4")  # one cut, at frame 235
     style = require_shared("styles", "wave.jpg")
     tiny = {"size": 64, "chunk_frames": 24, "chunk_overlap": 2, "iterations": 5, "warm_iterations": 3,
@@ -252,19 +253,28 @@ def test_propagate_trains_once_per_shot_and_a_change_retrains_only_what_it_touch
     assert_job_stylized(tmp_path, "prop")
     log = tmp_path / "logs/train_propagate/prop.log"
     assert log.read_text().count("; training") == 2
+    assert all((tmp_path / f"benchmarks/{rule}/prop.tsv").is_file()
+               for rule in ("propagate_keyframes", "train_propagate"))
 
     def rerun(**changed):
         settings = tiny | changed
         row = ["prop", str(content), str(style), "propagate", *map(str, settings.values())]
         (tmp_path / "jobs.tsv").write_text("\t".join([*header[:4], *settings]) + "\n" + "\t".join(row) + "\n")
-        snakemake(tmp_path, "results/prop/stylized.mp4")
-        return log.read_text()
+        run = snakemake(tmp_path, "results/prop/stylized.mp4")
+        return log.read_text(), run.stdout + run.stderr
 
-    stylized = sorted(p.stat().st_mtime_ns for p in (tmp_path / "results/prop/propagate").glob("keyframe_*.npz"))
-    assert "; training" not in rerun(batch_frames=3)  # apply-only
-    assert rerun(propagate_lr=0.001).count("; training") == 2
-    assert sorted(p.stat().st_mtime_ns for p in (tmp_path / "results/prop/propagate").glob("keyframe_*.npz")) == \
-        stylized  # no keyframe stylized again
+    folder = tmp_path / "results/prop/propagate"
+    stylized = sorted(p.stat().st_mtime_ns for p in folder.glob("keyframe_*.npz"))
+    assert "; training" not in rerun(batch_frames=3)[0]  # apply-only
+    table = (folder / "shot_keyframes.tsv").read_bytes()
+    trained, said = rerun(propagate_lr=0.001)
+    assert trained.count("; training") == 2
+    # the keyframes' rule has no training setting among its options; Snakemake runs it again only where the
+    # frames, temporary, were decoded again for the training (it then finds every keyframe made)
+    why = re.search(r"rule propagate_keyframes:\n(?:\s+\w+: .*\n)*?\s+reason: (.*)", said)
+    assert why is None or ("Params" not in why[1] and "results/prop/frames/" in why[1]), why[1]
+    assert (folder / "shot_keyframes.tsv").read_bytes() == table
+    assert sorted(p.stat().st_mtime_ns for p in folder.glob("keyframe_*.npz")) == stylized  # none stylized again
 
 
 def test_temporary_frames_stay_a_few_chunks_however_many_chunks(tmp_path):

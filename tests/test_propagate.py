@@ -2,7 +2,7 @@
 learns a known mapping, seeded, resumable, retrained exactly where its inputs change, nothing across a cut."""
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 from fractions import Fraction
 
 import cv2
@@ -275,44 +275,82 @@ def _extracted_job(folder, video, cuts):
 
 
 def test_a_film_of_many_shots_is_trained_one_shot_at_a_time(tmp_path, monkeypatch):
-    """The train_propagate stage on a job of five shots of unequal length, extracted into overlapping chunks and
-    spans: each shot's frames are read from the chunk files when its turn comes (no more frames read than the
-    shot has, so a film of hours never has to fit in memory), and they are exactly the job's frames there."""
+    """The propagate_keyframes and train_propagate stages on a job of five shots of unequal length, extracted
+    into overlapping chunks and spans: each stage reads each shot's frames from the chunk files when its turn
+    comes (no more frames read than the shot has, so a film of hours never has to fit in memory), and they are
+    exactly the job's frames there. The training finds each shot and its keyframes in the keyframes table."""
     from artify.stages import propagate as stage
 
     video = textured_video(30, 56, 40)
     frames_dirs = _extracted_job(tmp_path, video, [7, 12, 20, 23])
     _fake_keyframe_method(monkeypatch, [_known], [])
     from_files, asked = [], []
-    real_read, real_train = stage.read_frames, stage.shot_networks
+    real_read = stage.read_frames
 
     def read_chunk_file(*args, **kw):
         frames = real_read(*args, **kw)
         from_files.append(len(frames))
         return frames
 
-    def train(frames_of, *args, **kw):
-        def shot(a, b):
-            from_files.clear()
-            frames = frames_of(a, b)
-            asked.append((a, b, sum(from_files)))
-            assert np.array_equal(frames, video[a:b]), (a, b)
-            return frames
-        return real_train(shot, *args, **kw)
+    def one_shot_at_a_time(real):
+        def run(frames_of, *args, **kw):
+            def shot(a, b):
+                from_files.clear()
+                frames = frames_of(a, b)
+                asked.append((a, b, sum(from_files)))
+                assert np.array_equal(frames, video[a:b]), (a, b)
+                return frames
+            return real(shot, *args, **kw)
+        return run
 
     monkeypatch.setattr(stage, "read_frames", read_chunk_file)
-    monkeypatch.setattr(stage, "shot_networks", train)
+    for name in ("shot_keyframes", "train_shots"):
+        monkeypatch.setattr(stage, name, one_shot_at_a_time(getattr(stage, name)))
     settings = Settings(**{**TINY, "propagate_steps": 2}, device="cpu", propagate_every=4)
-    rows = stage.run_train_propagate(frames_dirs, tmp_path / "chunks.tsv", tmp_path / "cuts.tsv",
-                                     tmp_path / "schedule.tsv", tmp_path / "keyframes.tsv", tmp_path / "kf",
+    keyframes = stage.run_propagate_keyframes(frames_dirs, tmp_path / "chunks.tsv", tmp_path / "cuts.tsv",
+                                              tmp_path / "schedule.tsv", tmp_path / "keyframes.tsv", tmp_path / "kf",
+                                              tmp_path / "out/shot_keyframes.tsv", settings, threads=1)
+    rows = stage.run_train_propagate(frames_dirs, tmp_path / "chunks.tsv", tmp_path / "out/shot_keyframes.tsv",
                                      tmp_path / "out/shots.tsv", settings, threads=1)
     shots = [(0, 7), (7, 12), (12, 20), (20, 23), (23, 30)]
-    assert [(r["start"], r["stop"]) for r in rows] == shots
-    assert asked == [(a, b, b - a) for a, b in shots]  # one shot at a time, read from its own chunks alone
+    assert [(r["start"], r["stop"]) for r in keyframes] == [(r["start"], r["stop"]) for r in rows] == shots
+    assert [r["keyframes"] for r in rows] == [r["keyframes"] for r in keyframes]
+    assert asked == [(a, b, b - a) for a, b in shots] * 2  # one shot at a time, read from its own chunks alone
     n, frames_of = stage.job_frames(frames_dirs, tmp_path / "chunks.tsv")
     assert n == 30
     with pytest.raises(ValueError, match=r"frames \[25, 31\) asked for; the job has \[0, 30\)"):
         frames_of(25, 31)
+
+
+def test_the_training_refuses_a_keyframe_that_is_not_the_one_its_table_lists(tmp_path, monkeypatch):
+    """train_propagate trains on the keyframe files the keyframes table lists with their sha256: a file changed
+    since (another run's, a copy from elsewhere) is named and refused, not trained on. The table read back keeps
+    its lists as text, also where every shot has one keyframe (which would otherwise read as numbers)."""
+    frames = _shot_video()
+    _fake_keyframe_method(monkeypatch, [_known], [])
+    settings = Settings(**{**TINY, "propagate_steps": 2}, propagate_every=0, propagate_min_reliable=0.0)
+    table = P.shot_keyframes(lambda a, b: frames[a:b], [(0, 8), (8, 16)], np.ones((16, 1)), [frames[0]], tmp_path,
+                             settings, "cpu")
+    P.write_shot_keyframes(table, tmp_path / "shot_keyframes.tsv")
+    table = P.read_shot_keyframes(tmp_path / "shot_keyframes.tsv")
+    rows = P.train_shots(lambda a, b: frames[a:b], table, tmp_path, tmp_path / "nets", settings, "cpu")
+    assert [r["keyframes"] for r in rows] == ["0", "8"]
+    other = tmp_path / "keyframe_000008.npz"
+    with np.load(other) as saved:
+        np.savez(other, key=saved["key"], stylized=255 - saved["stylized"])
+    with pytest.raises(ValueError, match=r"keyframe_000008.npz: not the keyframe the keyframes table lists"):
+        P.train_shots(lambda a, b: frames[a:b], table, tmp_path, tmp_path / "nets", settings, "cpu")
+
+
+def test_the_keyframes_stage_reads_no_training_setting():
+    """The keyframes' rule gets no training setting (a change to one must not rerun it: Snakemake reruns a rule
+    whose options change); the training's rule gets every propagate setting (its networks' key)."""
+    from artify.settings import PropagateSettings, defaults, stage_options
+
+    training = {f"--{f.name.replace('_', '-')}" for f in fields(PropagateSettings)}
+    keyframes, train = stage_options("propagate_keyframes", defaults()), stage_options("train_propagate", defaults())
+    assert "--propagate-every" in keyframes and "--propagate-keyframe-method" in keyframes
+    assert training.isdisjoint(keyframes) and training <= set(train) and "--propagate-every" in train
 
 
 def test_output_frames_are_real_stylized_pictures(tmp_path):
@@ -342,7 +380,8 @@ def test_bfloat16_runs_the_cuda_code_path_on_the_cpu(tmp_path):
 
 
 def test_a_propagate_jobs_cost_counts_its_keyframes_and_training():
-    """metrics.json's seconds_per_frame and stages sum these benchmark files: rule train_propagate's among them."""
+    """metrics.json's seconds_per_frame and stages sum these benchmark files: rules propagate_keyframes' and
+    train_propagate's among them."""
     from artify.quality.stage_files import benchmark_files
     from artify.settings import defaults
 
@@ -350,7 +389,8 @@ def test_a_propagate_jobs_cost_counts_its_keyframes_and_training():
                                                                       "temporal": False}}
     files = benchmark_files("p", jobs, {}, lambda job: [0], lambda job: job)
     assert "benchmarks/train_propagate/p.tsv" in files and "benchmarks/stylize_chunk/p_0000.tsv" in files
+    assert "benchmarks/propagate_keyframes/p.tsv" in files
     assert not any("flow_chunk" in f for f in files)  # the guides' flows are the training's own
     # a per-frame baseline applies the networks its job trained: it costs that training too
-    assert "benchmarks/train_propagate/p.tsv" in benchmark_files("p.perframe", jobs, {}, lambda job: [0],
-                                                                 lambda job: "p")
+    baseline = benchmark_files("p.perframe", jobs, {}, lambda job: [0], lambda job: "p")
+    assert {"benchmarks/propagate_keyframes/p.tsv", "benchmarks/train_propagate/p.tsv"} <= set(baseline)

@@ -435,6 +435,10 @@ def load_shot_network(path, device) -> tuple[PatchNet, dict]:
 
 SHOTS_COLUMNS = ["start", "stop", "keyframes", "network", "sha256"]  # sha256: the network file's (a retrained
 # network changes the table, so the stylization's resume key sees it)
+# The keyframes table (rule propagate_keyframes' output, rule train_propagate's input): each shot's keyframes (the
+# job's frame numbers), their files beside the table and each file's sha256 (a keyframe stylized again changes
+# the table, so the training's rerun sees it)
+KEYFRAMES_COLUMNS = ["start", "stop", "keyframes", "files", "sha256"]
 
 
 def network_name(start: int) -> str:
@@ -444,18 +448,47 @@ def network_name(start: int) -> str:
 def shot_networks(frames_of: Callable[[int, int], np.ndarray], shot_ranges, weights: np.ndarray,
                   styles: list[np.ndarray], folder, settings: Settings, device, flow: FlowMethod = DIS, decoder=None,
                   stop_after=None) -> list[dict]:
-    """Train one network per shot into `folder`; a shot whose network exists and was made from the same settings
-    and keyframes is kept as it is (a changed setting or keyframe retrains exactly the shots it touches).
-    `frames_of(a, b)` gives the job's frames [a, b): each shot is read when its turn comes, so a film's frames
-    are never all held at once. Returns the shots table's rows (`SHOTS_COLUMNS`)."""
+    """Both stages of a job's networks in `folder`, as the rules run them one after the other: each shot's
+    keyframes (`shot_keyframes`, rule propagate_keyframes), then its network (`train_shots`, rule
+    train_propagate). Returns the shots table's rows (`SHOTS_COLUMNS`)."""
+    keyframes = shot_keyframes(frames_of, shot_ranges, weights, styles, folder, settings, device, flow, decoder)
+    return train_shots(frames_of, keyframes, folder, folder, settings, device, flow, stop_after)
+
+
+def shot_keyframes(frames_of: Callable[[int, int], np.ndarray], shot_ranges, weights: np.ndarray,
+                   styles: list[np.ndarray], folder, settings: Settings, device, flow: FlowMethod = DIS,
+                   decoder=None) -> list[dict]:
+    """Each shot's keyframes (`keyframe_indices`) stylized into `folder` (`_keyframes_cached`: a keyframe made
+    from the same is kept). `frames_of(a, b)` gives the job's frames [a, b): each shot is read when its turn
+    comes, so a film's frames are never all held at once. Returns the keyframes table's rows
+    (`KEYFRAMES_COLUMNS`)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
     for a, b in shot_ranges:
         shot = frames_of(a, b)
         keys = keyframe_indices(shot, settings.propagate_min_reliable, settings.propagate_every, flow)
-        targets = _keyframes_cached(folder, shot[keys], [a + k for k in keys], weights, styles, settings, device,
-                                    decoder)
+        files = _keyframes_cached(folder, shot[keys], [a + k for k in keys], weights, styles, settings, device,
+                                  decoder)
+        rows.append({"start": a, "stop": b, "keyframes": ",".join(str(a + k) for k in keys),
+                     "files": ",".join(f.name for f in files), "sha256": ",".join(file_digest(f) for f in files)})
+    return rows
+
+
+def train_shots(frames_of: Callable[[int, int], np.ndarray], keyframe_rows: list[dict], keyframe_folder, folder,
+                settings: Settings, device, flow: FlowMethod = DIS, stop_after=None) -> list[dict]:
+    """Train one network per shot of the keyframes table (`keyframe_rows`, its files in `keyframe_folder`) into
+    `folder`; a shot whose network exists and was made from the same settings and keyframes is kept as it is (a
+    changed setting or keyframe retrains exactly the shots it touches). `frames_of` as `shot_keyframes` takes it.
+    Returns the shots table's rows (`SHOTS_COLUMNS`)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for row in keyframe_rows:
+        a, b = int(row["start"]), int(row["stop"])
+        shot = frames_of(a, b)
+        keys = [int(i) - a for i in row["keyframes"].split(",")]
+        targets = load_keyframes(keyframe_folder, row)
         guides = shot_guides(shot, keys, targets, settings, settings.seed, flow)
         out = folder / network_name(a)
         record = shot_record(settings, settings.seed, shot[keys], guides[keys], targets)
@@ -471,8 +504,8 @@ def shot_networks(frames_of: Callable[[int, int], np.ndarray], shot_ranges, weig
             # the same network, other guides between the keyframes (another flow): kept with the new ones
             print(f"shot [{a}, {b}): guides changed, network kept", flush=True)
             _save_atomic({**saved, "guides": torch.from_numpy(guides)}, out)
-        rows.append({"start": a, "stop": b, "keyframes": ",".join(str(a + k) for k in keys),
-                     "network": out.name, "sha256": file_digest(out)})
+        rows.append({"start": a, "stop": b, "keyframes": row["keyframes"], "network": out.name,
+                     "sha256": file_digest(out)})
     return rows
 
 
@@ -481,27 +514,39 @@ def _saved_network(path: Path) -> dict | None:
 
 
 def _keyframes_cached(folder: Path, keyframes: np.ndarray, indices, weights, styles, settings: Settings, device,
-                      decoder) -> np.ndarray:
+                      decoder) -> list[Path]:
     """`stylize_keyframes` of `keyframes` (the job's frames `indices`), each kept in `folder` as
     keyframe_NNNNNN.npz with a key of what it was made from (the keyframe method's settings, the frame, its
-    style mix and the style images): a rerun stylizes only the keyframes whose key changed."""
-
-
+    style mix and the style images): a rerun stylizes only the keyframes whose key changed. Returns the files."""
     made_by = np.frombuffer(json.dumps(one_frame_settings(settings), sort_keys=True).encode(), np.uint8)
-    out = []
+    files = []
     for frame, i in zip(keyframes, indices):
         path, key = folder / f"keyframe_{i:06d}.npz", _digest([made_by, frame, np.asarray(weights[i], np.float64),
                                                                 *styles])
+        files.append(path)
         if path.is_file():
             with np.load(path) as saved:
                 if str(saved["key"]) == key:
-                    out.append(saved["stylized"])
                     continue
         stylized = stylize_keyframes(frame[None], weights[i:i + 1], styles, settings, device, decoder)[0]
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, key=np.array(key), stylized=stylized)
-        out.append(stylized)
-    return np.stack(out)
+    return files
+
+
+def load_keyframes(folder, row: dict) -> np.ndarray:
+    """A shot's stylized keyframes (K, H, W, 3) from its row of the keyframes table, their files in `folder`,
+    each checked against the sha256 the table gives it (a file changed since would train on other keyframes
+    than the table says)."""
+    stylized = []
+    for name, digest in zip(row["files"].split(","), row["sha256"].split(",")):
+        path = Path(folder) / name
+        if file_digest(path) != digest:
+            raise ValueError(f"{path}: not the keyframe the keyframes table lists (its sha256 differs); rerun "
+                             f"propagate_keyframes")
+        with np.load(path) as saved:
+            stylized.append(saved["stylized"])
+    return np.stack(stylized)
 
 
 def apply_shots(folder, table: list[dict], frames: np.ndarray, start: int, device, batch: int = 8,
@@ -533,18 +578,34 @@ def apply_shots(folder, table: list[dict], frames: np.ndarray, start: int, devic
 
 
 def read_shots(path) -> list[dict]:
-
-    table = pd.read_csv(path, sep="\t")
-    if list(table.columns) != SHOTS_COLUMNS:
-        raise ValueError(f"{path}: a shots table needs columns {SHOTS_COLUMNS}; found {list(table.columns)}")
-    return table.to_dict("records")
+    """The shots table (rule train_propagate's output, `write_shots`)."""
+    return _read_table(path, SHOTS_COLUMNS, "shots")
 
 
 def write_shots(rows: list[dict], path) -> None:
+    _write_table(rows, SHOTS_COLUMNS, path)
 
 
+def read_shot_keyframes(path) -> list[dict]:
+    """The keyframes table (rule propagate_keyframes' output, `write_shot_keyframes`)."""
+    return _read_table(path, KEYFRAMES_COLUMNS, "keyframes")
+
+
+def write_shot_keyframes(rows: list[dict], path) -> None:
+    _write_table(rows, KEYFRAMES_COLUMNS, path)
+
+
+def _read_table(path, columns: list[str], kind: str) -> list[dict]:
+    # the lists and digests stay text: a shot of one keyframe would otherwise read as a number
+    table = pd.read_csv(path, sep="\t", dtype={"keyframes": str, "files": str, "sha256": str})
+    if list(table.columns) != columns:
+        raise ValueError(f"{path}: a {kind} table needs columns {columns}; found {list(table.columns)}")
+    return table.to_dict("records")
+
+
+def _write_table(rows: list[dict], columns: list[str], path) -> None:
     with atomic_path(path) as tmp:
-        pd.DataFrame(rows, columns=SHOTS_COLUMNS).to_csv(tmp, sep="\t", index=False)
+        pd.DataFrame(rows, columns=columns).to_csv(tmp, sep="\t", index=False)
 
 
 def stylizer(settings: Settings, device, inputs: dict):

@@ -95,7 +95,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            "a feed-forward arbitrary-style network: Magenta's pretrained one, or AdaIN",
            (StylizeSettings, ArbitrarySettings, VGGSettings), _arbitrary_needs,
            {"cpu": (5.0, 0.055), "cuda": (8.0, 0.003)}, batched=True),
-    # the stylization only applies the trained networks; keyframes and training are rule train_propagate's
+    # the stylization only applies the trained networks; the keyframes are rule propagate_keyframes', the training
+    # on them rule train_propagate's
     Method("propagate", "artify.methods.propagate",
            "keyframes stylized by gatys or arbitrary, carried to every frame of a shot by a network trained on them",
            (ArbitrarySettings,), lambda values: frozenset({"shot_networks"}),

@@ -9,6 +9,8 @@ from artify.methods.registry import needs
 # The rules whose benchmark files make up a job's cost: once per job, and once per span.
 JOB_STAGES = ("probe", "detect_cuts", "plan_chunks", "detect_scenes", "select_keyframes", "plan_schedule", "assemble")
 SPAN_STAGES = ("extract_frames", "flow_chunk", "segment_chunk", "stylize_chunk")
+# Method propagate's rules, once per job whose networks a job applies (its own, or a per-frame baseline's job's)
+PROPAGATE_STAGES = ("propagate_keyframes", "train_propagate")
 
 
 def benchmark_files(job: str, jobs: dict[str, dict], deflickered: dict[str, str], spans: Callable[[str], list[int]],
@@ -28,8 +30,8 @@ def benchmark_files(job: str, jobs: dict[str, dict], deflickered: dict[str, str]
     files = [f"{root}/{rule}/{job}.tsv" for rule in JOB_STAGES]
     if "decoder" in needed:
         files.append(f"{root}/train_arbitrary/{trained_as(job)}.tsv")
-    if "shot_networks" in needed:  # method propagate: its keyframes and per-shot training
-        files.append(f"{root}/train_propagate/{trained_as(job)}.tsv")
+    if "shot_networks" in needed:  # method propagate: its keyframes, then its per-shot training
+        files += [f"{root}/{rule}/{trained_as(job)}.tsv" for rule in PROPAGATE_STAGES]
     skipped = {"flow_chunk": "flows" not in needed, "segment_chunk": "masks" not in needed}
     for rule in SPAN_STAGES:
         if not skipped.get(rule):

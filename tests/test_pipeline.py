@@ -267,7 +267,7 @@ def test_propagate_trains_once_per_shot_and_a_change_retrains_only_what_it_touch
     stylized = sorted(p.stat().st_mtime_ns for p in folder.glob("keyframe_*.npz"))
     assert "; training" not in rerun(batch_frames=3)[0]  # apply-only
     table = (folder / "shot_keyframes.tsv").read_bytes()
-    trained, said = rerun(propagate_lr=0.001)
+    trained, said = rerun(batch_frames=3, propagate_lr=0.001)  # a training setting alone
     assert trained.count("; training") == 2
     # the keyframes' rule has no training setting among its options; Snakemake runs it again only where the
     # frames, temporary, were decoded again for the training (it then finds every keyframe made)

@@ -256,11 +256,11 @@ def test_propagate_trains_once_per_shot_and_a_change_retrains_only_what_it_touch
     assert all((tmp_path / f"benchmarks/{rule}/prop.tsv").is_file()
                for rule in ("propagate_keyframes", "train_propagate"))
 
-    def rerun(**changed):
+    def rerun(*options, **changed):
         settings = tiny | changed
         row = ["prop", str(content), str(style), "propagate", *map(str, settings.values())]
         (tmp_path / "jobs.tsv").write_text("\t".join([*header[:4], *settings]) + "\n" + "\t".join(row) + "\n")
-        run = snakemake(tmp_path, "results/prop/stylized.mp4")
+        run = snakemake(tmp_path, *options, "results/prop/stylized.mp4")
         return log.read_text(), run.stdout + run.stderr
 
     folder = tmp_path / "results/prop/propagate"
@@ -275,6 +275,9 @@ def test_propagate_trains_once_per_shot_and_a_change_retrains_only_what_it_touch
     assert why is None or ("Params" not in why[1] and "results/prop/frames/" in why[1]), why[1]
     assert (folder / "shot_keyframes.tsv").read_bytes() == table
     assert sorted(p.stat().st_mtime_ns for p in folder.glob("keyframe_*.npz")) == stylized  # none stylized again
+    # a dry run plans group jobs as a cluster run does: a span's group must not hold the frames the training,
+    # outside it, needs before the group's stylization (Snakemake refuses such a group)
+    assert "rule train_propagate:" in rerun("-n", batch_frames=3, propagate_lr=0.0005)[1]
 
 
 def test_temporary_frames_stay_a_few_chunks_however_many_chunks(tmp_path):

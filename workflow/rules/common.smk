@@ -152,5 +152,13 @@ def span_group(wildcards):
     return f"span_{wildcards.job}_{wildcards.span}"
 
 
+def frames_group(wildcards):
+    """group of extract_frames: its span's (span_group), except where the job's stylization applies networks
+    trained on the whole job's frames (method propagate): those rules, outside every span's group, need the
+    frames before any span is stylized, and Snakemake refuses a group whose job depends on one outside it that
+    depends on the group again (on a cluster, and in a dry run), so the frames are decoded in jobs of their own."""
+    return None if "shot_networks" in needs(JOBS[wildcards.job]) else span_group(wildcards)
+
+
 def gpu_count(wildcards):
     return 1 if JOBS[wildcards.job]["device"] in ("auto", "cuda") else 0

@@ -75,7 +75,7 @@ rule extract_frames:
         temp(directory("results/{job}/frames/{span}")),
     params:
         options=options("extract_frames"),
-    group: span_group
+    group: frames_group
     # Lowest of the per-chunk steps: a free core finishes started chunks before decoding new spans, so
     # temporary frames on disk stay a few spans' worth, however long the video.
     priority: 1

@@ -50,7 +50,7 @@ def clip_frames(clip: Path, count: int, size: int, first: int = 0, shot_end: int
     meta = probe(clip)
     w, h = processing_size(meta.width, meta.height, size)
     stop = min(shot_end or meta.frames, meta.frames)
-    frames = read_frames(clip, first, min(first + count, stop), (w, h), meta=meta)
+    frames = read_frames(clip, first, min(count, stop - first), (w, h), meta=meta)
     if len(frames) < count and shot_end:
         there_and_back = np.concatenate([frames, frames[-2:0:-1]])
         frames = np.resize(there_and_back, (count,) + frames.shape[1:])

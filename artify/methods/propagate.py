@@ -26,7 +26,7 @@ from torch import nn
 
 from artify.atomic import atomic_path
 from artify.devices import autocast
-from artify.flow import DIS, FlowMethod, flow_to_torch, occlusion_mask, warp, warp_torch
+from artify.flow import DIS, FlowMethod, flow_to_torch, warp, warp_torch
 from artify.features import to_tensor, to_uint8, vgg19
 from artify.media.pixels import NonFiniteError
 from artify.media.spans import file_digest
@@ -41,8 +41,18 @@ PADDING = "zeros"
 # ------------------------------------------------------------------------------------------- keyframes
 
 def reliable_share(frame: np.ndarray, key: np.ndarray, flow: FlowMethod = DIS) -> float:
-    """Share of `frame`'s pixels whose flow back to `key` passes the forward-backward check (`occlusion_mask`)."""
-    return float(occlusion_mask(flow(frame, key), flow(key, frame)).mean())
+    """Share of `frame`'s pixels where `key`'s look could be carried: the flow back to `key` stays in the
+    picture and lands where `key` shows what `frame` shows (`carried_trust`, the test the carried look itself
+    passes). Not the forward-backward flow check: on flat or dark pictures (a fade, a night sky) that fails
+    everywhere, as the flow is arbitrary there, and every frame of a fade became a keyframe (measured on the
+    first seconds of Big Buck Bunny), where any flow carries a flat look well."""
+    h, w = frame.shape[:2]
+    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    back = flow(frame, key)
+    positions = np.stack([xs + back[..., 0], ys + back[..., 1]], -1)
+    inside = (positions[..., 0] >= 0) & (positions[..., 0] <= w - 1) & (positions[..., 1] >= 0) & \
+        (positions[..., 1] <= h - 1)
+    return float(carried_trust(frame[None], key, positions[None], inside[None]).mean())
 
 
 def keyframe_indices(frames: np.ndarray, min_reliable: float, every: int, flow: FlowMethod = DIS) -> list[int]:

@@ -193,8 +193,9 @@ class ArbitrarySettings:
     smooth_stats: str = _f("ema", "arbitrary, temporal: content statistics smoothed over frames (ema), shared by "
                                   "the chunk (clip), or per frame (none)", ["none", "ema", "clip"])
     stats_momentum: float = _f(0.8, "weight of the past in the ema of content statistics (0-1)", minimum=0, below=1)
-    flow_blend: float = _f(0.7, "arbitrary, temporal: weight of the previous output warped by the flow where the "
-                                "flow is reliable; 0 = off", minimum=0, maximum=1)
+    flow_blend: float = _f(0.7, "arbitrary and propagate, temporal: weight of the previous output warped by the "
+                                "flow where the flow is reliable (propagate: where its network painted); 0 = off",
+                           minimum=0, maximum=1)
     flow_blend_long: float = _f(0.3, "arbitrary, temporal: then the weight of the output blend_offset frames back, "
                                      "warped by the flow over that span where reliable; 0 = off",
                                      minimum=0, maximum=1)

@@ -50,7 +50,7 @@ def clip_frames(clip: Path, count: int, size: int, first: int = 0, shot_end: int
     meta = probe(clip)
     w, h = processing_size(meta.width, meta.height, size)
     stop = min(shot_end or meta.frames, meta.frames)
-    frames = read_frames(clip, first, min(first + count, stop), (w, h), meta=meta)
+    frames = read_frames(clip, first, min(count, stop - first), (w, h), meta=meta)
     if len(frames) < count and shot_end:
         there_and_back = np.concatenate([frames, frames[-2:0:-1]])
         frames = np.resize(there_and_back, (count,) + frames.shape[1:])
@@ -99,7 +99,9 @@ def run_propagate(frames, weights, style, settings: Settings, work: Path) -> dic
     finally:
         P.stylize_keyframes = real
     t = time.process_time()
-    out = np.stack(list(P.apply_shots(work, rows, frames, 0, "cpu", s.batch_frames, s.precision)))
+    flows = backward_flows(frames, [1]) if s.temporal and s.flow_blend else None  # its flow blend, as the pipeline's
+    out = np.stack(list(P.apply_shots(work, rows, frames, 0, "cpu", s.batch_frames, s.precision, flows=flows,
+                                      blend=s.flow_blend if flows else 0.0)))
     apply = time.process_time() - t
     keys = [int(k) for k in rows[0]["keyframes"].split(",")]
     stylized = np.stack([np.load(work / f"keyframe_{k:06d}.npz")["stylized"] for k in keys])

@@ -63,10 +63,18 @@ def test_keyframes_start_each_shot_and_follow_motion_or_every_n():
     changed = np.concatenate([frames[:7], textured_video(5, 96, 64, seed=9, speed=1)])
     assert P.keyframe_indices(changed, 0.5, 0) == [0, 7]
     assert P.keyframe_indices(changed, 0.5, 3) == [0, 3, 6, 7, 10]
-    # a pan drifts away from its keyframe: the further, the less of the frame maps back (DIS loses a
-    # 4-pixel-block texture after ~10 px on these tiny frames)
+    # a pan drifts away from its keyframe: the further, the less of the frame its look can be carried to (DIS
+    # loses a 4-pixel-block texture after ~10 px on these tiny frames)
     assert P.reliable_share(frames[1], frames[0]) > 0.95 > P.reliable_share(frames[10], frames[0])
-    assert P.keyframe_indices(frames, 0.9, 0) == [0, 9]
+    assert P.keyframe_indices(frames, 0.7, 0) == [0, 10]
+
+
+def test_a_fade_from_black_is_not_a_keyframe_a_frame():
+    """Flat, dark frames: the forward-backward flow check fails everywhere there (the flow is arbitrary), and
+    made every frame of a fade a keyframe; a flat look is carried anywhere, so they keep their keyframe."""
+    frames = textured_video(12, 96, 64, speed=1)
+    fade = (frames.astype(np.float32) * np.linspace(0.02, 0.08, 12)[:, None, None, None]).astype(np.uint8)
+    assert P.keyframe_indices(fade, 0.6, 0) == [0]
 
 
 def test_the_mixture_guide_moves_with_the_content():
@@ -136,11 +144,34 @@ def test_the_output_is_the_carried_look_where_trusted_and_the_network_where_not(
     trusted = torch.zeros(1, 1, 20, 30)
     trusted[..., :, :15] = 1  # the left half: a keyframe's look can be carried there
     inputs = torch.cat([torch.rand(1, 6, 20, 30), look, trusted], 1)
-    out = P.composite(made, inputs)
+    out, painted = P.composite(made, inputs)
+    assert torch.equal(out, painted * made + (1 - painted) * look)
     assert torch.equal(out[..., :, :13], look[..., :, :13])  # trusted, away from the seam: the keyframe's own look
     assert torch.equal(out[..., :, 15:], made[..., :, 15:])  # untrusted: the network's painting
     seam = out[0, 0, 10, 13:15]
     assert (seam > 0.2).all() and (seam < 0.8).all() and (seam.diff() < 0).all()  # feathered, not a hard edge
+
+
+def test_the_flow_blend_steadies_only_what_the_network_paints():
+    """flow_blend 1 with a still camera (zero flow, reliable everywhere): what the network paints (the right
+    half, no keyframe's look trusted there) stays as it was on the first frame however the frames change; the
+    carried look (the left half) is the look of each frame as it is. flow_blend 0: painted anew each frame."""
+    torch.manual_seed(0)
+    net = P.PatchNet(3 + 7, 8)
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (4, 16, 24, 3), dtype=np.uint8)
+    guides = np.zeros((4, 16, 24, 7), np.uint8)
+    guides[..., 3:6] = rng.integers(0, 256, (4, 16, 24, 3))
+    guides[:, :, :12, 6] = 255
+    flows = {"flow_1": np.zeros((4, 16, 24, 2), np.float16), "mask_1": np.ones((4, 16, 24), np.uint8)}
+
+    def run(blend):
+        return np.stack(list(P.apply_network(net, frames, guides, "cpu", 2, "float32", True, flows, blend)))
+
+    steady, fresh = run(1.0), run(0.0)
+    assert (steady[:, :, 12:] == steady[0, :, 12:]).all() and not (fresh[:, :, 12:] == fresh[0, :, 12:]).all()
+    assert np.array_equal(steady[:, :, :10], guides[:, :, :10, 3:6]) and np.array_equal(fresh[:, :, :10],
+                                                                                          guides[:, :, :10, 3:6])
 
 
 def test_training_hides_the_carried_guide_where_it_would_be_untrusted():
@@ -390,7 +421,9 @@ def test_a_propagate_jobs_cost_counts_its_keyframes_and_training():
     files = benchmark_files("p", jobs, {}, lambda job: [0], lambda job: job)
     assert "benchmarks/train_propagate/p.tsv" in files and "benchmarks/stylize_chunk/p_0000.tsv" in files
     assert "benchmarks/propagate_keyframes/p.tsv" in files
-    assert not any("flow_chunk" in f for f in files)  # the guides' flows are the training's own
+    assert "benchmarks/flow_chunk/p_0000.tsv" in files  # the flow blend of what the network paints
+    unblended = {"q": {**defaults(), "method": "propagate", "flow_blend": 0.0}}
+    assert not any("flow_chunk" in f for f in benchmark_files("q", unblended, {}, lambda job: [0], lambda job: job))
     # a per-frame baseline applies the networks its job trained: it costs that training too
     baseline = benchmark_files("p.perframe", jobs, {}, lambda job: [0], lambda job: "p")
     assert {"benchmarks/propagate_keyframes/p.tsv", "benchmarks/train_propagate/p.tsv"} <= set(baseline)

@@ -55,6 +55,10 @@ def _segmented_needs(values: Mapping) -> frozenset[str]:
     return _temporal(values) | {"masks"}
 
 
+def _propagate_needs(values: Mapping) -> frozenset[str]:  # flows: its flow blend of what the network paints
+    return frozenset({"shot_networks"}) | (_temporal(values) if values["flow_blend"] > 0 else frozenset())
+
+
 def _arbitrary_needs(values: Mapping) -> frozenset[str]:
     trained = values["arbitrary_network"] == "adain" and not values["adain_decoder"]
     return _temporal(values) | ({"decoder"} if trained else set())
@@ -99,7 +103,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     # on them rule train_propagate's
     Method("propagate", "artify.methods.propagate",
            "keyframes stylized by gatys or arbitrary, carried to every frame of a shot by a network trained on them",
-           (ArbitrarySettings,), lambda values: frozenset({"shot_networks"}),
+           (ArbitrarySettings,), _propagate_needs,
            {"cpu": (5.0, 0.05), "cuda": (8.0, 0.003)}, images=False, batched=True),
 )}
 

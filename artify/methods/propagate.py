@@ -46,19 +46,15 @@ def reliable_share(frame: np.ndarray, key: np.ndarray, flow: FlowMethod = DIS) -
     passes). Not the forward-backward flow check: on flat or dark pictures (a fade, a night sky) that fails
     everywhere, as the flow is arbitrary there, and every frame of a fade became a keyframe (measured on the
     first seconds of Big Buck Bunny), where any flow carries a flat look well."""
-    h, w = frame.shape[:2]
-    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     back = flow(frame, key)
-    positions = np.stack([xs + back[..., 0], ys + back[..., 1]], -1)
-    inside = (positions[..., 0] >= 0) & (positions[..., 0] <= w - 1) & (positions[..., 1] >= 0) & \
-        (positions[..., 1] <= h - 1)
-    return float(carried_trust(frame[None], key, positions[None], inside[None]).mean())
+    positions, inside = carried_positions([np.zeros_like(back), back])  # a chain of one step: key -> frame
+    return float(carried_trust(frame[None], key, positions[1:], inside[1:]).mean())
 
 
 def keyframe_indices(frames: np.ndarray, min_reliable: float, every: int, flow: FlowMethod = DIS) -> list[int]:
-    """The keyframes of one shot, counted from its first frame: frame 0, then each frame where the flow back
-    to the last keyframe is reliable on less than `min_reliable` of the pixels (the content has moved away
-    from it), or `every` frames after the last keyframe (0: no such limit)."""
+    """The keyframes of one shot, counted from its first frame: frame 0, then each frame the last keyframe's
+    look could be carried to on less than `min_reliable` of its pixels (`reliable_share`: the content has moved
+    away from it), or `every` frames after the last keyframe (0: no such limit)."""
     keys = [0]
     for t in range(1, len(frames)):
         if (every and t - keys[-1] >= every) or (

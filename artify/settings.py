@@ -229,6 +229,10 @@ class PropagateKeyframeSettings:  # method propagate: which frames are keyframes
                                             "reliable on less than this share of its pixels", minimum=0, maximum=1)
     propagate_every: int = _f(24, "most frames from one keyframe to the next within a shot; 0 = no limit",
                               minimum=0)
+    propagate_mix_tolerance: float = _f(0.1, "a keyframe is taken where the style schedule's mix between two "
+                                             "keyframes would otherwise depart more than this from the straight "
+                                             "mix of theirs (half the L1 distance of the weights: 1 = a wholly "
+                                             "other style; 1 = never)", minimum=0, maximum=1)
 
 
 @dataclass(frozen=True)

@@ -57,16 +57,17 @@ def _apply(path, frames, guides, precision="auto"):
 
 def test_keyframes_start_each_shot_and_follow_motion_or_every_n():
     frames = textured_video(12, 96, 64, speed=1)
-    assert P.keyframe_indices(frames, 0.0, 4) == [0, 4, 8]
-    assert P.keyframe_indices(frames, 0.0, 0) == [0]
+    assert P.keyframe_indices(frames, 0.0, 4) == [0, 4, 8, 11]  # and the last: every frame between two
+    assert P.keyframe_indices(frames, 0.0, 0) == [0, 11]
+    assert P.keyframe_indices(frames[:1], 0.0, 0) == [0]
     # new content from frame 7 on: the flow back to keyframe 0 is reliable on a third of it at most
     changed = np.concatenate([frames[:7], textured_video(5, 96, 64, seed=9, speed=1)])
-    assert P.keyframe_indices(changed, 0.5, 0) == [0, 7]
-    assert P.keyframe_indices(changed, 0.5, 3) == [0, 3, 6, 7, 10]
+    assert P.keyframe_indices(changed, 0.5, 0) == [0, 7, 11]
+    assert P.keyframe_indices(changed, 0.5, 3) == [0, 3, 6, 7, 10, 11]
     # a pan drifts away from its keyframe: the further, the less of the frame its look can be carried to (DIS
     # loses a 4-pixel-block texture after ~10 px on these tiny frames)
     assert P.reliable_share(frames[1], frames[0]) > 0.95 > P.reliable_share(frames[10], frames[0])
-    assert P.keyframe_indices(frames, 0.7, 0) == [0, 10]
+    assert P.keyframe_indices(frames, 0.7, 0) == [0, 10, 11]
 
 
 def test_a_fade_from_black_is_not_a_keyframe_a_frame():
@@ -74,7 +75,41 @@ def test_a_fade_from_black_is_not_a_keyframe_a_frame():
     made every frame of a fade a keyframe; a flat look is carried anywhere, so they keep their keyframe."""
     frames = textured_video(12, 96, 64, speed=1)
     fade = (frames.astype(np.float32) * np.linspace(0.02, 0.08, 12)[:, None, None, None]).astype(np.uint8)
-    assert P.keyframe_indices(fade, 0.6, 0) == [0]
+    assert P.keyframe_indices(fade, 0.6, 0) == [0, 11]
+
+
+def test_keyframes_follow_a_style_transition():
+    """A one-second cosine cross-fade (the schedule's) in the middle of a still shot: keyframes are taken through
+    it until the straight mix between each two keyframes (what the look carried between them shows) stays
+    within the tolerance of the schedule's mix; the same shot under one style keeps its two keyframes."""
+    frames = textured_video(48, 96, 64, speed=0)
+    fade = np.clip((np.arange(48) - 12) / 24, 0, 1)
+    to_b = (1 - np.cos(np.pi * fade)) / 2
+    weights = np.stack([1 - to_b, to_b], 1)
+    assert P.keyframe_indices(frames, 0.6, 0, weights=np.ones((48, 1)), mix_tolerance=0.1) == [0, 47]
+    assert P.keyframe_indices(frames, 0.6, 0) == [0, 47]  # no schedule given
+    for tolerance in (0.2, 0.1, 0.05):
+        keys = P.keyframe_indices(frames, 0.6, 0, weights=weights, mix_tolerance=tolerance)
+        assert max(P.mix_departure(weights, a, b) for a, b in zip(keys, keys[1:])) <= tolerance, keys
+        assert all(8 <= k <= 40 for k in keys[1:-1]), keys  # none far from the fade, where the mix holds still
+    assert P.mix_departure(weights, 0, 47) > 0.25  # the first and last frames alone: far off where the fade starts
+    assert len(P.keyframe_indices(frames, 0.6, 0, weights=weights, mix_tolerance=0.05)) > len(
+        P.keyframe_indices(frames, 0.6, 0, weights=weights, mix_tolerance=0.2))
+    assert P.keyframe_indices(frames, 0.6, 0, weights=weights, mix_tolerance=1.0) == [0, 47]
+
+
+def test_a_look_lost_along_its_chain_stays_lost():
+    """held_trust: a block the picture test fails at frame 1 and passes again at frame 2 stays untrusted from
+    frame 1 on, moving with the pan (each frame's pixel x was at x + 1 the frame before); the rest keeps its
+    trust."""
+    trust = np.ones((4, 8, 12), np.float32)
+    trust[1, 2:4, 4:6] = 0
+    flows = np.zeros((4, 8, 12, 2), np.float32)
+    flows[1:, ..., 0] = 1
+    held = P.held_trust(trust, flows)
+    assert (held[1, 2:4, 4:6] == 0).all() and (held[2, 2:4, 3:5] == 0).all() and (held[3, 2:4, 2:4] == 0).all()
+    assert held.sum() == trust.sum() - 4 - 4  # frames 2 and 3 lose the moved block, nothing else
+    assert (P.held_trust(np.ones_like(trust), flows) == 1).all()
 
 
 def test_the_mixture_guide_moves_with_the_content():
@@ -251,12 +286,12 @@ def test_one_network_per_shot_and_nothing_across_a_cut(tmp_path, monkeypatch):
     from the other shot's keyframes would carry the wrong colours over the cut."""
     frames, calls = _shot_video(), []
     second = lambda f: f[..., [1, 2, 0]]  # noqa: E731
-    _fake_keyframe_method(monkeypatch, [_known, _known, second], calls)
+    _fake_keyframe_method(monkeypatch, [_known] * 3 + [second], calls)
     settings = Settings(**TINY, propagate_every=4)
     rows = P.shot_networks(lambda a, b: frames[a:b], [(0, 8), (8, 16)], np.ones((16, 1)), [frames[0]], tmp_path,
                            settings, "cpu")
-    assert [(r["start"], r["stop"], r["keyframes"]) for r in rows] == [(0, 8, "0,4"), (8, 16, "8,12")]
-    assert calls == [1, 1, 1, 1]  # one keyframe at a time
+    assert [(r["start"], r["stop"], r["keyframes"]) for r in rows] == [(0, 8, "0,4,7"), (8, 16, "8,12,15")]
+    assert calls == [1] * 6  # one keyframe at a time
     out = np.stack(list(P.apply_shots(tmp_path, rows, frames, 0, "cpu")))
     assert np.abs(out[:8].astype(int) - _known(frames[:8])).mean() < 16
     assert np.abs(out[8:].astype(int) - second(frames[8:])).mean() < 16
@@ -277,16 +312,16 @@ def test_a_change_retrains_exactly_the_shots_it_touches(tmp_path, monkeypatch, c
         P.shot_networks(lambda a, b: frames[a:b], shots, np.ones((16, 1)), [frames[0]], tmp_path, settings, "cpu")
         return capsys.readouterr().out.count("; training")
 
-    assert run(frames, settings) == 2 and len(calls) == 4
+    assert run(frames, settings) == 2 and len(calls) == 6  # keyframes 0, 4, 7 and 8, 12, 15
     assert run(frames, replace(settings, batch_frames=2)) == 0  # an apply-only setting
-    assert len(calls) == 4  # and the keyframes were not stylized again
+    assert len(calls) == 6  # and the keyframes were not stylized again
     touched = frames.copy()
     touched[12] = 255 - touched[12]  # a keyframe of the second shot (and frame 13 now moves away from it)
     assert run(touched, settings) == 1
-    assert len(calls) == 6  # frames 12 and 13; keyframe 8 is kept
+    assert len(calls) == 8  # frames 12 and 13; keyframes 8 and 15 are kept
     assert run(touched, replace(settings, propagate_lr=1e-3)) == 2
-    assert len(calls) == 6  # a training setting: the keyframes stay
-    assert run(touched, replace(settings, style_weight=5.0)) == 2 and len(calls) == 6 + 5
+    assert len(calls) == 8  # a training setting: the keyframes stay
+    assert run(touched, replace(settings, style_weight=5.0)) == 2 and len(calls) == 8 + 7
 
 
 def _extracted_job(folder, video, cuts):
@@ -356,20 +391,21 @@ def test_a_film_of_many_shots_is_trained_one_shot_at_a_time(tmp_path, monkeypatc
 def test_the_training_refuses_a_keyframe_that_is_not_the_one_its_table_lists(tmp_path, monkeypatch):
     """train_propagate trains on the keyframe files the keyframes table lists with their sha256: a file changed
     since (another run's, a copy from elsewhere) is named and refused, not trained on. The table read back keeps
-    its lists as text, also where every shot has one keyframe (which would otherwise read as numbers)."""
+    its lists as text, also where every shot has one keyframe (shots of one frame: their lists would otherwise
+    read as numbers)."""
     frames = _shot_video()
     _fake_keyframe_method(monkeypatch, [_known], [])
     settings = Settings(**{**TINY, "propagate_steps": 2}, propagate_every=0, propagate_min_reliable=0.0)
-    table = P.shot_keyframes(lambda a, b: frames[a:b], [(0, 8), (8, 16)], np.ones((16, 1)), [frames[0]], tmp_path,
+    table = P.shot_keyframes(lambda a, b: frames[a:b], [(0, 1), (1, 2)], np.ones((16, 1)), [frames[0]], tmp_path,
                              settings, "cpu")
     P.write_shot_keyframes(table, tmp_path / "shot_keyframes.tsv")
     table = P.read_shot_keyframes(tmp_path / "shot_keyframes.tsv")
     rows = P.train_shots(lambda a, b: frames[a:b], table, tmp_path, tmp_path / "nets", settings, "cpu")
-    assert [r["keyframes"] for r in rows] == ["0", "8"]
-    other = tmp_path / "keyframe_000008.npz"
+    assert [r["keyframes"] for r in rows] == ["0", "1"]
+    other = tmp_path / "keyframe_000001.npz"
     with np.load(other) as saved:
         np.savez(other, key=saved["key"], stylized=255 - saved["stylized"])
-    with pytest.raises(ValueError, match=r"keyframe_000008.npz: not the keyframe the keyframes table lists"):
+    with pytest.raises(ValueError, match=r"keyframe_000001.npz: not the keyframe the keyframes table lists"):
         P.train_shots(lambda a, b: frames[a:b], table, tmp_path, tmp_path / "nets", settings, "cpu")
 
 
@@ -395,7 +431,7 @@ def test_output_frames_are_real_stylized_pictures(tmp_path):
     weights = np.ones((8, 1))
     rows = P.shot_networks(lambda a, b: frames[a:b], [(0, 8)], weights, [style], tmp_path, settings, "cpu")
     out = np.stack(list(P.apply_shots(tmp_path, rows, frames, 0, "cpu")))
-    assert rows[0]["keyframes"] == "0,4"
+    assert rows[0]["keyframes"] == "0,4,7"
     assert np.load(tmp_path / "keyframe_000004.npz")["stylized"].shape == (40, 56, 3)
     assert_real_pictures(out, frames, [style], weights, "propagate")
 

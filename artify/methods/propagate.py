@@ -1,14 +1,16 @@
 """Method propagate: keyframe propagation (Texler et al. 2020, "Interactive video stylization using few-shot
-patch-based training").
+patch-based training", with EbSynth's carried keyframes, Jamriska et al. 2019).
 
-Per shot: pick keyframes (`keyframe_indices`), stylize them with the keyframe method as it would stylize each
-frame alone (`stylize_keyframes`), train a small image-to-image network on random patches of (keyframe + guide
-channels) -> stylized keyframe (`train_network`, resumable, keyed by what it is made from), then run it on
-every frame of the shot (`stylizer`, batched). The guide channels (`mixture_guides`) are a random-colour
-Gaussian mixture carried along the flow from the shot's first frame, so a point of the scene keeps its guide
-colour as it moves: the network sees where it is on the object, not only what colour the frame has there,
-which keeps its output steady. The training stage (`train_shots`) writes one network file per shot with the
-shot's guides in it; the stylization only applies them, so a chunk needs nothing from the chunks before it.
+Per shot: pick keyframes (`keyframe_indices`: the first and last frames, where the content moves away, through
+style transitions), stylize them with the keyframe method as it would stylize each frame alone
+(`stylize_keyframes`), carry their looks along the flow to every frame between them (`carried_keyframes`:
+positions composed along the neighbouring frames' flows, sampled once, trusted where the frame still shows what
+the keyframe showed, two keyframes' looks blended by time), and train a small image-to-image network on random
+patches of (keyframe + guide channels) -> stylized keyframe (`train_network`, resumable, keyed by what it is
+made from) to paint what no keyframe saw. Every frame of the shot is then the carried look where it is trusted
+and the network's painting elsewhere (`apply_network`, batched). The training stage (`train_shots`) writes one
+network file per shot with the shot's guides in it; the stylization only applies them, so a chunk needs
+nothing from the chunks before it.
 """
 from __future__ import annotations
 

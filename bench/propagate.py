@@ -215,21 +215,45 @@ def main(argv=None):
 
 
 def write_table(results: list[dict], out_md: Path) -> None:
-    lines = ["| clip | style | frames | method | style dist. | x gatys per-frame | content dist. | warp 1 | "
-             "warp 10 | warp 10 x gatys per-frame | CPU s/frame | x gatys temporal |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in results:
-        same = {q["method"]: q for q in results if (q["clip"], q["style"], q["frames"]) ==
+    """Every row with its ratios to gatys per-frame's and gatys temporal's on the same frames and painting,
+    then the issue's targets for propagate on each (clip, painting) that has all three."""
+    def same(r):
+        return {q["method"]: q for q in results if (q["clip"], q["style"], q["frames"]) ==
                 (r["clip"], r["style"], r["frames"])}
-        pf, gt = same.get("gatys-perframe"), same.get("gatys")
 
-        def ratio(key, base):
-            return f"{r[key] / base[key]:.2f}" if base and r.get(key) is not None and base.get(key) else "—"
+    def ratio(r, key, base):
+        return r[key] / base[key] if base and r.get(key) is not None and base.get(key) else None
 
-        lines.append(f"| {r['clip']} | {r['style']} | {r['frames']} | {r['method']} | {r['style_distance']:.4g} | "
-                     f"{ratio('style_distance', pf)} | {r['content_distance']:.3f} | {r.get('warp_1', float('nan')):.5f} "
-                     f"| {r.get('warp_10', float('nan')):.5f} | {ratio('warp_10', pf)} | "
-                     f"{r['cpu_seconds_per_frame']:.3g} | {ratio('cpu_seconds_per_frame', gt)} |")
+    def shown(x):
+        return "—" if x is None else f"{x:.2f}"
+
+    lines = ["| clip | style | frames | method | style dist. | x gatys per-frame | content dist. | warp 1 | "
+             "x gatys temporal | warp 10 | x gatys per-frame | CPU s/frame | x gatys temporal |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        pf, gt = same(r).get("gatys-perframe"), same(r).get("gatys")
+        lines.append(f"| {r['clip']} | {r['style']} | {r['frames']} | {r['method']} | {r['style_distance']:.3g} | "
+                     f"{shown(ratio(r, 'style_distance', pf))} | {r['content_distance']:.3f} | "
+                     f"{r.get('warp_1', float('nan')):.3g} | {shown(ratio(r, 'warp_1', gt))} | "
+                     f"{r.get('warp_10', float('nan')):.3g} | {shown(ratio(r, 'warp_10', pf))} | "
+                     f"{r['cpu_seconds_per_frame']:.3g} | {shown(ratio(r, 'cpu_seconds_per_frame', gt))} |")
+    targets = [("style distance x gatys per-frame", "style_distance", "gatys-perframe", 1.3),
+               ("warp 1 x gatys temporal", "warp_1", "gatys", 1.0),
+               ("warp 10 x gatys per-frame", "warp_10", "gatys-perframe", 0.5)]
+    lines += ["", "Propagate against the targets (met where at most the bound):", "",
+              "| clip | style | " + " | ".join(f"{name} (<= {bound})" for name, _, _, bound in targets) + " |",
+              "|---|---|" + "---|" * len(targets)]
+    met = [0] * len(targets)
+    rows = [r for r in results if r["method"] == "propagate" and {"gatys", "gatys-perframe"} <= set(same(r))]
+    for r in rows:
+        cells = []
+        for i, (_, key, base, bound) in enumerate(targets):
+            x = ratio(r, key, same(r)[base])
+            met[i] += x is not None and x <= bound
+            cells.append(f"{shown(x)} {'met' if x is not None and x <= bound else '**missed**'}")
+        lines.append(f"| {r['clip']} | {r['style']} | " + " | ".join(cells) + " |")
+    if rows:
+        lines.append("| met | | " + " | ".join(f"{m} of {len(rows)}" for m in met) + " |")
     out_md.write_text("\n".join(lines) + "\n")
 
 

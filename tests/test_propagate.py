@@ -463,3 +463,24 @@ def test_a_propagate_jobs_cost_counts_its_keyframes_and_training():
     # a per-frame baseline applies the networks its job trained: it costs that training too
     baseline = benchmark_files("p.perframe", jobs, {}, lambda job: [0], lambda job: "p")
     assert {"benchmarks/propagate_keyframes/p.tsv", "benchmarks/train_propagate/p.tsv"} <= set(baseline)
+
+
+def test_the_bench_table_says_which_targets_propagate_meets(tmp_path):
+    """bench.propagate's table: each row's ratios to gatys per-frame's and temporal's on the same frames and
+    painting, and propagate against the issue's three targets, counted."""
+    from bench.propagate import write_table
+
+    def row(clip, method, style, warp_1, warp_10):
+        return {"clip": clip, "style": "wave.jpg", "frames": 24, "method": method, "style_distance": style,
+                "content_distance": 0.4, "warp_1": warp_1, "warp_10": warp_10, "cpu_seconds_per_frame": 1.0}
+
+    rows = [row("a", "gatys-perframe", 4.0, 4e-3, 8e-3), row("a", "gatys", 3.5, 3e-4, 4e-3),
+            row("a", "propagate", 5.0, 3.3e-4, 3e-3),  # 1.25x, 1.1x (missed), 0.375x
+            row("b", "gatys-perframe", 2.0, 4e-3, 8e-3), row("b", "gatys", 2.0, 3e-4, 4e-3),
+            row("b", "propagate", 3.0, 2e-4, 5e-3),  # 1.5x (missed), 0.67x, 0.625x (missed)
+            row("c", "propagate", 3.0, 2e-4, 5e-3)]  # no gatys rows: not counted
+    write_table(rows, tmp_path / "t.md")
+    text = (tmp_path / "t.md").read_text()
+    assert "| a | wave.jpg | 1.25 met | 1.10 **missed** | 0.38 met |" in text
+    assert "| b | wave.jpg | 1.50 **missed** | 0.67 met | 0.62 **missed** |" in text
+    assert "| met | | 1 of 2 | 1 of 2 | 1 of 2 |" in text

@@ -251,8 +251,9 @@ def write_table(results: list[dict], out_md: Path) -> None:
         cells = []
         for i, (_, key, base, bound) in enumerate(targets):
             x = ratio(r, key, same(r)[base])
-            met[i] += x is not None and x <= bound
-            cells.append(f"{shown(x)} {'met' if x is not None and x <= bound else '**missed**'}")
+            ok = x is not None and x <= bound
+            met[i] += ok
+            cells.append(f"{shown(x)} {'met' if ok else '**missed**'}")
         lines.append(f"| {r['clip']} | {r['style']} | " + " | ".join(cells) + " |")
     if rows:
         lines.append("| met | | " + " | ".join(f"{m} of {len(rows)}" for m in met) + " |")

@@ -98,6 +98,29 @@ def test_keyframes_follow_a_style_transition():
     assert P.keyframe_indices(frames, 0.6, 0, weights=weights, mix_tolerance=1.0) == [0, 47]
 
 
+def test_keyframes_of_a_two_hour_shot_with_style_transitions():
+    """At film scale (one shot of 2 hours at 24 fps, 172,800 frames, a cross-fade to the next of four styles
+    every 20 minutes): keyframes strictly increasing from the first frame to the last, never more than
+    `propagate_every` apart, denser only through the fades, and the straight mix between each two within the
+    tolerance of the schedule. Content is left out (min_reliable 0: no flow), the frames are 1x1."""
+    n, styles = 172_800, 4
+    frames = np.zeros((n, 1, 1, 3), np.uint8)
+    weights = np.zeros((n, styles))
+    boundaries = [28_800 * (k + 1) for k in range(styles - 1)]  # 20, 40 and 60 minutes in
+    position = np.zeros(n)
+    for start in boundaries:  # a one-second cosine fade at each
+        position += (1 - np.cos(np.pi * np.clip((np.arange(n) - start) / 24, 0, 1))) / 2
+    low = np.minimum(position.astype(int), styles - 1)
+    weights[np.arange(n), low] = 1 - (position - low)
+    weights[np.arange(n), np.minimum(low + 1, styles - 1)] += position - low
+    keys = P.keyframe_indices(frames, 0.0, 24, weights=weights, mix_tolerance=0.1)
+    gaps = np.diff(keys)
+    assert keys[0] == 0 and keys[-1] == n - 1 and (gaps > 0).all() and (gaps <= 24).all()
+    assert max(P.mix_departure(weights, a, b) for a, b in zip(keys, keys[1:])) <= 0.1
+    dense = [k for k, gap in zip(keys, gaps) if gap < 24]
+    assert all(any(b - 24 <= k <= b + 24 for b in boundaries) for k in dense[:-1]), dense
+
+
 def test_a_look_lost_along_its_chain_stays_lost():
     """held_trust: a block the picture test fails at frame 1 and passes again at frame 2 stays untrusted from
     frame 1 on, moving with the pan (each frame's pixel x was at x + 1 the frame before); the rest keeps its
